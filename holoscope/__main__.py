@@ -1,0 +1,5 @@
+import sys
+
+from holoscope.cli import main
+
+sys.exit(main())

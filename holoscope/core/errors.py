@@ -1,0 +1,50 @@
+"""One root exception type. Each subclass also inherits the matching builtin, so callers
+that already catch ``ValueError`` or ``FileNotFoundError`` keep working (as PyAV does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HoloscopeError(Exception):
+    """Root of every error holoscope raises on purpose. Carries the file it concerns, if any."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class SourceNotFound(HoloscopeError, FileNotFoundError):
+    """The input file does not exist."""
+
+
+class NotAFile(HoloscopeError, IsADirectoryError):
+    """The input is a directory (or another non-file) where a file was expected."""
+
+
+class FormatNotRecognized(HoloscopeError, ValueError):
+    """No reader recognises the input, or a forced format name is unknown."""
+
+
+class CorruptStream(HoloscopeError, ValueError):
+    """The file claims to be a known format but its contents are damaged or truncated."""
+
+
+class EmptyMedia(HoloscopeError, ValueError):
+    """The file is valid but holds nothing to show (for example zero splats)."""
+
+
+class InvalidArgument(HoloscopeError, ValueError):
+    """A user-supplied option is malformed (size, colour, codec, camera path ...)."""
+
+
+class OutputError(HoloscopeError, OSError):
+    """The output cannot be written (unwritable folder, unsupported container ...)."""
+
+
+class DecoderUnavailable(HoloscopeError, ImportError):
+    """An optional backend (torch, CUDA, an OpenGL context, a codec) is missing."""
+
+
+class Cancelled(HoloscopeError):
+    """A long job was cancelled by the user; partial output has been removed."""

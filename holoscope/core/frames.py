@@ -1,0 +1,114 @@
+"""Typed frame payloads that flow between stages (demux -> decode -> render).
+
+Arrays are structure-of-arrays numpy; every field documents its shape and dtype. Frames are
+treated as immutable once built: stages hand them over and never mutate them afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from holoscope.core.errors import InvalidArgument
+
+# Zeroth-order SH basis constant: colour = C0 * sh_dc + 0.5.
+SH_C0 = 0.28209479177387814
+
+
+def sh_coeff_count(degree: int) -> int:
+    """Coefficients per colour channel for SH ``degree`` (1, 4, 9, 16)."""
+    return (degree + 1) ** 2
+
+
+def sh_degree_for(coeff_count: int) -> int:
+    """Inverse of :func:`sh_coeff_count`; raises for counts that are not a square."""
+    degree = int(round(np.sqrt(coeff_count))) - 1
+    if degree < 0 or degree > 3 or sh_coeff_count(degree) != coeff_count:
+        raise InvalidArgument(f"{coeff_count} SH coefficients per channel is not degree 0-3")
+    return degree
+
+
+@dataclass(frozen=True, eq=False)
+class SplatCloud:
+    """A static set of 3D Gaussians with activated attributes (INRIA semantics).
+
+    means      [N, 3]    float32  world positions
+    scales     [N, 3]    float32  linear standard deviations (exp of the PLY log-scales)
+    quats      [N, 4]    float32  unit quaternions, w first
+    opacities  [N]       float32  activated opacities in [0, 1]
+    sh         [N, K, 3] float32  SH coefficients, K = (degree+1)^2, coefficient-major,
+                                  colour innermost; sh[:, 0] is the DC term
+    """
+
+    means: np.ndarray
+    scales: np.ndarray
+    quats: np.ndarray
+    opacities: np.ndarray
+    sh: np.ndarray
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = self.means.shape[0]
+        expected = {
+            "means": (n, 3),
+            "scales": (n, 3),
+            "quats": (n, 4),
+            "opacities": (n,),
+        }
+        for name, shape in expected.items():
+            arr = getattr(self, name)
+            if arr.shape != shape or arr.dtype != np.float32:
+                raise InvalidArgument(f"SplatCloud.{name} must be float32 {shape}, got {arr.dtype} {arr.shape}")
+        if self.sh.ndim != 3 or self.sh.shape[0] != n or self.sh.shape[2] != 3 or self.sh.dtype != np.float32:
+            raise InvalidArgument(f"SplatCloud.sh must be float32 [N, K, 3], got {self.sh.dtype} {self.sh.shape}")
+        sh_degree_for(self.sh.shape[1])
+
+    @property
+    def count(self) -> int:
+        return int(self.means.shape[0])
+
+    @property
+    def sh_degree(self) -> int:
+        return sh_degree_for(self.sh.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.means, self.scales, self.quats, self.opacities, self.sh))
+
+    def base_colors(self) -> np.ndarray:
+        """View-independent colour [N, 3] from the DC term, clamped at 0 only (as the reference)."""
+        return np.maximum(self.sh[:, 0] * SH_C0 + 0.5, 0.0)
+
+    def subset(self, selection: np.ndarray) -> "SplatCloud":
+        """A new cloud holding the splats picked by a boolean mask or index array."""
+        return SplatCloud(
+            means=np.ascontiguousarray(self.means[selection]),
+            scales=np.ascontiguousarray(self.scales[selection]),
+            quats=np.ascontiguousarray(self.quats[selection]),
+            opacities=np.ascontiguousarray(self.opacities[selection]),
+            sh=np.ascontiguousarray(self.sh[selection]),
+            metadata=dict(self.metadata),
+        )
+
+    def with_sh_degree(self, degree: int) -> "SplatCloud":
+        """Truncate (or zero-pad) the SH coefficients to ``degree``."""
+        k = sh_coeff_count(degree)
+        if k <= self.sh.shape[1]:
+            sh = np.ascontiguousarray(self.sh[:, :k])
+        else:
+            sh = np.zeros((self.count, k, 3), np.float32)
+            sh[:, : self.sh.shape[1]] = self.sh
+        return SplatCloud(self.means, self.scales, self.quats, self.opacities, sh, dict(self.metadata))
+
+    def robust_bounds(self, percentile: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per-axis [lo, hi] of the means, ignoring the outer ``percentile`` % on each side.
+
+        Trained scenes carry far-away floaters; framing on raw min/max would zoom out to them.
+        """
+        if self.count == 0:
+            zero = np.zeros(3, np.float64)
+            return zero, zero
+        lo = np.percentile(self.means, percentile, axis=0)
+        hi = np.percentile(self.means, 100.0 - percentile, axis=0)
+        return lo.astype(np.float64), hi.astype(np.float64)

@@ -1,0 +1,152 @@
+"""Format registry: which reader opens a file.
+
+Resolution order (as mpv and moderngl-window do it):
+  1. a forced format name: only that reader is tried; an unknown name is an error;
+  2. magic bytes from a short peek at the start of the file;
+  3. the file extension (matched on the full suffix chain, so ``.compressed.ply`` works).
+If nothing matches, :class:`FormatNotRecognized` lists every registered format.
+
+Readers are dotted-path strings imported on first use, so opening a PLY never imports torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from holoscope.core.errors import CorruptStream, FormatNotRecognized, NotAFile, SourceNotFound
+from holoscope.core.media import Media, MediaKind
+
+PEEK_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    description: str
+    kind: MediaKind
+    extensions: tuple[str, ...]
+    opener: str  # "module:function" -> (path: Path) -> Media
+    probe: Callable[[bytes], bool] | None = None  # looks at the first PEEK_BYTES bytes
+    magic: str = ""  # human-readable signature for listings
+    writer: str | None = None  # "module:function" -> (payload, path: Path) -> None
+    priority: int = 0  # higher probes first (more specific signatures)
+
+    @property
+    def can_write(self) -> bool:
+        return self.writer is not None
+
+    def matches_extension(self, path: Path) -> bool:
+        name = path.name.lower()
+        return any(name.endswith(ext) for ext in self.extensions)
+
+
+_FORMATS: dict[str, FormatSpec] = {}
+
+
+def register(spec: FormatSpec) -> FormatSpec:
+    """Add a format. Re-registering a name replaces the old entry (handy for plugins)."""
+    _FORMATS[spec.name] = spec
+    return spec
+
+
+def formats() -> list[FormatSpec]:
+    """All registered formats, most specific probe first."""
+    _ensure_builtin_formats()
+    return sorted(_FORMATS.values(), key=lambda s: (-s.priority, s.name))
+
+
+def format_names() -> list[str]:
+    return [spec.name for spec in formats()]
+
+
+def supported_summary() -> str:
+    return ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in formats())
+
+
+def _load(dotted: str) -> Callable[..., Any]:
+    module_name, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _check_source(path: Path) -> None:
+    if not path.exists():
+        raise SourceNotFound("no such file", path=path)
+    if path.is_dir():
+        raise NotAFile("is a directory, not a file", path=path)
+    if not path.is_file():
+        raise NotAFile("is not a regular file", path=path)
+    if path.stat().st_size == 0:
+        raise CorruptStream("file is empty", path=path)
+
+
+def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
+    """Pick the format for ``path`` (see the module docstring for the order)."""
+    path = Path(path)
+    specs = formats()
+    if forced is not None:
+        by_name = {s.name: s for s in specs}
+        if forced not in by_name:
+            raise FormatNotRecognized(
+                f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
+            )
+        return by_name[forced]
+    _check_source(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(PEEK_BYTES)
+    except OSError as exc:
+        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    for spec in specs:
+        if spec.probe is not None and spec.probe(head):
+            return spec
+    for spec in specs:
+        # A format with a probe that rejected the bytes is not rescued by its extension:
+        # a .ply whose header is not PLY is not a PLY.
+        if spec.probe is None and spec.matches_extension(path):
+            return spec
+    hint = next((s for s in specs if s.matches_extension(path)), None)
+    detail = (
+        f"the name says {hint.name} but the contents do not match ({head[:8]!r})"
+        if hint
+        else f"unrecognised contents {head[:8]!r}"
+    )
+    raise FormatNotRecognized(f"{detail}; supported formats: {supported_summary()}", path=path)
+
+
+def open_media(path: str | Path, forced: str | None = None) -> Media:
+    """Open ``path`` with the winning reader; ``Media.reader`` names it."""
+    path = Path(path)
+    spec = resolve(path, forced)
+    if forced is not None:
+        _check_source(path)
+    return _load(spec.opener)(path)
+
+
+def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:
+    """The writer for an output path, chosen by forced name, then extension."""
+    path = Path(path)
+    candidates = [s for s in formats() if s.can_write]
+    if forced is not None:
+        match = [s for s in candidates if s.name == forced]
+    else:
+        match = [s for s in candidates if s.matches_extension(path)]
+        match.sort(key=lambda s: -max(len(e) for e in s.extensions if path.name.lower().endswith(e)))
+    if not match:
+        names = ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in candidates)
+        raise FormatNotRecognized(f"cannot write this format; writable formats: {names}", path=path)
+    spec = match[0]
+    return spec, _load(spec.writer)  # type: ignore[arg-type]
+
+
+_builtins_loaded = False
+
+
+def _ensure_builtin_formats() -> None:
+    # Built-in formats register themselves from a table that imports nothing heavy.
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        importlib.import_module("holoscope.codecs.builtin")
