@@ -1,0 +1,1 @@
+"""Package data: shaders, icons and the built-in demo scene."""

@@ -1,0 +1,1 @@
+"""File formats, entropy coding and video containers."""

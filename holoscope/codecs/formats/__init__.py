@@ -1,0 +1,1 @@
+"""One module per file format; each exposes an opener (path -> Media) and optionally a writer."""

@@ -1,0 +1,197 @@
+"""INRIA 3D Gaussian Splatting PLY: reader and writer (via plyfile).
+
+Layout: one ``element vertex`` with float properties ``x y z [nx ny nz] f_dc_0..2
+f_rest_0..(3M-1) opacity scale_0..2 rot_0..3``; M = (D+1)^2 - 1 for SH degree D and f_rest is
+channel-major (all of R, then G, then B). Properties are looked up by name, so extra ones
+(normals, comments, custom fields) are ignored and any order works.
+
+Activations are applied once, here: exp(scale), sigmoid(opacity), normalised quaternions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import plyfile
+
+from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError, SourceNotFound
+from holoscope.core.frames import SplatCloud, sh_coeff_count
+from holoscope.core.media import Media, MediaKind
+
+log = logging.getLogger("holoscope")
+
+READER_NAME = "holoscope.ply_inria"
+REQUIRED = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2",
+            "rot_0", "rot_1", "rot_2", "rot_3")  # fmt: skip
+
+
+def _vertex_columns(data: np.ndarray, names: list[str]) -> np.ndarray:
+    """[N, len(names)] float32 from a structured array, without per-splat Python work."""
+    fields = data.dtype.names or ()
+    if all(data.dtype[f] == np.dtype("<f4") for f in fields) and data.dtype.itemsize == 4 * len(fields):
+        # Fast path (the common all-float32 file): view the records as one float matrix.
+        flat = data.view("<f4").reshape(len(data), len(fields))
+        return flat[:, [fields.index(n) for n in names]].astype(np.float32, copy=False)
+    out = np.empty((len(data), len(names)), np.float32)
+    for j, name in enumerate(names):
+        out[:, j] = data[name]
+    return out
+
+
+def _sh_degree_from_fields(fields: tuple[str, ...], path: Path) -> int:
+    rest = sum(1 for f in fields if f.startswith("f_rest_"))
+    for degree in range(4):
+        if 3 * (sh_coeff_count(degree) - 1) == rest:
+            return degree
+    raise CorruptStream(f"{rest} f_rest properties do not match any SH degree 0-3", path=path)
+
+
+def read_ply(path: str | Path) -> SplatCloud:
+    """Read an INRIA PLY into an activated :class:`SplatCloud`.
+
+    Splats with NaN or infinite values are dropped with a warning (and counted in
+    ``metadata['dropped_nonfinite']``) instead of poisoning bounds and sorting.
+    """
+    path = Path(path)
+    try:
+        ply = plyfile.PlyData.read(str(path), mmap=True)
+    except plyfile.PlyHeaderParseError as exc:
+        raise CorruptStream(f"bad PLY header ({exc})", path=path) from exc
+    except (plyfile.PlyParseError, ValueError, EOFError, OverflowError) as exc:
+        # Truncated data, a header whose count is larger than the data, or a count so large
+        # (or negative) that it overflows the memory map / index size.
+        raise CorruptStream(f"truncated or damaged PLY data ({exc})", path=path) from exc
+    except MemoryError as exc:
+        # An ASCII PLY whose header claims an absurd count makes plyfile allocate it up front.
+        raise CorruptStream("the header declares more PLY data than can be loaded", path=path) from exc
+    except FileNotFoundError as exc:
+        raise SourceNotFound("no such file", path=path) from exc
+    except OSError as exc:
+        raise CorruptStream(f"cannot read PLY ({exc})", path=path) from exc
+    if "vertex" not in ply:
+        raise CorruptStream("no 'vertex' element: not a Gaussian splat PLY", path=path)
+    data = ply["vertex"].data
+    fields = tuple(data.dtype.names or ())
+    missing = [name for name in REQUIRED if name not in fields]
+    if missing:
+        raise CorruptStream(
+            f"not a 3D Gaussian splat PLY: missing vertex properties {', '.join(missing)}", path=path
+        )
+    degree = _sh_degree_from_fields(fields, path)
+    rest_count = sh_coeff_count(degree) - 1
+    names = list(REQUIRED) + [f"f_rest_{i}" for i in range(3 * rest_count)]
+    try:
+        cols = _vertex_columns(data, names)
+    except (ValueError, plyfile.PlyParseError) as exc:
+        raise CorruptStream(f"truncated or damaged PLY data ({exc})", path=path) from exc
+    if len(cols) == 0:
+        raise EmptyMedia("the PLY holds zero splats", path=path)
+    cloud, dropped = _activate(cols, rest_count)
+    if dropped:
+        log.warning("%s: dropped %d of %d splats with NaN or infinite values", path, dropped, len(cols))
+    if cloud.count == 0:
+        raise EmptyMedia("every splat has NaN or infinite values", path=path)
+    cloud.metadata.update({"dropped_nonfinite": dropped, "file_sh_degree": degree, "ply_properties": len(fields)})
+    return cloud
+
+
+def _activate(cols: np.ndarray, rest_count: int) -> tuple[SplatCloud, int]:
+    """Raw PLY columns (in ``REQUIRED`` + f_rest order) -> activated cloud, non-finite dropped."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        finite = np.isfinite(cols).all(axis=1)
+        scales = np.exp(cols[:, 7:10])
+        finite &= np.isfinite(scales).all(axis=1)
+        dropped = int(len(cols) - finite.sum())
+        if dropped:
+            cols, scales = cols[finite], scales[finite]
+        quats = cols[:, 10:14]
+        norms = np.linalg.norm(quats, axis=1, keepdims=True)
+        # A zero quaternion carries no rotation: treat it as the identity instead of NaN.
+        quats = np.where(norms > 0, quats / np.where(norms > 0, norms, 1), np.array([1, 0, 0, 0], np.float32))
+        opacities = 1.0 / (1.0 + np.exp(-cols[:, 6]))
+    n = len(cols)
+    sh = np.empty((n, rest_count + 1, 3), np.float32)
+    sh[:, 0] = cols[:, 3:6]
+    if rest_count:
+        # f_rest is channel-major: [R coeffs..., G coeffs..., B coeffs...].
+        sh[:, 1:] = cols[:, 14:].reshape(n, 3, rest_count).transpose(0, 2, 1)
+    cloud = SplatCloud(
+        means=np.ascontiguousarray(cols[:, 0:3]),
+        scales=np.ascontiguousarray(scales, dtype=np.float32),
+        quats=np.ascontiguousarray(quats, dtype=np.float32),
+        opacities=np.ascontiguousarray(opacities, dtype=np.float32),
+        sh=sh,
+    )
+    return cloud, dropped
+
+
+def open_ply(path: Path) -> Media:
+    cloud = read_ply(path)
+    return static_splat_media(cloud, path=path, fmt="ply", reader=READER_NAME)
+
+
+def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str) -> Media:
+    """Wrap a static cloud as one-frame Media (shared by every static splat format)."""
+    info = {"splats": cloud.count, "sh_degree": cloud.sh_degree}
+    if path is not None:
+        info["file_bytes"] = Path(path).stat().st_size
+    return Media(
+        kind=MediaKind.SPLATS,
+        format=fmt,
+        reader=reader,
+        frame_count=1,
+        fps=0.0,
+        load_frame=lambda index: cloud,
+        path=str(path) if path is not None else None,
+        info=info,
+    )
+
+
+def ply_dtype(sh_degree: int) -> np.dtype:
+    rest = 3 * (sh_coeff_count(sh_degree) - 1)
+    names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
+    names += [f"f_rest_{i}" for i in range(rest)]
+    names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    return np.dtype([(n, "<f4") for n in names])
+
+
+def write_ply(cloud: SplatCloud, path: str | Path) -> None:
+    """Write the canonical INRIA layout (binary little-endian, float32, zero normals).
+
+    Written to a temporary file first and renamed, so a failure never leaves a partial PLY.
+    """
+    path = Path(path)
+    n, degree = cloud.count, cloud.sh_degree
+    rest = sh_coeff_count(degree) - 1
+    flat = np.zeros((n, ply_dtype(degree).itemsize // 4), np.float32)
+    flat[:, 0:3] = cloud.means
+    flat[:, 6:9] = cloud.sh[:, 0]
+    if rest:
+        flat[:, 9 : 9 + 3 * rest] = cloud.sh[:, 1:].transpose(0, 2, 1).reshape(n, 3 * rest)
+    o = 9 + 3 * rest
+    with np.errstate(divide="ignore"):
+        eps = 1e-7
+        op = np.clip(cloud.opacities.astype(np.float64), eps, 1 - eps)
+        flat[:, o] = np.log(op / (1 - op))
+        flat[:, o + 1 : o + 4] = np.log(np.maximum(cloud.scales, 1e-30))
+    flat[:, o + 4 : o + 8] = cloud.quats
+    records = flat.view(ply_dtype(degree)).reshape(n)
+    element = plyfile.PlyElement.describe(records, "vertex")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            plyfile.PlyData([element], byte_order="<").write(fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write the PLY ({exc.strerror or exc})", path=path) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,1 @@
+"""OpenGL (moderngl) renderers. The context comes from outside: EGL headless or Qt's widget."""

@@ -1,0 +1,149 @@
+"""GlSplatRenderer: instanced-quad Gaussian splatting with the reference (INRIA) rules.
+
+Per splat: centre + opacity, a precomputed 3D covariance and SH coefficients live in SSBOs;
+only the back-to-front index list changes per view. Blending is premultiplied "over"
+(ONE, ONE_MINUS_SRC_ALPHA) into a transparent target; the background is composited at read
+time, which equals INRIA's C + T * bg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import moderngl
+import numpy as np
+
+from holoscope.core.camera import Camera
+from holoscope.core.errors import InvalidArgument
+from holoscope.core.frames import SplatCloud
+from holoscope.core.splat_math import packed_covariances
+from holoscope.render.gl.shaders import shader_source
+from holoscope.render.sort import sort_back_to_front
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    sh_degree_limit: int = 3
+    scale_modifier: float = 1.0
+
+
+class GlSplatRenderer:
+    """Draws one uploaded :class:`SplatCloud` from any camera into the bound framebuffer."""
+
+    def __init__(self, ctx: moderngl.Context) -> None:
+        self.ctx = ctx
+        self.program = ctx.program(
+            vertex_shader=shader_source("splat.vert.glsl"),
+            fragment_shader=shader_source("splat.frag.glsl"),
+        )
+        self.vao = ctx.vertex_array(self.program, [])
+        self._buffers: list[moderngl.Buffer] = []
+        self._order: moderngl.Buffer | None = None
+        self._order_count = 0
+        self.cloud: SplatCloud | None = None
+
+    # Data ------------------------------------------------------------------------------
+    def upload(self, cloud: SplatCloud) -> None:
+        """Copy a cloud to the GPU (replacing any previous one)."""
+        self._release_buffers()
+        centers = np.empty((cloud.count, 4), np.float32)
+        centers[:, :3] = cloud.means
+        centers[:, 3] = cloud.opacities
+        sh = np.ascontiguousarray(cloud.sh, np.float32)
+        self._buffers = [
+            self.ctx.buffer(centers.tobytes()),
+            self.ctx.buffer(packed_covariances(cloud.scales, cloud.quats).tobytes()),
+            self.ctx.buffer(sh.tobytes() if sh.size else b"\0" * 4),
+        ]
+        self._order = self.ctx.buffer(reserve=max(4, 4 * cloud.count))
+        self._order_count = 0
+        self.cloud = cloud
+
+    def set_order(self, order: np.ndarray) -> None:
+        """Upload a back-to-front index list (uint32) produced by the sorter."""
+        if self._order is None:
+            raise InvalidArgument("no splats uploaded")
+        order = np.ascontiguousarray(order, np.uint32)
+        if order.size:
+            self._order.write(order.tobytes())
+        self._order_count = int(order.size)
+
+    # Drawing ---------------------------------------------------------------------------
+    def draw(self, camera: Camera, settings: RenderSettings = RenderSettings()) -> None:
+        """Draw the current order into the bound framebuffer (which must be camera-sized)."""
+        if self.cloud is None or self._order_count == 0:
+            return
+        p = self.program
+        p["view"].write(camera.view_matrix.T.astype("f4").tobytes())  # GL wants column-major
+        p["cam_pos"].value = tuple(float(v) for v in camera.position)
+        p["viewport"].value = (float(camera.width), float(camera.height))
+        p["focal"].value = float(camera.focal)
+        p["tan_half_fov"].value = (camera.tan_half_fov_x, camera.tan_half_fov_y)
+        p["near"].value = float(camera.near)
+        p["sh_stride"].value = int(self.cloud.sh.shape[1])
+        p["sh_degree"].value = int(min(settings.sh_degree_limit, self.cloud.sh_degree))
+        p["scale2"].value = float(settings.scale_modifier) ** 2
+        for binding, buf in enumerate(self._buffers):
+            buf.bind_to_storage_buffer(binding)
+        self._order.bind_to_storage_buffer(3)
+        self.ctx.disable(moderngl.DEPTH_TEST | moderngl.CULL_FACE)
+        self.ctx.enable(moderngl.BLEND)
+        self.ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+        self.ctx.blend_equation = moderngl.FUNC_ADD
+        self.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._order_count)
+
+    def sort_and_draw(self, camera: Camera, settings: RenderSettings = RenderSettings()) -> None:
+        """Synchronous convenience: sort on this thread, then draw."""
+        assert self.cloud is not None
+        self.set_order(sort_back_to_front(self.cloud.means, camera.view_matrix, camera.near))
+        self.draw(camera, settings)
+
+    def release(self) -> None:
+        self._release_buffers()
+        self.vao.release()
+        self.program.release()
+
+    def _release_buffers(self) -> None:
+        for buf in self._buffers:
+            buf.release()
+        if self._order is not None:
+            self._order.release()
+        self._buffers, self._order, self.cloud = [], None, None
+
+
+class OffscreenTarget:
+    """A float RGBA framebuffer: 32-bit float blending keeps hundreds of layers exact enough
+    to match the float64 reference; the result is composited over the background on read."""
+
+    def __init__(self, ctx: moderngl.Context, width: int, height: int) -> None:
+        limit = min(ctx.info["GL_MAX_RENDERBUFFER_SIZE"], ctx.info["GL_MAX_VIEWPORT_DIMS"][0])
+        if width > limit or height > limit:
+            raise InvalidArgument(f"{width}x{height} exceeds this GPU's {limit}px framebuffer limit")
+        self.ctx, self.width, self.height = ctx, width, height
+        self.color = ctx.renderbuffer((width, height), 4, dtype="f4")
+        self.fbo = ctx.framebuffer(color_attachments=[self.color])
+
+    def begin(self) -> None:
+        self.fbo.use()
+        self.ctx.viewport = (0, 0, self.width, self.height)
+        self.fbo.clear(0.0, 0.0, 0.0, 0.0)
+
+    def read_rgb(self, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
+        """[H, W, 3] float32, row 0 at the top, composited over ``background``."""
+        raw = np.frombuffer(self.fbo.read(components=4, dtype="f4"), np.float32)
+        rgba = raw.reshape(self.height, self.width, 4)[::-1]
+        return rgba[..., :3] + (1.0 - rgba[..., 3:4]) * np.asarray(background, np.float32)
+
+    def release(self) -> None:
+        if self.ctx.fbo is self.fbo:
+            # moderngl re-binds the current framebuffer after creating a new one; unbind first so
+            # it never re-binds a deleted name (GL_INVALID_OPERATION).
+            self.ctx.detect_framebuffer(0).use()
+        self.fbo.release()
+        self.color.release()
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> uint8 with rounding (what gets encoded and saved)."""
+    return np.ascontiguousarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
