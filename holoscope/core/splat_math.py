@@ -6,8 +6,14 @@ import numpy as np
 
 
 def quats_to_rotmats(quats: np.ndarray) -> np.ndarray:
-    """[N, 4] unit quaternions (w, x, y, z) -> [N, 3, 3] rotation matrices."""
-    w, x, y, z = (quats[:, i].astype(np.float64) for i in range(4))
+    """[N, 4] quaternions (w, x, y, z), normalised here -> [N, 3, 3] float64 rotation matrices.
+
+    A zero quaternion gives NaN rows, which the renderers treat as "cull this splat".
+    """
+    q = np.asarray(quats, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
     r = np.empty((len(quats), 3, 3), np.float64)
     r[:, 0, 0] = 1 - 2 * (y * y + z * z)
     r[:, 0, 1] = 2 * (x * y - w * z)

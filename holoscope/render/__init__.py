@@ -1,0 +1,1 @@
+"""Renderers: OpenGL splat renderer, CPU reference rasterizer, depth sorting."""
