@@ -1,0 +1,1 @@
+"""PyAV-backed video containers: encoding and decoding."""

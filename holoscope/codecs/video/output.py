@@ -1,0 +1,508 @@
+"""Write rendered RGB frames to a video file, a single image or a numbered image sequence.
+
+Frames are numpy ``[H, W, 3] uint8`` RGB, row 0 at the top. Nothing appears under the final
+name until it is complete: videos and images are written to a hidden temporary file in the
+same folder and renamed into place by :meth:`FrameSink.close`; a sequence renames each frame as
+it is finished and deletes every frame it wrote if it is aborted.
+
+YUV outputs are tagged BT.709, limited range, and the RGB->YUV conversion uses that matrix;
+:func:`read_video_frames` and :func:`read_image` convert back with the matrix a file is tagged with.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+
+from holoscope.core.errors import (
+    Cancelled,
+    FormatNotRecognized,
+    HoloscopeError,
+    InvalidArgument,
+    OutputError,
+    SourceNotFound,
+)
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    encoder: str  # PyAV/FFmpeg encoder name
+    pix_fmt: str
+    default_crf: int | None  # None: lossless, crf is ignored
+    max_crf: int | None
+    options: dict[str, str] = field(default_factory=dict)
+    mp4_tag: str | None = None  # codec tag for mp4/mov
+
+    @property
+    def subsampled(self) -> bool:
+        return self.pix_fmt == "yuv420p"
+
+
+CODECS: dict[str, CodecSpec] = {
+    "h264": CodecSpec("libx264", "yuv420p", 18, 51, {"preset": "medium"}),
+    # x265 'medium' runs at a few frames/s at 1080p on 2 cores; 'fast' costs little size.
+    "hevc": CodecSpec(
+        "libx265", "yuv420p", 22, 51, {"preset": "fast", "x265-params": "log-level=error"}, "hvc1"
+    ),
+    "av1": CodecSpec("libsvtav1", "yuv420p", 30, 63, {"preset": "8"}),
+    # ffv1 has no 8-bit planar RGB; bgr0 is packed RGB, so rendered pixels round-trip exactly.
+    "ffv1": CodecSpec("ffv1", "bgr0", None, None, {"level": "3"}),
+}
+
+# extension -> (FFmpeg muxer, codecs it accepts; the first is the default)
+CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    ".mp4": ("mp4", ("h264", "hevc", "av1")),
+    ".mov": ("mov", ("h264", "hevc")),  # FFmpeg's mov muxer refuses AV1 (only mp4 mode has av01)
+    ".mkv": ("matroska", ("h264", "hevc", "av1", "ffv1")),
+    ".webm": ("webm", ("av1",)),
+}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+# A printf integer conversion for frame numbers: %d, %04d ... (a literal percent is %%).
+_FRAME_PATTERN = re.compile(r"%\d*d")
+
+# What YUV streams are tagged with; swscale is given the same matrix and range.
+_YUV_MATRIX, _YUV_RANGE = Colorspace.ITU709, ColorRange.MPEG
+_SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+               7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
+_MATRIX_NAMES = {0: "rgb", 1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_RANGE_NAMES = {1: "limited", 2: "full"}
+_RGB_COLORSPACE = 0  # AVCOL_SPC_RGB: no matrix, the samples are R, G, B
+
+
+def classify_output(path: str | os.PathLike[str]) -> str:
+    """``"video"``, ``"image"`` (one file, first frame only) or ``"sequence"`` (``%04d.png``)."""
+    name = Path(path).name
+    ext = Path(name).suffix.lower()
+    if ext in CONTAINERS:
+        return "video"
+    if ext in IMAGE_EXTENSIONS:
+        return "sequence" if _FRAME_PATTERN.search(name.replace("%%", "")) else "image"
+    choices = ", ".join((*CONTAINERS, *IMAGE_EXTENSIONS))
+    raise InvalidArgument(f"unsupported output extension {ext or '(none)'!r}; use one of {choices}",
+                          path=path)
+
+
+def open_output(
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    fps: float | Fraction,
+    codec: str | None = None,
+    crf: int | None = None,
+    start_number: int = 0,
+) -> FrameSink:
+    """Validate every option and the output folder, then return a sink ready for frames.
+
+    ``crf`` is ignored by lossless outputs (ffv1, PNG). ``start_number`` numbers the first frame
+    of a sequence. Raises :class:`InvalidArgument` or :class:`OutputError` before any rendering.
+    """
+    target = Path(path)
+    kind = classify_output(target)
+    width, height = _positive_int("width", width), _positive_int("height", height)
+    if kind == "video":
+        name, muxer = _resolve_codec(target, codec)
+        spec = CODECS[name]
+        if spec.subsampled and (width % 2 or height % 2):
+            raise InvalidArgument(
+                f"{name} stores 4:2:0 colour and needs an even width and height, "
+                f"got {width}x{height}; try {width - width % 2}x{height - height % 2}"
+            )
+        rate, crf = _exact_rate(fps), _check_crf(name, crf)
+        _check_folder(target)
+        return _VideoSink(target, width, height, spec, muxer, rate, crf)
+    if codec is not None:
+        raise InvalidArgument(f"codec {codec!r} applies to video outputs only, not {target.suffix} images")
+    if kind == "image":
+        _check_folder(target)
+        return _ImageSink(target, width, height)
+    start_number = _positive_int("start_number", start_number, minimum=0)
+    _sequence_name(target, start_number)  # fail now on a malformed pattern
+    _check_folder(target)
+    return _SequenceSink(target, width, height, start_number)
+
+
+class FrameSink:
+    """Receives frames; :meth:`close` publishes the output, :meth:`abort` removes all of it.
+
+    As a context manager it closes on success and aborts on any exception (KeyboardInterrupt
+    included), letting the exception propagate. :meth:`abort` may be called from another thread
+    to cancel: it waits for the frame being written, then the next :meth:`write` or :meth:`close`
+    raises :class:`Cancelled`.
+    """
+
+    def __init__(self, target: Path, width: int, height: int) -> None:
+        self.path = target
+        self.width = width
+        self.height = height
+        self.frames_written = 0  # frames actually stored (an image keeps only the first)
+        self._state = "open"  # -> "closed" | "aborted"
+        self._lock = threading.Lock()
+
+    def write(self, rgb: np.ndarray) -> None:
+        """Append one ``[height, width, 3] uint8`` RGB frame."""
+        expected = (self.height, self.width, 3)
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.shape != expected:
+            got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise InvalidArgument(f"frame must be uint8 {list(expected)} RGB, got {got}")
+        with self._lock:
+            self._check_open()
+            self._guarded(self._write_frame, np.ascontiguousarray(rgb))
+
+    def close(self) -> None:
+        """Flush and publish the output under its final name. Idempotent once closed."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            self._check_open()
+            if self.frames_written == 0:
+                self._abort_locked()
+                raise OutputError("no frames were written; nothing saved", path=self.path)
+            self._guarded(self._finish)
+            self._state = "closed"
+
+    def abort(self) -> None:
+        """Delete everything written so far (never raises). Idempotent."""
+        with self._lock:
+            self._abort_locked()
+
+    def __enter__(self) -> FrameSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A sink dropped without close() must not leave hidden temporaries behind.
+        if getattr(self, "_state", None) == "open":
+            try:
+                self._abort_locked()
+            except Exception:
+                pass
+
+    def _check_open(self) -> None:
+        if self._state == "aborted":
+            raise Cancelled("output was aborted; partial output has been removed", path=self.path)
+        if self._state == "closed":
+            raise OutputError("output is already closed", path=self.path)
+
+    def _guarded(self, step: Any, *args: Any) -> None:
+        # Any I/O or FFmpeg failure removes the partial output before it is reported.
+        try:
+            step(*args)
+        except HoloscopeError:
+            self._abort_locked()
+            raise
+        except (av.FFmpegError, OSError) as exc:
+            self._abort_locked()
+            raise OutputError(f"writing failed: {exc}", path=self.path) from exc
+
+    def _abort_locked(self) -> None:
+        if self._state == "open":
+            self._state = "aborted"
+            self._discard()
+
+    # Subclass hooks; called with the lock held.
+    def _write_frame(self, rgb: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+    def _discard(self) -> None:
+        raise NotImplementedError
+
+
+class _VideoSink(FrameSink):
+    def __init__(self, target: Path, width: int, height: int, spec: CodecSpec, muxer: str,
+                 rate: Fraction, crf: int | None) -> None:
+        super().__init__(target, width, height)
+        self.rate = rate
+        self._spec = spec
+        self._temp = _reserve_temp(target)
+        try:
+            # faststart moves the index to the front so players can start before the download ends.
+            opts = {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
+            self._container = av.open(str(self._temp), "w", format=muxer, options=opts)
+            options = dict(spec.options)
+            if crf is not None:
+                options["crf"] = str(crf)
+            if spec.encoder == "libsvtav1":
+                os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its config banner otherwise
+            self._stream = self._container.add_stream(spec.encoder, rate=rate, options=options)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, spec.pix_fmt
+            cc = self._stream.codec_context
+            if spec.mp4_tag and muxer in ("mp4", "mov"):
+                cc.codec_tag = spec.mp4_tag  # 'hvc1' is what Apple players require for HEVC
+            cc.color_primaries = ColorPrimaries.BT709
+            if spec.subsampled:
+                cc.colorspace, cc.color_range = _YUV_MATRIX, _YUV_RANGE
+                cc.color_trc = ColorTrc.BT709
+            else:  # RGB samples: no matrix, full range, sRGB transfer as rendered
+                cc.colorspace, cc.color_range = _RGB_COLORSPACE, ColorRange.JPEG
+                cc.color_trc = ColorTrc.IEC61966_2_1
+            # Open encoder and muxer now so a refused combination fails before any rendering.
+            self._container.start_encoding()
+        except (av.FFmpegError, OSError) as exc:
+            self._abort_locked()
+            raise OutputError(f"cannot open {spec.encoder} in {muxer}: {exc}", path=target) from exc
+
+    def _write_frame(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        if self._spec.subsampled:
+            # Convert with the matrix and range the stream is tagged with (swscale defaults to 601).
+            frame = frame.reformat(
+                format=self._spec.pix_fmt,
+                src_colorspace=_YUV_MATRIX, dst_colorspace=_YUV_MATRIX,
+                src_color_range=ColorRange.JPEG, dst_color_range=_YUV_RANGE,
+            )
+        else:
+            frame = frame.reformat(format=self._spec.pix_fmt)
+        frame.pts = self.frames_written
+        self._container.mux(self._stream.encode(frame))
+        self.frames_written += 1
+
+    def _finish(self) -> None:
+        self._container.mux(self._stream.encode(None))
+        self._container.close()
+        _publish(self._temp, self.path)
+
+    def _discard(self) -> None:
+        try:
+            if hasattr(self, "_container"):
+                self._container.close()
+        except Exception:
+            pass  # the file is deleted next; a failing trailer write does not matter
+        _unlink(self._temp)
+
+
+class _ImageSink(FrameSink):
+    def __init__(self, target: Path, width: int, height: int) -> None:
+        super().__init__(target, width, height)
+        self._temp: Path | None = None
+
+    def _write_frame(self, rgb: np.ndarray) -> None:
+        if self.frames_written:
+            return  # a single image keeps the first frame
+        self._temp = _reserve_temp(self.path)
+        self._temp.write_bytes(_encode_image(rgb, self.path.suffix.lower()))
+        self.frames_written = 1
+
+    def _finish(self) -> None:
+        assert self._temp is not None
+        _publish(self._temp, self.path)
+
+    def _discard(self) -> None:
+        if self._temp is not None:
+            _unlink(self._temp)
+
+
+class _SequenceSink(FrameSink):
+    def __init__(self, target: Path, width: int, height: int, start_number: int) -> None:
+        super().__init__(target, width, height)
+        self.start_number = start_number
+        self.files: list[Path] = []  # finished frames, deleted again by abort()
+        self._temp: Path | None = None
+
+    def _write_frame(self, rgb: np.ndarray) -> None:
+        final = _sequence_name(self.path, self.start_number + self.frames_written)
+        self._temp = _reserve_temp(final)
+        self._temp.write_bytes(_encode_image(rgb, final.suffix.lower()))
+        self.files.append(final)  # tracked before the rename so abort() covers a half-done one
+        _publish(self._temp, final)
+        self._temp = None
+        self.frames_written += 1
+
+    def _finish(self) -> None:
+        pass  # every frame is already in place
+
+    def _discard(self) -> None:
+        for path in (*self.files, self._temp):
+            if path is not None:
+                _unlink(path)
+        self.files.clear()
+
+
+def read_video_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Decode every frame of a video's first video stream to ``[H, W, 3] uint8`` RGB."""
+    with _open_input(path) as container:
+        return [_to_rgb(frame) for frame in container.decode(_video_stream(container, path))]
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a PNG or JPEG (the file itself, never a ``%d`` pattern) to ``[H, W, 3] uint8`` RGB."""
+    with _open_input(path, format="image2", options={"pattern_type": "none"}) as container:
+        for frame in container.decode(_video_stream(container, path)):
+            return _to_rgb(frame)
+    raise FormatNotRecognized("no image could be decoded", path=path)
+
+
+def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Frame count, size, fps (a Fraction), codec and colour tags of a video's first stream."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        cc = stream.codec_context
+        info = {
+            "frames": stream.frames,
+            "width": cc.width,
+            "height": cc.height,
+            "fps": Fraction(stream.average_rate or stream.guessed_rate or 0),
+            "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
+            "pix_fmt": cc.pix_fmt,
+            "color_matrix": _MATRIX_NAMES.get(cc.colorspace, "unspecified"),
+            "color_range": _RANGE_NAMES.get(cc.color_range, "unspecified"),
+        }
+        if not info["frames"]:  # Matroska stores no count: count the packets instead
+            info["frames"] = sum(1 for packet in container.demux(stream) if packet.size)
+        return info
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidArgument(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _resolve_codec(target: Path, codec: str | None) -> tuple[str, str]:
+    """(codec name, FFmpeg muxer) for ``target``'s container; ``None`` picks its default codec."""
+    ext = target.suffix.lower()
+    muxer, allowed = CONTAINERS[ext]
+    name = allowed[0] if codec is None else str(codec).lower()
+    if name not in CODECS:
+        raise InvalidArgument(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if name not in allowed:
+        only = "only " if len(allowed) == 1 else ""
+        homes = " or ".join(e for e, (_, codecs) in CONTAINERS.items() if name in codecs)
+        raise InvalidArgument(f"{ext} accepts {only}{', '.join(allowed)}, not {name}; use {homes} for {name}")
+    return name, muxer
+
+
+def _check_crf(codec: str, crf: Any) -> int | None:
+    spec = CODECS[codec]
+    if crf is None or spec.max_crf is None:  # lossless codecs ignore crf
+        return spec.default_crf
+    if isinstance(crf, bool) or not isinstance(crf, numbers.Integral) or not 0 <= crf <= spec.max_crf:
+        raise InvalidArgument(f"crf for {codec} must be an integer 0..{spec.max_crf}, "
+                              f"got {crf!r}")
+    return int(crf)
+
+
+def _exact_rate(fps: Any) -> Fraction:
+    """fps as an exact rational; 29.97, 23.976 and 59.94 mean the NTSC rates N*1000/1001."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < float(fps) <= 1000:
+        raise InvalidArgument(f"fps must be a number in (0, 1000], got {fps!r}")
+    if isinstance(fps, numbers.Rational):
+        return Fraction(fps.numerator, fps.denominator)
+    ntsc = round(float(fps) * 1.001)
+    if float(fps) != ntsc and abs(float(fps) - ntsc / 1.001) < 0.005:
+        return Fraction(ntsc * 1000, 1001)
+    return Fraction(float(fps)).limit_denominator(1001)
+
+
+def _sequence_name(pattern: Path, number: int) -> Path:
+    try:
+        return pattern.with_name(pattern.name % number)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument("a sequence name needs exactly one %d or %04d; write a literal "
+                              "percent sign as %%", path=pattern) from exc
+
+
+def _check_folder(target: Path) -> None:
+    folder = target.parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {str(folder)!r} does not exist", path=target)
+    if target.is_dir():
+        raise OutputError("output path is a folder", path=target)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {str(folder)!r} is not writable", path=target)
+    _unlink(_reserve_temp(target))  # os.access can be wrong (root, network mounts): really try
+
+
+def _reserve_temp(target: Path) -> Path:
+    """Create a new empty hidden file next to ``target`` with the same extension."""
+    for _ in range(16):
+        temp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write in {str(target.parent)!r}: {exc.strerror}",
+                              path=target) from exc
+    raise OutputError("cannot create a temporary file", path=target)
+
+
+def _publish(temp: Path, final: Path) -> None:
+    os.replace(temp, final)  # atomic on one filesystem: readers see the old file or the new one
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _encode_image(rgb: np.ndarray, ext: str) -> bytes:
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    if ext == ".png":
+        cc = av.CodecContext.create("png", "w")
+        cc.pix_fmt = "rgb24"
+    else:  # JPEG/JFIF is full-range BT.601 by definition; keep full chroma for renders
+        cc = av.CodecContext.create("mjpeg", "w")
+        cc.pix_fmt, cc.color_range, cc.colorspace = "yuvj444p", ColorRange.JPEG, 5
+        cc.time_base = Fraction(1, 1)
+        cc.qmin = cc.qmax = 2
+        frame = frame.reformat(format="yuvj444p", src_colorspace=Colorspace.ITU601,
+                               dst_colorspace=Colorspace.ITU601, src_color_range=ColorRange.JPEG,
+                               dst_color_range=ColorRange.JPEG)
+    cc.width, cc.height = frame.width, frame.height
+    return b"".join(bytes(p) for p in (*cc.encode(frame), *cc.encode(None)))
+
+
+def _open_input(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    if not Path(path).is_file():
+        raise SourceNotFound("no such file", path=path)
+    try:
+        return av.open(str(path), "r", **kwargs)
+    except av.FFmpegError as exc:
+        raise FormatNotRecognized(f"cannot open: {exc}", path=path) from exc
+
+
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+    if not container.streams.video:
+        raise FormatNotRecognized("no video stream", path=path)
+    return container.streams.video[0]
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    if not frame.format.name.startswith("yuv"):
+        return frame.to_ndarray(format="rgb24")  # RGB/gray/palette: no matrix involved
+    # Untagged YUV is read as BT.709 (what holoscope writes); FFmpeg itself would assume 601.
+    matrix = _SWS_MATRIX.get(frame.colorspace, Colorspace.ITU709)
+    full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
+    return frame.to_ndarray(
+        format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,
+        src_color_range=ColorRange.JPEG if full else ColorRange.MPEG, dst_color_range=ColorRange.JPEG,
+    )
