@@ -35,7 +35,7 @@ def covariances(scales: np.ndarray, quats: np.ndarray) -> np.ndarray:
 
 def packed_covariances(scales: np.ndarray, quats: np.ndarray) -> np.ndarray:
     """Upper triangles for GPU upload: [N, 8] float32 = xx xy xz yy yz zz 0 0 (two vec4s)."""
-    cov = covariances(scales, quats)
+    cov = np.nan_to_num(covariances(scales, quats))  # degenerate rotations: a point, not NaN
     out = np.zeros((len(scales), 8), np.float32)
     out[:, 0], out[:, 1], out[:, 2] = cov[:, 0, 0], cov[:, 0, 1], cov[:, 0, 2]
     out[:, 3], out[:, 4], out[:, 5] = cov[:, 1, 1], cov[:, 1, 2], cov[:, 2, 2]
