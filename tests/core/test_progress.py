@@ -1,0 +1,26 @@
+import io
+
+from holoscope.core.progress import TerminalProgress
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_quiet_when_not_a_terminal():
+    stream = io.StringIO()
+    bar = TerminalProgress(10, stream=stream)
+    for i in range(1, 11):
+        bar(i)
+    assert stream.getvalue() == ""
+
+
+def test_draws_bar_with_eta_on_a_terminal():
+    stream = FakeTerminal()
+    bar = TerminalProgress(4, label="rendering ", stream=stream)
+    bar(1)
+    bar(4)
+    out = stream.getvalue()
+    assert "rendering [" in out and "1/4" in out and "4/4" in out and "ETA" in out
+    assert out.endswith("\n"), "the finished bar ends its line"
