@@ -136,3 +136,12 @@ def test_orientation_matches_image_rows(render_gl):
     row, col = np.unravel_index(np.argmax(img[..., 0]), img.shape[:2])
     assert row < 30 and col < 40
     assert img[row, col, 0] > 0.8 and img[row, col, 1] < 0.01
+
+
+def test_zero_splats_draw_only_the_background(render_gl):
+    empty = SplatCloud(
+        np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), np.zeros((0, 4), np.float32),
+        np.zeros(0, np.float32), np.zeros((0, 1, 3), np.float32),
+    )  # fmt: skip
+    img = render_gl(empty, Camera(32, 24, 50), RenderSettings(background=(0.1, 0.2, 0.3)))
+    assert np.allclose(img, [0.1, 0.2, 0.3], atol=1e-3)

@@ -55,10 +55,10 @@ class GlSplatRenderer:
         centers[:, :3] = cloud.means
         centers[:, 3] = cloud.opacities
         sh = np.ascontiguousarray(cloud.sh, np.float32)
+        # GL buffers cannot be empty; a zero-splat cloud gets placeholders and draws nothing.
         self._buffers = [
-            self.ctx.buffer(centers.tobytes()),
-            self.ctx.buffer(packed_covariances(cloud.scales, cloud.quats).tobytes()),
-            self.ctx.buffer(sh.tobytes() if sh.size else b"\0" * 4),
+            self.ctx.buffer(data.tobytes() if data.size else b"\0" * 16)
+            for data in (centers, packed_covariances(cloud.scales, cloud.quats), sh)
         ]
         self._order = self.ctx.buffer(reserve=max(4, 4 * cloud.count))
         self._projected = self.ctx.buffer(reserve=max(48, 48 * cloud.count))  # 3 vec4 per splat
