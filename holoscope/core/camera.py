@@ -213,16 +213,31 @@ def frame_bounds(
     fov_y: float,
     aspect: float,
     up: str = "+y",
-    margin: float = 1.1,
+    margin: float = 1.08,
+    elevation: float = 0.35,
 ) -> OrbitController:
-    """An orbit controller that fits the box [lo, hi] in view, looking slightly down on it."""
+    """An orbit controller that fits the box [lo, hi] in view, looking slightly down on it.
+
+    The distance is the smallest at which all eight box corners project inside the image, for
+    every azimuth of a full orbit (so an orbit video never crops the scene): tighter than
+    fitting the bounding sphere, which leaves flat scenes small in the frame.
+    """
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     center = (lo + hi) / 2
-    radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-3)
-    half_fov = math.radians(fov_y) / 2
-    half_fov_min = min(half_fov, math.atan(math.tan(half_fov) * aspect))
-    distance = margin * radius / math.sin(half_fov_min)
-    return OrbitController(target=center, distance=distance, azimuth=0.0, elevation=0.35, up=up)
+    half = np.maximum((hi - lo) / 2, 1e-3)
+    corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * half
+    tan_y = math.tan(math.radians(fov_y) / 2)
+    tan_x = tan_y * aspect
+    distance = 0.0
+    probe = OrbitController(target=np.zeros(3), distance=1.0, elevation=elevation, up=up)
+    for azimuth in np.linspace(0, 2 * math.pi, 24, endpoint=False):
+        probe.azimuth = float(azimuth)
+        c2w = probe.camera_to_world()
+        right, true_up, back = c2w[:3, 0], c2w[:3, 1], c2w[:3, 2]
+        # A corner at offset o sits at depth d - o.back; it fits when |o.right| <= tan_x * depth.
+        need = np.maximum(np.abs(corners @ right) / tan_x, np.abs(corners @ true_up) / tan_y) + corners @ back
+        distance = max(distance, float(need.max()))
+    return OrbitController(target=center, distance=margin * distance, azimuth=0.0, elevation=elevation, up=up)
 
 
 def auto_near(distance: float) -> float:

@@ -275,3 +275,20 @@ def test_parse_up_accepts(text: str, expected: str) -> None:
 def test_parse_up_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument, match="up axis"):
         parse_up(text)
+
+
+@pytest.mark.parametrize("up", ["+y", "-y", "+z"])
+def test_frame_bounds_keeps_the_box_in_view_for_a_whole_orbit_and_fits_tightly(up: str) -> None:
+    lo, hi = np.array([-2.0, -0.3, -1.0]), np.array([2.0, 0.4, 1.5])
+    width, height, fov = 640, 360, 50.0
+    orbit = frame_bounds(lo, hi, fov_y=fov, aspect=width / height, up=up)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    widest = 0.0
+    for azimuth in np.linspace(0, 2 * np.pi, 37):
+        orbit.azimuth = float(azimuth)
+        cam = Camera(width, height, fov, orbit.camera_to_world())
+        for corner in corners:
+            pixel, _ = project(cam, corner)
+            assert -1e-6 <= pixel[0] <= width + 1e-6 and -1e-6 <= pixel[1] <= height + 1e-6
+            widest = max(widest, abs(pixel[0] / width - 0.5) * 2, abs(pixel[1] / height - 0.5) * 2)
+    assert widest > 0.85, "the fit should be tight, not a loose bounding sphere"
