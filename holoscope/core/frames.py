@@ -7,6 +7,7 @@ treated as immutable once built: stages hand them over and never mutate them aft
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 
@@ -112,3 +113,33 @@ class SplatCloud:
         lo = np.percentile(self.means, percentile, axis=0)
         hi = np.percentile(self.means, 100.0 - percentile, axis=0)
         return lo.astype(np.float64), hi.astype(np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class VideoFrame:
+    """One decoded picture of a plain video (or a video-coded stream), ready for upload.
+
+    planes        tuple of uint8 arrays, one per plane, row 0 at the top:
+                  "yuv420p": Y [H, W], U [H/2, W/2], V [H/2, W/2] (sizes rounded up)
+                  "yuv444p": Y, U, V each [H, W]
+                  "rgb24":   one [H, W, 3] array
+    color_matrix  "bt709" | "bt601" | "bt2020" (YUV -> RGB matrix; ignored for rgb24)
+    color_range   "limited" (16-235 luma) | "full" (0-255)
+    pts           presentation time in seconds from the start of the stream
+    index         frame number (0-based) within the media
+    sample_aspect pixel aspect ratio (display width = width * sample_aspect)
+    """
+
+    planes: tuple[np.ndarray, ...]
+    pixel_format: str
+    width: int
+    height: int
+    pts: float
+    index: int
+    color_matrix: str = "bt709"
+    color_range: str = "limited"
+    sample_aspect: Fraction = Fraction(1)
+
+    @property
+    def display_aspect(self) -> float:
+        return float(self.width * self.sample_aspect) / self.height

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 class MediaKind(enum.Enum):
@@ -35,6 +35,10 @@ class Media:
     load_frame: Callable[[int], Any]
     path: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    # Sequential access from a start frame; timed media with inter-frame coding (video) supply
+    # one that seeks once and then decodes forward, far cheaper than frame(i) for every i.
+    iter_from: Callable[[int], Iterator[Any]] | None = None
+    close: Callable[[], None] | None = None
 
     @property
     def duration(self) -> float:
@@ -49,3 +53,18 @@ class Media:
         if not 0 <= index < self.frame_count:
             raise IndexError(f"frame {index} out of range 0..{self.frame_count - 1}")
         return self.load_frame(index)
+
+    def frames_from(self, start: int = 0) -> Iterator[Any]:
+        """Frames start, start+1, ... to the end (sequential decode when the media offers it)."""
+        if not 0 <= start < self.frame_count:
+            raise IndexError(f"frame {start} out of range 0..{self.frame_count - 1}")
+        if self.iter_from is not None:
+            yield from self.iter_from(start)
+        else:
+            for index in range(start, self.frame_count):
+                yield self.load_frame(index)
+
+    def release(self) -> None:
+        """Free decoder resources (open containers, GPU handles); safe to call twice."""
+        if self.close is not None:
+            self.close()
