@@ -113,3 +113,66 @@ def orbit_path(
         kwargs = {"near": near} if near is not None else {}
         cameras.append(Camera(width, height, fov_y, step.camera_to_world(), **kwargs))
     return CameraPath(tuple(cameras), fps)
+
+
+def _rotation_to_quat(r: np.ndarray) -> np.ndarray:
+    """3x3 rotation -> unit quaternion (w, x, y, z) (Shepperd's method, numerically stable)."""
+    m = r
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    if trace > 0:
+        s = math.sqrt(trace + 1.0) * 2
+        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+    elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+        s = math.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2]) * 2
+        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+    elif m[1, 1] > m[2, 2]:
+        s = math.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2]) * 2
+        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
+    else:
+        s = math.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1]) * 2
+        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
+    q = np.array(q)
+    return q / np.linalg.norm(q)
+
+
+def _quat_to_rotation(q: np.ndarray) -> np.ndarray:
+    from holoscope.core.splat_math import quats_to_rotmats
+
+    return quats_to_rotmats(q[None])[0]
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+    dot = float(q0 @ q1)
+    if dot < 0:  # take the short way round
+        q1, dot = -q1, -dot
+    if dot > 0.9995:
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = math.acos(dot)
+    return (math.sin((1 - t) * theta) * q0 + math.sin(t * theta) * q1) / math.sin(theta)
+
+
+def interpolate_keyframes(keyframes: list[Camera] | tuple[Camera, ...], *, seconds_per_keyframe: float = 2.0,
+                          fps: float = 30.0) -> CameraPath:  # fmt: skip
+    """A smooth path through recorded keyframes: positions and fov linear, rotations slerped.
+
+    One keyframe gives a one-frame path; n keyframes give (n-1) segments of
+    ``seconds_per_keyframe`` each plus the final keyframe.
+    """
+    if not keyframes:
+        raise InvalidArgument("no keyframes recorded")
+    if len(keyframes) == 1:
+        return CameraPath((keyframes[0],), fps)
+    per_segment = max(1, round(seconds_per_keyframe * fps))
+    cameras: list[Camera] = []
+    for a, b in zip(keyframes[:-1], keyframes[1:]):
+        qa = _rotation_to_quat(a.camera_to_world[:3, :3])
+        qb = _rotation_to_quat(b.camera_to_world[:3, :3])
+        for i in range(per_segment):
+            t = i / per_segment
+            c2w = np.eye(4)
+            c2w[:3, :3] = _quat_to_rotation(_slerp(qa, qb, t))
+            c2w[:3, 3] = (1 - t) * a.camera_to_world[:3, 3] + t * b.camera_to_world[:3, 3]
+            cameras.append(Camera(a.width, a.height, (1 - t) * a.fov_y + t * b.fov_y, c2w, near=a.near))
+    cameras.append(keyframes[-1])
+    return CameraPath(tuple(cameras), fps)

@@ -204,3 +204,31 @@ def test_look_at_cameras_survive_round_trip(tmp_path: Path) -> None:
     original = CameraPath((Camera(99, 77, 33.3, c2w),), 60.0)
     write_camera_path(original, tmp_path / "p.json")
     np.testing.assert_array_equal(read_camera_path(tmp_path / "p.json").cameras[0].camera_to_world, c2w)
+
+
+def test_interpolated_keyframes_pass_through_each_keyframe_smoothly(tmp_path):
+    import numpy as np
+
+    from holoscope.core.camera import Camera, look_at
+    from holoscope.core.camera_path import interpolate_keyframes, read_camera_path, write_camera_path
+
+    up = np.array([0.0, 1.0, 0.0])
+    keys = [
+        Camera(64, 48, 40.0, look_at(np.array([3.0, 1.0, 0.0]), np.zeros(3), up)),
+        Camera(64, 48, 60.0, look_at(np.array([0.0, 1.0, 3.0]), np.zeros(3), up)),
+        Camera(64, 48, 50.0, look_at(np.array([-3.0, 2.0, 0.0]), np.zeros(3), up)),
+    ]
+    path = interpolate_keyframes(keys, seconds_per_keyframe=1.0, fps=10)
+    assert len(path) == 21
+    for k, i in zip(keys, (0, 10, 20)):
+        np.testing.assert_allclose(path.cameras[i].camera_to_world, k.camera_to_world, atol=1e-9)
+        assert path.cameras[i].fov_y == k.fov_y
+    for cam in path.cameras:  # every in-between pose is a proper rotation
+        r = cam.camera_to_world[:3, :3]
+        np.testing.assert_allclose(r.T @ r, np.eye(3), atol=1e-9)
+    steps = [np.linalg.norm(b.position - a.position) for a, b in zip(path.cameras, path.cameras[1:])]
+    assert max(steps) < 0.5, "no jumps between consecutive frames"
+    assert path.cameras[5].fov_y == pytest.approx(50.0)
+    out = tmp_path / "recorded.json"
+    write_camera_path(path, out)
+    assert len(read_camera_path(out)) == 21
