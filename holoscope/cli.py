@@ -194,9 +194,61 @@ def _glue_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
+COMMANDS = ("render", "info")
+
+
+def run_gui(argv: list[str]) -> int:
+    """``holoscope [FILE ...]``: the desktop app (the demo scene when no file is given)."""
+    parser = argparse.ArgumentParser(prog="holoscope", description="View and render compressed 3D and neural video.",
+                                     epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
+    parser.add_argument("files", nargs="*", help="files to open (the first one shown, the rest queued)")
+    parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--install-desktop", action="store_true", help="register holoscope with the desktop (per user)")
+    parser.add_argument("--uninstall-desktop", action="store_true", help="undo --install-desktop")
+    parser.add_argument("--formats", action="store_true", help="list supported formats and exit")
+    args = parser.parse_args(argv)
+    try:
+        if args.formats:
+            return print_formats()
+        if args.install_desktop or args.uninstall_desktop:
+            from holoscope.desktop_integration import install_desktop, uninstall_desktop
+
+            done = install_desktop() if args.install_desktop else uninstall_desktop()
+            for path in done:
+                print(path)
+            return 0
+        missing = [f for f in args.files if not Path(f).exists()]
+        if missing:
+            from holoscope.core.errors import SourceNotFound
+
+            raise SourceNotFound("no such file", path=missing[0])
+        from holoscope.app.main import run_app
+
+        return run_app(args.files)
+    except HoloscopeError as exc:
+        if args.debug:
+            raise
+        print(f"holoscope: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def print_formats() -> int:
+    from holoscope.core.registry import formats
+
+    for spec in formats():
+        write = "read/write" if spec.can_write else "read"
+        print(f"{spec.name:<10} {write:<10} {' '.join(spec.extensions):<28} {spec.magic or '-'}  {spec.description}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if a != "--debug"), None)
+    if first not in COMMANDS and first not in ("-h", "--help"):
+        return run_gui(argv)
     parser = build_parser()
-    args = parser.parse_args(_glue_signed_values(sys.argv[1:] if argv is None else list(argv)))
+    args = parser.parse_args(_glue_signed_values(argv))
     logger = logging.getLogger("holoscope")
     if not logger.handlers:
         logger.addHandler(_OneLineWarnings())

@@ -133,17 +133,22 @@ class OffscreenTarget:
     """
 
     def __init__(self, ctx: moderngl.Context, width: int, height: int, dtype: str = "f2") -> None:
-        limit = min(ctx.info["GL_MAX_RENDERBUFFER_SIZE"], ctx.info["GL_MAX_VIEWPORT_DIMS"][0])
+        # Some contexts (Qt's, through moderngl's detection) report 0: fall back to the GL 4.3
+        # guaranteed minimum rather than refusing every size.
+        limits = [v for v in (ctx.info.get("GL_MAX_RENDERBUFFER_SIZE", 0), ctx.info.get("GL_MAX_VIEWPORT_DIMS", (0,))[0]) if v]
+        limit = min(limits) if limits else 16384
         if width > limit or height > limit:
             raise InvalidArgument(f"{width}x{height} exceeds this GPU's {limit}px framebuffer limit")
         self.ctx, self.width, self.height = ctx, width, height
         self.color = ctx.renderbuffer((width, height), 4, dtype=dtype)
         self.fbo = ctx.framebuffer(color_attachments=[self.color])
 
-    def begin(self) -> None:
+    def begin(self, clear: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> None:
+        """Bind and clear. Clearing to (background, 1) instead of 0 composites while blending
+        (what an on-screen viewport wants); the default keeps coverage for ``read_rgb``."""
         self.fbo.use()
         self.ctx.viewport = (0, 0, self.width, self.height)
-        self.fbo.clear(0.0, 0.0, 0.0, 0.0)
+        self.fbo.clear(*clear)
 
     def read_rgb(self, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         """[H, W, 3] float32, row 0 at the top, composited over ``background``."""

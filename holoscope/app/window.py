@@ -1,0 +1,555 @@
+"""The main window: viewport, toolbar, timeline, status bar, info panel, menus, drag and drop.
+
+Files open on a worker thread (the newest request wins) and the view is built on the GUI
+thread; a file that cannot be opened produces a non-modal message and leaves the current media
+on screen. Timed media are driven by a presentation clock polled on a 60 Hz timer.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QColor, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from holoscope.app import recent
+from holoscope.app.export import ExportDialog, ExportJob, ExportRequest, cameras_for, default_export_name
+from holoscope.app.info_panel import InfoPanel, human_bytes, process_memory_bytes
+from holoscope.app.timeline import Timeline
+from holoscope.app.viewport import QtViewport
+from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
+from holoscope.core.clock import PresentationClock
+from holoscope.core.errors import HoloscopeError
+from holoscope.core.media import Media, MediaKind
+from holoscope.core.registry import formats, open_media, supported_summary
+
+UP_CHOICES = ("+y", "-y", "+z")
+
+
+def file_filters() -> str:
+    """File dialog filters built from the format registry."""
+    specs = formats()
+    every = " ".join(sorted({f"*{ext}" for s in specs for ext in s.extensions}))
+    rows = [f"All supported files ({every})"]
+    rows += [f"{s.description} ({' '.join('*' + e for e in s.extensions)})" for s in specs]
+    rows.append("All files (*)")
+    return ";;".join(rows)
+
+
+class MainWindow(QMainWindow):
+    _opened = Signal(int, str, object)  # request id, path, Future (queued from the loader thread)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setAcceptDrops(True)
+        self.resize(1200, 760)
+        self.viewport = QtViewport(self)
+        self.timeline = Timeline(self)
+        self.timeline.hide()
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.viewport, 1)
+        layout.addWidget(self.timeline)
+        self.setCentralWidget(central)
+        self.info_panel = InfoPanel(self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.info_panel)
+        self.info_panel.hide()
+        self.status_label = QLabel(self)
+        self.statusBar().addPermanentWidget(self.status_label)
+
+        self.media: Media | None = None
+        self.media_path: str | None = None
+        self.playlist: list[str] = []
+        self.playlist_index = -1
+        self.error_box: QMessageBox | None = None
+        self.export_job: ExportJob | None = None
+        self.keyframes: list[Any] = []
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holoscope-open")
+        self._open_id = 0
+        self._opened.connect(self._on_opened, Qt.ConnectionType.QueuedConnection)
+        self.clock = PresentationClock()
+        self.current_index = 0
+        self._play_timer = QTimer(self, interval=8, timeout=self._tick)
+        self._render_times: list[float] = []
+        self._fps_clock = QElapsedTimer()
+        self._fps_clock.start()
+        self._frames_at_last = 0
+        self.render_fps = 0.0
+        self._info_timer = QTimer(self, interval=500, timeout=self.refresh_info)
+        self._info_timer.start()
+        self.viewport.frameRendered.connect(self._render_times.append)
+
+        self._build_actions()
+        self._build_toolbar()
+        self.timeline.playToggled.connect(self.toggle_play)
+        self.timeline.seekRequested.connect(self.seek_frame)
+        self.timeline.loopChanged.connect(lambda loop: setattr(self.clock, "loop", loop))
+        self.timeline.speedChanged.connect(self.clock.set_rate)
+        self.update_title()
+
+    # UI construction -------------------------------------------------------------------
+    def _action(self, text: str, slot: Any, shortcuts: tuple[Any, ...] = (), menu: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcuts:
+            action.setShortcuts([QKeySequence(s) for s in shortcuts])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        if menu is not None:
+            menu.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action("&Open…", self.open_dialog, (QKeySequence.StandardKey.Open,), file_menu)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self.screenshot_action = self._action("Save &Screenshot…", self.screenshot_dialog, ("Ctrl+S",), file_menu)
+        self.export_action = self._action("&Export Video…", self.export_dialog, ("Ctrl+E",), file_menu)
+        self.record_action = self._action("Add Camera &Keyframe", self.add_keyframe, ("K",), file_menu)
+        self._action("Save Camera &Path…", self.save_camera_path_dialog, ("Ctrl+Shift+S",), file_menu)
+        file_menu.addSeparator()
+        self._action("&Quit", self.close, (QKeySequence.StandardKey.Quit,), file_menu)
+
+        view_menu = bar.addMenu("&View")
+        self._action("&Reset View", self.viewport.reset_view, ("R", "Home"), view_menu)
+        self.info_action = self._action("&Info Panel", self.toggle_info, ("I",), view_menu)
+        self._action("&Background Colour…", self.choose_background, (), view_menu)
+        self._action("&Next File", self.next_item, ("N", "PgDown"), view_menu)
+        self._action("&Previous File", self.previous_item, ("P", "PgUp"), view_menu)
+
+        play_menu = bar.addMenu("&Playback")
+        self._action("Play / Pause", self.toggle_play, ("Space",), play_menu)
+        self._action("Next Frame", lambda: self.step(1), ("Right", "."), play_menu)
+        self._action("Previous Frame", lambda: self.step(-1), ("Left", ","), play_menu)
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main-toolbar")
+        tb.setMovable(False)
+        tb.addAction(self.open_action)
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Up ", self))
+        self.up_box = QComboBox(self)
+        self.up_box.addItems(UP_CHOICES)
+        self.up_box.setToolTip("World up axis (-Y for COLMAP-trained scenes); remembered per file")
+        self.up_box.currentTextChanged.connect(self.set_up_axis)
+        tb.addWidget(self.up_box)
+        tb.addWidget(QLabel(" FOV ", self))
+        self.fov_box = QDoubleSpinBox(self)
+        self.fov_box.setRange(5, 150)
+        self.fov_box.setValue(self.viewport.rig.fov_y)
+        self.fov_box.setSuffix("°")
+        self.fov_box.valueChanged.connect(self.set_fov)
+        tb.addWidget(self.fov_box)
+        tb.addWidget(QLabel(" SH ", self))
+        self.sh_box = QComboBox(self)
+        self.sh_box.addItems(["0", "1", "2", "3"])
+        self.sh_box.setCurrentIndex(3)
+        self.sh_box.setToolTip("Highest spherical-harmonics degree evaluated")
+        self.sh_box.currentIndexChanged.connect(self.set_sh_limit)
+        tb.addWidget(self.sh_box)
+        tb.addWidget(QLabel(" Splat scale ", self))
+        self.scale_slider = QSlider(Qt.Orientation.Horizontal, self)
+        self.scale_slider.setRange(5, 200)
+        self.scale_slider.setValue(100)
+        self.scale_slider.setMaximumWidth(140)
+        self.scale_slider.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scale_slider.valueChanged.connect(self.set_splat_scale)
+        tb.addWidget(self.scale_slider)
+        tb.addSeparator()
+        tb.addAction(self.screenshot_action)
+        tb.addAction(self.export_action)
+        tb.addAction(self.info_action)
+
+    # Opening files ---------------------------------------------------------------------
+    def open_paths(self, paths: list[str]) -> None:
+        """Queue ``paths`` as a playlist and open the first one."""
+        if not paths:
+            return
+        self.playlist = [str(p) for p in paths]
+        self.playlist_index = 0
+        self.open_path(self.playlist[0])
+
+    def open_path(self, path: str | Path) -> None:
+        """Open in the background; the newest request wins. Errors keep the current media."""
+        self._open_id += 1
+        request_id, path = self._open_id, str(path)
+        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        future = self._loader.submit(open_media, path)
+        future.add_done_callback(lambda f: self._opened.emit(request_id, path, f))
+
+    def _on_opened(self, request_id: int, path: str, future: Future) -> None:
+        error = future.exception()
+        if request_id != self._open_id:  # a newer request superseded this one
+            if error is None:
+                future.result().release()
+            return
+        if error is not None:
+            self.statusBar().clearMessage()
+            self.show_error(path, error)
+            return
+        media: Media = future.result()
+        try:
+            view = self.viewport.with_context(lambda ctx: self._make_view(ctx, media))
+        except Exception as exc:  # e.g. a GPU too small for the scene
+            media.release()
+            self.show_error(path, exc)
+            return
+        self._install(media, path, view)
+
+    def _make_view(self, ctx: Any, media: Media) -> Any:
+        repaint = self.viewport.repaintRequested.emit
+        if media.kind is MediaKind.SPLATS:
+            from holoscope.app.views import SplatView
+
+            return SplatView(ctx, media, repaint)
+        if media.kind is MediaKind.VIDEO:
+            from holoscope.app.video_view import VideoView
+
+            return VideoView(ctx, media, repaint)
+        raise HoloscopeError(f"{media.kind.value} media cannot be shown yet")
+
+    def _install(self, media: Media, path: str, view: Any) -> None:
+        self.pause()
+        old = self.media
+        self.media, self.media_path = media, path
+        up = recent.remembered_up(path) or self.up_box.currentText()
+        self.up_box.blockSignals(True)
+        self.up_box.setCurrentText(up)
+        self.up_box.blockSignals(False)
+        self.viewport.rig.up = up
+        self.viewport.set_view(view)
+        if old is not None:
+            old.release()
+        self.keyframes.clear()
+        timed = media.frame_count > 1 and media.fps > 0
+        self.clock = PresentationClock(media.duration, loop=self.timeline.loop_box.isChecked())
+        self.current_index = 0
+        self.timeline.setVisible(timed)
+        if timed:
+            self.timeline.configure(media.frame_count, media.duration)
+        self.export_action.setEnabled(media.kind is MediaKind.SPLATS)
+        recent.add_recent(path)
+        self.update_title()
+        self.statusBar().showMessage(f"Opened {Path(path).name} ({media.reader})", 4000)
+        self.refresh_info()
+
+    def show_error(self, path: str, error: BaseException) -> None:
+        """A non-modal message naming the file, the reason and the supported formats."""
+        reason = str(error)
+        if isinstance(error, HoloscopeError) and error.path:
+            reason = reason.removeprefix(f"{error.path}: ")
+        text = f"Cannot open {Path(path).name}: {reason}"
+        if self.error_box is not None:
+            self.error_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "holoscope", text, QMessageBox.StandardButton.Ok, self)
+        box.setInformativeText(f"Supported formats: {supported_summary()}")
+        box.setModal(False)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.show()
+        self.error_box = box
+        self.statusBar().showMessage(text, 8000)
+
+    def open_dialog(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(self, "Open", str(Path.home()), file_filters())
+        if names:
+            self.open_paths(names)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = recent.recent_files()
+        for path in items:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if not items:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear", recent.clear_recent)
+
+    def next_item(self) -> None:
+        if self.playlist_index + 1 < len(self.playlist):
+            self.playlist_index += 1
+            self.open_path(self.playlist[self.playlist_index])
+
+    def previous_item(self) -> None:
+        if self.playlist_index > 0:
+            self.playlist_index -= 1
+            self.open_path(self.playlist[self.playlist_index])
+
+    def update_title(self) -> None:
+        name = Path(self.media_path).name if self.media_path else "holoscope"
+        extra = f" [{self.playlist_index + 1}/{len(self.playlist)}]" if len(self.playlist) > 1 else ""
+        self.setWindowTitle(f"{name}{extra} — holoscope" if self.media_path else "holoscope")
+
+    # Drag and drop ---------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if isinstance(url, QUrl) and url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_dropped(paths)
+
+    def open_dropped(self, paths: list[str]) -> None:
+        """Open the first supported file; the rest become the playlist (next/previous)."""
+        from holoscope.core.registry import resolve
+
+        supported = []
+        for p in paths:
+            try:
+                resolve(p)
+                supported.append(p)
+            except HoloscopeError:
+                continue
+        if supported:
+            self.open_paths(supported)
+        else:
+            self.open_path(paths[0])  # reports why it cannot be opened
+
+    # View settings ---------------------------------------------------------------------
+    def set_up_axis(self, up: str) -> None:
+        self.viewport.rig.set_up(up)
+        if self.media_path:
+            recent.remember_up(self.media_path, up)
+        self.viewport.update()
+
+    def set_fov(self, fov: float) -> None:
+        self.viewport.rig.set_fov(fov)
+        self.viewport.update()
+
+    def _settings(self, **changes: Any) -> None:
+        from dataclasses import replace
+
+        self.viewport.settings = replace(self.viewport.settings, **changes)
+        self.viewport.update()
+
+    def set_sh_limit(self, degree: int) -> None:
+        self._settings(sh_degree_limit=int(degree))
+
+    def set_splat_scale(self, percent: int) -> None:
+        self._settings(scale_modifier=percent / 100.0)
+
+    def set_background(self, rgb: tuple[float, float, float]) -> None:
+        self._settings(background=tuple(float(c) for c in rgb))
+
+    def choose_background(self) -> None:
+        r, g, b = (round(c * 255) for c in self.viewport.settings.background)
+        color = QColorDialog.getColor(QColor(r, g, b), self, "Background colour")
+        if color.isValid():
+            self.set_background((color.redF(), color.greenF(), color.blueF()))
+
+    def toggle_info(self) -> None:
+        self.info_panel.setVisible(not self.info_panel.isVisible())
+        self.refresh_info()
+
+    # Playback --------------------------------------------------------------------------
+    def _timed_view(self) -> Any:
+        view = self.viewport.view
+        return view if view is not None and getattr(view, "timed", False) else None
+
+    def toggle_play(self) -> None:
+        if self.clock.playing:
+            self.pause()
+        elif self._timed_view() is not None:
+            self.clock.play()
+            self._timed_view().seek(self.current_index)
+            self._play_timer.start()
+            self.timeline.set_playing(True)
+
+    def pause(self) -> None:
+        self.clock.pause()
+        self._play_timer.stop()
+        self.timeline.set_playing(False)
+
+    def seek_frame(self, index: int) -> None:
+        view = self._timed_view()
+        if view is None:
+            return
+        index = int(min(max(index, 0), view.frame_count - 1))
+        self.clock.seek(index / view.fps)
+        view.seek(index)
+        self._show(index)
+
+    def step(self, delta: int) -> None:
+        if self._timed_view() is not None:
+            self.pause()
+            self.seek_frame(self.current_index + delta)
+
+    def _show(self, index: int) -> None:
+        view = self._timed_view()
+        self.current_index = index
+        if view is not None and view.show_frame(index):
+            self.viewport.update()
+        self.timeline.show_position(index, index / view.fps if view else 0.0)
+
+    def _tick(self) -> None:
+        view = self._timed_view()
+        if view is None or not self.clock.playing:
+            self.pause()
+            return
+        index = min(int(math.floor(self.clock.time * view.fps + 1e-6)), view.frame_count - 1)
+        if index < self.current_index and self.clock.loop:  # wrapped around
+            view.seek(index)
+        self._show(index)
+
+    # Screenshot, export, camera path ---------------------------------------------------
+    def save_screenshot(self, path: str | Path) -> None:
+        image = self.viewport.screenshot()
+        if not image.save(str(path), "PNG"):
+            raise HoloscopeError("cannot write the screenshot", path=path)
+        self.statusBar().showMessage(f"Saved {path}", 4000)
+
+    def screenshot_dialog(self) -> None:
+        stem = Path(self.media_path).stem if self.media_path else "holoscope"
+        name, _ = QFileDialog.getSaveFileName(self, "Save screenshot", str(Path.home() / f"{stem}.png"), "PNG (*.png)")
+        if name:
+            try:
+                self.save_screenshot(name)
+            except HoloscopeError as exc:
+                self.show_error(name, exc)
+
+    def start_export(self, request: ExportRequest) -> ExportJob | None:
+        """Start rendering in the background; returns the job (its signals report progress)."""
+        view = self.viewport.view
+        if view is None or not hasattr(view, "cloud"):
+            self.statusBar().showMessage("Export needs a splat scene", 4000)
+            return None
+        if self.export_job is not None and self.export_job.thread.isRunning():
+            self.statusBar().showMessage("An export is already running", 4000)
+            return None
+        try:
+            cams = cameras_for(request, self.viewport.current_camera(), self.viewport.rig.orbit)
+        except HoloscopeError as exc:
+            self.show_error(request.output, exc)
+            return None
+        job = ExportJob(view.cloud, cams, request, self.viewport.settings)
+        job.finished.connect(self._export_finished)
+        self.export_job = job
+        job.start()
+        return job
+
+    def _export_finished(self, ok: bool, message: str) -> None:
+        if ok:
+            self.statusBar().showMessage(message, 6000)
+        else:
+            self.show_error(self.export_job.request.output if self.export_job else "export", HoloscopeError(message))
+
+    def export_dialog(self) -> None:
+        from PySide6.QtWidgets import QProgressDialog
+
+        w, h = self.viewport.device_size()
+        dialog = ExportDialog(self, width=w, height=h, default_output=default_export_name(self.media_path))
+        if dialog.exec() != ExportDialog.DialogCode.Accepted:
+            return
+        job = self.start_export(dialog.request())
+        if job is None:
+            return
+        progress = QProgressDialog("Rendering…", "Cancel", 0, 100, self)
+        progress.setWindowModality(Qt.WindowModality.NonModal)
+        progress.setAutoClose(True)
+        progress.canceled.connect(job.cancel)
+        job.progress.connect(lambda done, total: (progress.setMaximum(total), progress.setValue(done)))
+        job.finished.connect(lambda *_: progress.close())
+        progress.show()
+
+    def add_keyframe(self) -> None:
+        if self.viewport.view is None or not getattr(self.viewport.view, "interactive", False):
+            return
+        self.keyframes.append(self.viewport.current_camera())
+        self.statusBar().showMessage(f"Keyframe {len(self.keyframes)} recorded (save with Ctrl+Shift+S)", 4000)
+
+    def save_camera_path(self, path: str | Path, *, seconds_per_keyframe: float = 2.0, fps: float = 30.0) -> int:
+        cam_path = interpolate_keyframes(self.keyframes, seconds_per_keyframe=seconds_per_keyframe, fps=fps)
+        write_camera_path(cam_path, path)
+        return len(cam_path)
+
+    def save_camera_path_dialog(self) -> None:
+        if not self.keyframes:
+            self.statusBar().showMessage("No keyframes yet: press K to record the current view", 4000)
+            return
+        name, _ = QFileDialog.getSaveFileName(self, "Save camera path", str(Path.home() / "camera_path.json"), "JSON (*.json)")
+        if name:
+            n = self.save_camera_path(name)
+            self.statusBar().showMessage(f"Saved {n} cameras to {name}", 4000)
+
+    # Info ------------------------------------------------------------------------------
+    def refresh_info(self) -> None:
+        frames = self.viewport.frames_painted
+        elapsed = self._fps_clock.restart() / 1000.0
+        if elapsed > 0:
+            self.render_fps = (frames - self._frames_at_last) / elapsed
+        self._frames_at_last = frames
+        paint_ms = sum(self._render_times) / len(self._render_times) if self._render_times else 0.0
+        self._render_times.clear()
+        rows = self.info_rows(paint_ms)
+        self.status_label.setText(" · ".join(v for k, v in rows.items() if k in ("Splats", "Resolution", "Render")))
+        if self.info_panel.isVisible():
+            self.info_panel.show_rows(rows)
+
+    def info_rows(self, paint_ms: float = 0.0) -> dict[str, str]:
+        rows: dict[str, str] = {}
+        media, view = self.media, self.viewport.view
+        if media is not None:
+            rows["File"] = Path(self.media_path or "").name
+            rows["Format"] = media.format
+            rows["Reader"] = media.reader
+            if media.frame_count > 1:
+                rows["Frames"] = f"{media.frame_count} at {media.fps:g} fps"
+        stats = view.stats() if view is not None else {}
+        if "splats" in stats:
+            rows["Splats"] = f"{stats['splats']:,} splats, SH {stats['sh_degree']}"
+        if "width" in stats:
+            rows["Resolution"] = f"{stats['width']}x{stats['height']}"
+        if "bitrate" in stats and stats["bitrate"]:
+            rows["Bitrate"] = f"{stats['bitrate'] / 1e6:.2f} Mb/s"
+        rows["Render"] = f"{self.render_fps:.0f} fps, {paint_ms:.1f} ms/frame"
+        if "decode_fps" in stats:
+            rows["Decode"] = f"{stats['decode_fps']:.0f} fps, {stats['decode_ms']:.1f} ms/frame"
+        if "decode_path" in stats:
+            rows["Decode path"] = stats["decode_path"]
+        rows["Memory (CPU)"] = human_bytes(process_memory_bytes())
+        if "gpu_bytes" in stats:
+            rows["Memory (GPU)"] = human_bytes(stats["gpu_bytes"])
+        if self.viewport.gl_renderer:
+            rows["Renderer"] = f"OpenGL on {self.viewport.gl_renderer}"
+        return rows
+
+    # Shutdown --------------------------------------------------------------------------
+    def closeEvent(self, event: Any) -> None:
+        self.pause()
+        self._info_timer.stop()
+        if self.export_job is not None and self.export_job.thread.isRunning():
+            self.export_job.cancel()
+            self.export_job.thread.wait(10_000)
+        self._loader.shutdown(wait=True, cancel_futures=True)
+        self.viewport.release_gl()
+        if self.media is not None:
+            self.media.release()
+            self.media = None
+        if self.error_box is not None:
+            self.error_box.close()
+        super().closeEvent(event)
