@@ -50,7 +50,7 @@ def run_app(paths: list[str]) -> int:
     if os.environ.get("HOLOSCOPE_STARTUP_PROBE"):
         def probe(_ms: float) -> None:
             if window.viewport.view is not None:
-                print("first-frame", flush=True)
+                print(f"first-frame torch={'torch' in sys.modules}", flush=True)
                 app.quit()
 
         window.viewport.frameRendered.connect(probe)
