@@ -194,3 +194,12 @@ def test_splat_commands_never_import_torch_or_qt(samples_dir, tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_formats_listing_and_gui_entry_errors(capsys, tmp_path):
+    assert main(["--formats"]) == 0
+    out = capsys.readouterr().out
+    assert "ply" in out and "read/write" in out and "video" in out and ".mkv" in out
+    assert main([str(tmp_path / "missing.ply")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("holoscope: error:") and "no such file" in err

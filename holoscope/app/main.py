@@ -46,6 +46,7 @@ def run_app(paths: list[str]) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("holoscope")
     app.setOrganizationName("holoscope")
+    app.setDesktopFileName("holoscope")  # lets Wayland/GNOME match the window to the menu entry
     window = create_window(paths)
     if os.environ.get("HOLOSCOPE_STARTUP_PROBE"):
         def probe(_ms: float) -> None:

@@ -101,7 +101,7 @@ class MainWindow(QMainWindow):
         self.timeline.playToggled.connect(self.toggle_play)
         self.timeline.seekRequested.connect(self.seek_frame)
         self.timeline.loopChanged.connect(lambda loop: setattr(self.clock, "loop", loop))
-        self.timeline.speedChanged.connect(self.clock.set_rate)
+        self.timeline.speedChanged.connect(lambda rate: self.clock.set_rate(rate))
         self.update_title()
 
     # UI construction -------------------------------------------------------------------
@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         self.keyframes.clear()
         timed = media.frame_count > 1 and media.fps > 0
         self.clock = PresentationClock(media.duration, loop=self.timeline.loop_box.isChecked())
+        self.clock.set_rate(self.timeline.speed_box.currentData())
         self.current_index = 0
         self.timeline.setVisible(timed)
         if timed:
@@ -393,6 +394,8 @@ class MainWindow(QMainWindow):
         self.clock.seek(index / view.fps)
         view.seek(index)
         self._show(index)
+        if not self.clock.playing and view.shown != index:
+            self._play_timer.start()  # poll until the decoder delivers the requested frame
 
     def step(self, delta: int) -> None:
         if self._timed_view() is not None:
@@ -408,13 +411,20 @@ class MainWindow(QMainWindow):
 
     def _tick(self) -> None:
         view = self._timed_view()
-        if view is None or not self.clock.playing:
+        if view is None:
             self.pause()
             return
+        if not self.clock.playing:  # paused after a seek or step: wait for that frame only
+            self._show(self.current_index)
+            if view.shown == self.current_index:
+                self._play_timer.stop()
+            return
         index = min(int(math.floor(self.clock.time * view.fps + 1e-6)), view.frame_count - 1)
-        if index < self.current_index and self.clock.loop:  # wrapped around
+        if index < self.current_index:  # looped back to the start
             view.seek(index)
         self._show(index)
+        if not self.clock.playing:  # reached the end without looping
+            self.pause()
 
     # Screenshot, export, camera path ---------------------------------------------------
     def save_screenshot(self, path: str | Path) -> None:

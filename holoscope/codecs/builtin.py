@@ -25,3 +25,31 @@ register(
         priority=10,
     )
 )
+
+
+# HEIF/AVIF stills and other ISO-BMFF files that are images, not movies.
+_ISO_BMFF_IMAGE_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"mif1", b"avif", b"jp2 ", b"crx ")
+
+
+def _is_video_container(head: bytes) -> bool:
+    # EBML magic 1A 45 DF A3 (mkv, webm) or ISO-BMFF, an 'ftyp' box at byte 4 (mp4, m4v, mov).
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return True
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return head[8:12] not in _ISO_BMFF_IMAGE_BRANDS
+    # QuickTime files from before 'ftyp' existed open with one of these atoms.
+    return len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide") and head[:4] != b"\0\0\0\0"
+
+
+register(
+    FormatSpec(
+        name="video",
+        description="Plain video (MP4/MOV or Matroska/WebM; H.264, HEVC, AV1, VP9 ... via PyAV)",
+        kind=MediaKind.VIDEO,
+        extensions=(".mp4", ".m4v", ".mov", ".mkv", ".webm"),
+        opener="holoscope.codecs.video.decode:open_video",
+        probe=_is_video_container,
+        magic="'ftyp' box at byte 4 (ISO-BMFF) or EBML 1A 45 DF A3 (Matroska)",
+        priority=5,
+    )
+)

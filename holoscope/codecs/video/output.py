@@ -26,13 +26,12 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from holoscope.codecs.video.decode import read_video_frames, read_image, probe_video  # noqa: F401
 from holoscope.core.errors import (
     Cancelled,
-    FormatNotRecognized,
     HoloscopeError,
     InvalidArgument,
     OutputError,
-    SourceNotFound,
 )
 
 
@@ -75,10 +74,6 @@ _FRAME_PATTERN = re.compile(r"%\d*d")
 
 # What YUV streams are tagged with; swscale is given the same matrix and range.
 _YUV_MATRIX, _YUV_RANGE = Colorspace.ITU709, ColorRange.MPEG
-_SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
-               7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
-_MATRIX_NAMES = {0: "rgb", 1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
-_RANGE_NAMES = {1: "limited", 2: "full"}
 _RGB_COLORSPACE = 0  # AVCOL_SPC_RGB: no matrix, the samples are R, G, B
 
 
@@ -340,40 +335,6 @@ class _SequenceSink(FrameSink):
         self.files.clear()
 
 
-def read_video_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
-    """Decode every frame of a video's first video stream to ``[H, W, 3] uint8`` RGB."""
-    with _open_input(path) as container:
-        return [_to_rgb(frame) for frame in container.decode(_video_stream(container, path))]
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode a PNG or JPEG (the file itself, never a ``%d`` pattern) to ``[H, W, 3] uint8`` RGB."""
-    with _open_input(path, format="image2", options={"pattern_type": "none"}) as container:
-        for frame in container.decode(_video_stream(container, path)):
-            return _to_rgb(frame)
-    raise FormatNotRecognized("no image could be decoded", path=path)
-
-
-def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Frame count, size, fps (a Fraction), codec and colour tags of a video's first stream."""
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        cc = stream.codec_context
-        info = {
-            "frames": stream.frames,
-            "width": cc.width,
-            "height": cc.height,
-            "fps": Fraction(stream.average_rate or stream.guessed_rate or 0),
-            "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
-            "pix_fmt": cc.pix_fmt,
-            "color_matrix": _MATRIX_NAMES.get(cc.colorspace, "unspecified"),
-            "color_range": _RANGE_NAMES.get(cc.color_range, "unspecified"),
-        }
-        if not info["frames"]:  # Matroska stores no count: count the packets instead
-            info["frames"] = sum(1 for packet in container.demux(stream) if packet.size)
-        return info
-
-
 # ---- helpers -------------------------------------------------------------------------------------
 
 
@@ -479,30 +440,3 @@ def _encode_image(rgb: np.ndarray, ext: str) -> bytes:
                                dst_color_range=ColorRange.JPEG)
     cc.width, cc.height = frame.width, frame.height
     return b"".join(bytes(p) for p in (*cc.encode(frame), *cc.encode(None)))
-
-
-def _open_input(path: str | os.PathLike[str], **kwargs: Any) -> Any:
-    if not Path(path).is_file():
-        raise SourceNotFound("no such file", path=path)
-    try:
-        return av.open(str(path), "r", **kwargs)
-    except av.FFmpegError as exc:
-        raise FormatNotRecognized(f"cannot open: {exc}", path=path) from exc
-
-
-def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
-    if not container.streams.video:
-        raise FormatNotRecognized("no video stream", path=path)
-    return container.streams.video[0]
-
-
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    if not frame.format.name.startswith("yuv"):
-        return frame.to_ndarray(format="rgb24")  # RGB/gray/palette: no matrix involved
-    # Untagged YUV is read as BT.709 (what holoscope writes); FFmpeg itself would assume 601.
-    matrix = _SWS_MATRIX.get(frame.colorspace, Colorspace.ITU709)
-    full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
-    return frame.to_ndarray(
-        format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,
-        src_color_range=ColorRange.JPEG if full else ColorRange.MPEG, dst_color_range=ColorRange.JPEG,
-    )

@@ -1,0 +1,764 @@
+"""Read plain video files (.mp4 .m4v .mov .mkv .webm; H.264, HEVC, AV1, VP9 ...) with PyAV.
+
+:func:`open_video` returns a timed :class:`~holoscope.core.media.Media` whose frames are
+:class:`~holoscope.core.frames.VideoFrame`. ``media.frame(i)`` is random access (seek to the
+keyframe before ``i``, decode forward; the decoder position is cached, so ``i, i+1, ...`` never
+re-seeks); ``media.frames_from(start)`` seeks once and decodes forward.
+
+Pixels, bit-exactly where possible (the planes are copied row by row from ``frame.planes``
+honouring each plane's ``line_size``; no swscale, so no silent range conversion):
+
+=====================================  ==========  ============================================
+decoder output                         VideoFrame  how
+=====================================  ==========  ============================================
+yuv420p, yuvj420p                      yuv420p     copied as stored
+yuv444p, yuvj444p                      yuv444p     copied as stored
+nv12, nv21 (hardware download)         yuv420p     Y copied, chroma de-interleaved (exact)
+gray                                   yuv420p     Y copied, neutral chroma (128)
+other 4:2:0 (10/12-bit, p010, yuva)    yuv420p     ``frame.reformat`` to 8 bits; matrix and
+                                                   range passed as both source and target, so
+                                                   the tags stay true (only requantised)
+other YUV (4:2:2, 4:1:1, 4:4:0, high   yuv444p     ``frame.reformat``: chroma upsampled, same
+bit depth 4:4:4)                                   matrix and range as the source
+RGB family (gbrp, rgb24, bgr0, pal8)   rgb24       ``to_ndarray("rgb24")``: no matrix involved;
+                                                   ``color_range`` "full"
+=====================================  ==========  ============================================
+
+``color_matrix`` and ``color_range`` come from each decoded frame's tags. Untagged YUV gets
+``color_range`` "limited" ("full" for the ``yuvj`` formats and gray) and the matrix players use
+for untagged video (mpv's rule): BT.709 from 1280 wide or more than 576 lines, else BT.601;
+``info["color_matrix_source"]`` then says "guessed".
+
+Frame numbers come from timestamps: ``index = round((pts - first_pts) * time_base * fps)``, so
+B-frame reordering and a non-zero start time do not matter. A frame missing inside the stream
+(a packet that failed to decode, a timestamp gap) is filled by repeating the previous picture
+under the missing number, so ``frames_from`` always yields consecutive indices. A stream that
+ends well before its stated frame count (a truncated file) raises :class:`CorruptStream` for
+the frames that are not there.
+
+Hardware decoding: unless ``HOLOSCOPE_HWDEC=no``, each device type that both this FFmpeg build
+(``av.codec.hwaccel.hwdevices_available()``, CUDA first) and the stream's decoder support is
+tried with ``HWAccel(..., allow_software_fallback=True)``; the first that really decodes the
+first picture on the device wins. ``HOLOSCOPE_HWDEC=cuda`` (or a comma list) limits the choice.
+Any failure falls back silently to software; ``info["decode_path"]`` says which is in use
+("hardware (cuda)" or "software") and ``info["hwdec_fallback"]`` why a device was not used.
+Hardware frames arrive as nv12/p010 and are converted as the table says. Measured on an H100:
+H.264, HEVC (8 and 10 bit) and VP9 decode on NVDEC; H.264 4:4:4 falls back to software (NVDEC
+has no 4:4:4 H.264). AV1 decodes in software: FFmpeg picks ``libdav1d``, which has no hardware
+path, and its native ``av1`` decoder failed on NVDEC there ("get_buffer() failed").
+
+Threads: one decoder may be used from several threads (for example a decode-ahead worker and
+the GUI); every use of the container and the codec context holds the decoder's lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace
+
+from holoscope.core.errors import (
+    CorruptStream,
+    DecoderUnavailable,
+    EmptyMedia,
+    FormatNotRecognized,
+    HoloscopeError,
+    SourceNotFound,
+)
+from holoscope.core.frames import VideoFrame
+from holoscope.core.media import Media, MediaKind
+
+READER_NAME = "holoscope.pyav"
+FORMAT_NAME = "video"
+HWDEC_ENV = "HOLOSCOPE_HWDEC"
+
+# Decoder output formats copied as stored: name -> (VideoFrame pixel format, implied full range).
+_DIRECT = {
+    "yuv420p": ("yuv420p", False),
+    "yuvj420p": ("yuv420p", True),
+    "yuv444p": ("yuv444p", False),
+    "yuvj444p": ("yuv444p", True),
+}
+# AVCOL_SPC_* -> VideoFrame.color_matrix. FCC and SMPTE 170M are BT.601's matrix; SMPTE 240M is
+# within 0.015 of BT.709's coefficients.
+_FRAME_MATRIX = {1: "bt709", 4: "bt601", 5: "bt601", 6: "bt601", 7: "bt709", 9: "bt2020", 10: "bt2020"}
+_MATRIX_TO_SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601, "bt2020": Colorspace.BT2020}
+# Hardware device types worth trying, best first; the rest of hwdevices_available() follow.
+_HW_ORDER = ("cuda", "vaapi", "videotoolbox", "d3d12va", "d3d11va", "dxva2", "vdpau", "qsv", "vulkan")
+
+_MIN_FORWARD_WINDOW = 16  # decode forward instead of seeking when the target is this close
+_END_TOLERANCE = 2  # frames the stated count may exceed what a clean stream really holds
+_MAX_CONSECUTIVE_ERRORS = 8  # undecodable packets in a row before the stream counts as broken
+
+
+# ---- hardware selection ---------------------------------------------------------------------------
+
+
+def hwdec_devices() -> list[str]:
+    """Hardware device types to try, in order, from ``HOLOSCOPE_HWDEC`` and this FFmpeg build.
+
+    Unset, empty or "auto": every available type (CUDA first). "no" (also "off", "0", "false",
+    "software"): none. Otherwise a comma list of types, e.g. "cuda" or "vaapi,cuda".
+    """
+    setting = os.environ.get(HWDEC_ENV, "auto").strip().lower()
+    if setting in ("no", "off", "0", "false", "none", "software", "sw"):
+        return []
+    try:
+        available = list(av.codec.hwaccel.hwdevices_available())
+    except Exception:  # an FFmpeg build without hwcontext support
+        return []
+    if setting in ("", "auto", "yes", "1", "true"):
+        ordered = [d for d in _HW_ORDER if d in available]
+        return ordered + [d for d in available if d not in ordered]
+    wanted = [d.strip() for d in setting.split(",") if d.strip()]
+    return [d for d in wanted if d in available]
+
+
+# ---- opening --------------------------------------------------------------------------------------
+
+
+def open_video(path: str | os.PathLike[str]) -> Media:
+    """Open a video file as a timed :class:`Media` of :class:`VideoFrame` (see the module doc)."""
+    decoder = VideoDecoder(path)
+    return Media(
+        kind=MediaKind.VIDEO,
+        format=FORMAT_NAME,
+        reader=READER_NAME,
+        frame_count=decoder.frame_count,
+        fps=decoder.fps,
+        load_frame=decoder.frame,
+        path=str(path),
+        info=decoder.info,
+        iter_from=decoder.frames_from,
+        close=decoder.close,
+    )
+
+
+@dataclasses.dataclass
+class _Raw:
+    """A decoded PyAV frame and the frame number its timestamp gives."""
+
+    index: int
+    frame: Any  # av.VideoFrame
+    pts: float | None  # seconds from the first frame
+
+
+class VideoDecoder:
+    """One open video stream: metadata, random access and sequential decoding.
+
+    ``frame(i)`` and ``frames_from(start)`` are what :func:`open_video` wires into the Media.
+    Counters for tests and the info panel: ``seek_count`` (container seeks so far),
+    ``frames_decoded`` (pictures out of the decoder), ``decode_errors`` (packets skipped).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._closed = False
+        self.seek_count = 0
+        self.frames_decoded = 0
+        self.decode_errors = 0
+        self._gop = 0  # longest keyframe distance seen
+        self._end_index: int | None = None  # last decodable frame, once a run reached EOF early
+        self._end_is_damage = False  # that early end is a truncation, not a count off by one
+        self._first_pts: int | None = None  # timestamp of frame 0 (stream time base)
+        self._reset_position()
+        self._container: Any = None
+
+        probe = _open_container(self.path)
+        try:
+            self._read_metadata(probe)
+        finally:
+            probe.close()
+
+        self.decode_path = "software"
+        self._hw_failures: list[str] = []  # "cuda: why" for each device that was tried and lost
+        for device in self._hardware_candidates():
+            if self._try_open(device):
+                self.decode_path = f"hardware ({device})"
+                break
+        else:
+            self._try_open(None)  # raises when nothing decodes
+        self._finish_info()
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def _read_metadata(self, container: Any) -> None:
+        stream = _video_stream(container, self.path)
+        cc = stream.codec_context
+        if cc is None:
+            raise DecoderUnavailable("this FFmpeg build has no decoder for the file's video codec",
+                                     path=self.path)
+        self._stream_index = stream.index
+        self._time_base = float(stream.time_base) if stream.time_base else None
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        count = int(stream.frames or 0)
+        counted = False
+        if count <= 0:  # Matroska/WebM store no frame count: count the packets (no decoding)
+            count, counted = _count_packets(container, stream), True
+        duration = _container_duration(container, stream)
+        if not rate and count and duration:
+            rate = Fraction(count / duration).limit_denominator(1001)
+        if not rate or rate <= 0:
+            raise CorruptStream("the video stream has no usable frame rate", path=self.path)
+        if count <= 0:
+            raise EmptyMedia("the video stream holds no frames", path=self.path)
+        self.fps = float(rate)
+        self.frame_count = count
+        self._decoder_name = cc.codec.name
+        size = self.path.stat().st_size
+        bit_rate = int(container.bit_rate or 0)
+        if not bit_rate and duration:
+            bit_rate = int(size * 8 / duration)
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        self._sample_aspect = Fraction(sar) if sar and sar > 0 else Fraction(1)
+        width, height = cc.width, cc.height
+        self.info: dict[str, Any] = {
+            "container": _container_name(container.format.name, self.path),
+            "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
+            "decoder": cc.codec.name,
+            "profile": stream.profile,
+            "width": width,
+            "height": height,
+            "sample_aspect": str(self._sample_aspect),
+            "display_aspect": round(float(width * self._sample_aspect) / height, 4) if height else None,
+            "fps": round(self.fps, 6),
+            "frame_rate": str(Fraction(rate)),
+            "frames": count,
+            "frame_count_source": "counted packets" if counted else "container",
+            "duration": round(duration if duration else count / self.fps, 6),
+            "bitrate": bit_rate,
+            "file_bytes": size,
+            "pixel_format": cc.pix_fmt,
+            "b_frames": bool(cc.has_b_frames),
+        }
+
+    def _hardware_candidates(self) -> list[str]:
+        devices = hwdec_devices()
+        if not devices:
+            return []
+        # Only the decoder FFmpeg picks for the stream counts: libdav1d (AV1) has no hardware
+        # path, and FFmpeg's native av1 decoder failed on NVDEC (H100: "get_buffer() failed").
+        try:
+            configs = av.Codec(self._decoder_name, "r").hardware_configs
+        except Exception:
+            return []
+        supported = {c.device_type.name for c in configs if c.is_supported}
+        return [d for d in devices if d in supported]
+
+    def _finish_info(self) -> None:
+        first = self._peeked
+        assert first is not None
+        output = _output_format(first.frame.format)
+        self.info["decode_path"] = self.decode_path
+        if self._hw_failures:
+            self.info["hwdec_fallback"] = "; ".join(self._hw_failures)
+        if output == "rgb24":  # RGB samples: no matrix, full range
+            self.info["color_matrix"], guessed, self.info["color_range"] = "rgb", False, "full"
+        else:
+            self.info["color_matrix"], guessed = _matrix_of(first.frame)
+            self.info["color_range"] = _range_of(first.frame)
+        self.info["color_matrix_source"] = "guessed" if guessed else "stream"
+        self.info["decoded_format"] = first.frame.format.name
+        self.info["output_format"] = output
+
+    # -- opening the decoding container -------------------------------------------------------
+
+    def _try_open(self, device: str | None) -> bool:
+        """Open the container (decoding on ``device`` if given) and decode the first picture.
+
+        A hardware attempt returns False on any failure (the caller falls back); the software
+        attempt raises a holoscope error instead.
+        """
+        container = None
+        self.seek_count = self.frames_decoded = self.decode_errors = self._gop = 0
+        self._end_index, self._end_is_damage, self._first_pts = None, False, None
+        try:
+            container = _open_container(self.path, device)
+            stream = container.streams[self._stream_index]
+            cc = stream.codec_context
+            if device is None:
+                cc.thread_type = "AUTO"  # frame + slice threads; set before the codec opens
+            self._container, self._stream, self._cc = container, stream, cc
+            self._reset_position()
+            self._raw = self._decode_run()
+            if self._peek() is None:
+                raise CorruptStream("no picture could be decoded", path=self.path)
+            if device is not None and not _decoded_on_device(cc, device):
+                raise _HardwareRefused("the stream decoded in software (profile not supported?)")
+            return True
+        except (av.FFmpegError, HoloscopeError, NotImplementedError, RuntimeError, ValueError) as exc:
+            if container is not None:
+                _close_quietly(container)
+            self._container = None
+            if device is not None:
+                self._hw_failures.append(f"{device}: {exc}")
+                return False
+            if isinstance(exc, HoloscopeError):
+                raise
+            raise CorruptStream(f"cannot decode: {exc}", path=self.path) from exc
+
+    # -- public access ----------------------------------------------------------------------------
+
+    def frame(self, index: int) -> VideoFrame:
+        """Frame ``index`` (random access; consecutive indices decode forward without a seek)."""
+        with self._lock:
+            self._check_open()
+            if not 0 <= index < self.frame_count:
+                raise IndexError(f"frame {index} out of range 0..{self.frame_count - 1}")
+            if self._last is not None and self._last.index == index:
+                return self._last
+            try:
+                result = self._frame_at(index)
+            except HoloscopeError:
+                self._raw = None  # position unknown: the next request seeks
+                raise
+            except av.FFmpegError as exc:
+                self._raw = None
+                raise CorruptStream(f"decoding frame {index} failed: {exc}", path=self.path) from exc
+            self._last = result
+            return result
+
+    def frames_from(self, start: int = 0) -> Iterator[VideoFrame]:
+        """Frames ``start, start+1, ...`` to the end: one seek, then forward decoding.
+
+        Safe to interleave with other users of the decoder: each step holds the lock, and a
+        step that finds the decoder moved elsewhere seeks back transparently.
+        """
+        if not 0 <= start < self.frame_count:
+            raise IndexError(f"frame {start} out of range 0..{self.frame_count - 1}")
+        for index in range(start, self.frame_count):
+            yield self.frame(index)
+
+    def close(self) -> None:
+        """Close the container; safe to call twice. Later frame requests raise."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._reset_position()
+            if self._container is not None:
+                _close_quietly(self._container)
+                self._container = None
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- positioning --------------------------------------------------------------------------
+
+    def _reset_position(self) -> None:
+        self._raw: Iterator[_Raw] | None = None  # decoded pictures from the current position
+        self._peeked: _Raw | None = None  # next picture, read but not consumed
+        self._held: _Raw | None = None  # last consumed picture
+        self._last: VideoFrame | None = None  # last frame handed out (repeat requests)
+        self._run_errors = 0  # packets or demux failures since the last seek
+        self._prev_key: int | None = None
+
+    def _check_open(self) -> None:
+        if self._closed or self._container is None:
+            raise HoloscopeError("the video has been closed (Media.release was called)", path=self.path)
+
+    def _position(self) -> int | None:
+        """Index the decoder stands at (last consumed picture), or None when unknown."""
+        if self._raw is None:
+            return None
+        if self._held is not None:
+            return self._held.index
+        if self._peeked is not None:
+            return self._peeked.index - 1
+        return None
+
+    def _frame_at(self, index: int) -> VideoFrame:
+        if self._end_index is not None and index > self._end_index:
+            if self._end_is_damage:
+                raise self._truncated(index, self._end_index)
+            target = self._end_index  # the stated count overshoots a clean stream by a frame
+        else:
+            target = index
+        pos = self._position()
+        window = max(self._gop, _MIN_FORWARD_WINDOW)
+        if pos is None or not pos <= target <= pos + window:
+            self._seek(target)
+        prev = self._held if self._held is not None and self._held.index <= target else None
+        nxt = None
+        while prev is None or prev.index < target:
+            nxt = self._peek()
+            if nxt is None or nxt.index > target:
+                break
+            self._held, self._peeked, prev = nxt, None, nxt
+        if prev is None:  # the first decodable picture lies after the target (stream start)
+            if nxt is None:
+                raise CorruptStream(f"no picture decodable at or after frame {index}", path=self.path)
+            prev = nxt
+        elif prev.index < target and nxt is None:  # the stream ended before the target
+            # A clean stream may hold a frame or two less than its stated count (edit lists,
+            # hidden frames): repeat its last picture. Anything shorter is damage.
+            self._end_index = prev.index
+            self._end_is_damage = bool(self._run_errors) or (
+                self.frame_count - 1 - prev.index > _END_TOLERANCE)
+            if self._end_is_damage:
+                raise self._truncated(index, prev.index)
+        return self._convert(prev, index)
+
+    def _truncated(self, index: int, last: int) -> CorruptStream:
+        return CorruptStream(
+            f"frame {index} cannot be decoded: the stream ends at frame {last} of "
+            f"{self.frame_count} (truncated or damaged file)", path=self.path)
+
+    def _seek(self, index: int) -> None:
+        """Position the decoder so that the next pictures lead up to ``index``."""
+        back = 0
+        while True:
+            target = max(0, index - back)
+            self._reposition(target)
+            first = self._peek()
+            if target == 0 or (first is not None and first.index <= index):
+                return
+            # The demuxer landed on a keyframe after the target (B-frames, open GOPs): go back.
+            back = max(2 * back, self._gop, 8)
+
+    def _reposition(self, index: int) -> None:
+        first = self._first_pts or 0
+        ts = first + round(index / self.fps / self._time_base) if self._time_base else first
+        try:
+            self._container.seek(int(ts), backward=True, any_frame=False, stream=self._stream)
+        except av.FFmpegError as exc:
+            raise CorruptStream(f"cannot seek to frame {index}: {exc}", path=self.path) from exc
+        self.seek_count += 1
+        self._reset_position()
+        self._raw = self._decode_run()
+
+    def _peek(self) -> _Raw | None:
+        if self._peeked is None and self._raw is not None:
+            self._peeked = next(self._raw, None)
+        return self._peeked
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def _decode_run(self) -> Iterator[_Raw]:
+        """Pictures in display order from the current container position, with their indices."""
+        container, stream, cc = self._container, self._stream, self._cc
+        demux = container.demux(stream)
+        consecutive = 0
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except av.FFmpegError:
+                # Damaged or cut-off data: decode what the decoder still holds, then stop.
+                self._run_errors += 1
+                self.decode_errors += 1
+                try:
+                    frames = cc.decode(None)
+                except av.FFmpegError:
+                    frames = []
+                for frame in frames:
+                    yield self._index(frame)
+                return
+            try:
+                frames = cc.decode(packet)
+            except av.FFmpegError as exc:
+                self._run_errors += 1
+                self.decode_errors += 1
+                consecutive += 1
+                if consecutive > _MAX_CONSECUTIVE_ERRORS:
+                    raise CorruptStream(f"{consecutive} packets in a row failed to decode: {exc}",
+                                        path=self.path) from exc
+                continue
+            consecutive = 0
+            for frame in frames:
+                yield self._index(frame)
+
+    def _index(self, frame: Any) -> _Raw:
+        self.frames_decoded += 1
+        ts = frame.pts if frame.pts is not None else frame.dts
+        if self._first_pts is None:
+            self._first_pts = ts if ts is not None else 0
+        if ts is None or self._time_base is None:
+            prev = self._held or self._peeked
+            index, seconds = (prev.index + 1 if prev else 0), None
+        else:
+            seconds = (ts - self._first_pts) * self._time_base
+            index = round(seconds * self.fps)
+        if frame.key_frame:
+            if self._prev_key is not None and index > self._prev_key:
+                self._gop = max(self._gop, index - self._prev_key)
+            self._prev_key = index
+        return _Raw(index, frame, seconds)
+
+    def _convert(self, raw: _Raw, index: int) -> VideoFrame:
+        frame = raw.frame
+        pts = raw.pts if raw.index == index and raw.pts is not None else index / self.fps
+        pixel_format, planes, full = _planes_of(frame)
+        matrix, _ = _matrix_of(frame)
+        if pixel_format == "rgb24":
+            color_range = "full"
+        else:
+            color_range = "full" if full else _range_of(frame)
+        return VideoFrame(
+            planes=planes,
+            pixel_format=pixel_format,
+            width=frame.width,
+            height=frame.height,
+            pts=float(pts),
+            index=index,
+            color_matrix=matrix,
+            color_range=color_range,
+            sample_aspect=self._sample_aspect,
+        )
+
+
+class _HardwareRefused(RuntimeError):
+    """The hardware device opened but this stream does not decode on it."""
+
+
+# ---- PyAV frame -> VideoFrame -----------------------------------------------------------------------
+
+
+def copy_plane(plane: Any) -> np.ndarray:
+    """A read-only ``[height, width]`` uint8 copy of one 8-bit plane (bytes per row = width).
+
+    Reads the plane buffer through a view with the plane's ``line_size`` stride, so the
+    alignment padding at the end of each row is skipped; nothing is converted. The copy owns
+    its memory, so the decoder's buffer is released with the PyAV frame.
+    """
+    return _frozen(_copy_rows(plane, plane.width))
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # frames are immutable after hand-off
+    return array
+
+
+def _copy_rows(plane: Any, row_bytes: int) -> np.ndarray:
+    height, line = plane.height, plane.line_size
+    if line < 0:  # bottom-up storage: the buffer starts at the last row
+        return _copy_rows_positive(plane, -line, row_bytes, height)[::-1].copy()
+    return _copy_rows_positive(plane, line, row_bytes, height)
+
+
+def _copy_rows_positive(plane: Any, line: int, row_bytes: int, height: int) -> np.ndarray:
+    buf = np.frombuffer(plane, dtype=np.uint8)
+    if buf.size >= line * height:
+        rows = buf[: line * height].reshape(height, line)
+        return rows[:, :row_bytes].copy()
+    view = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(line, 1), writeable=False)
+    return np.array(view)
+
+
+def _planes_of(frame: Any) -> tuple[str, tuple[np.ndarray, ...], bool]:
+    """(VideoFrame pixel format, planes, full range implied by the format)."""
+    fmt = frame.format
+    name = fmt.name
+    if name in _DIRECT:
+        out, full = _DIRECT[name]
+        return out, tuple(copy_plane(p) for p in frame.planes[:3]), full
+    if name in ("nv12", "nv21"):
+        y = copy_plane(frame.planes[0])
+        uv_plane = frame.planes[1]
+        uv = _copy_rows(uv_plane, uv_plane.width * 2).reshape(uv_plane.height, uv_plane.width, 2)
+        u, v = (uv[..., 0], uv[..., 1]) if name == "nv12" else (uv[..., 1], uv[..., 0])
+        return "yuv420p", (y, _frozen(u.copy()), _frozen(v.copy())), False
+    if name == "gray":
+        y = copy_plane(frame.planes[0])
+        ch, cw = (frame.height + 1) // 2, (frame.width + 1) // 2
+        neutral = _frozen(np.full((ch, cw), 128, np.uint8))
+        return "yuv420p", (y, neutral, neutral), frame.color_range != ColorRange.MPEG
+    out = _output_format(fmt)
+    if out == "rgb24":
+        return "rgb24", (_frozen(np.ascontiguousarray(frame.to_ndarray(format="rgb24"))),), True
+    matrix, _ = _matrix_of(frame)
+    full = _range_of(frame) == "full"
+    sws_range = ColorRange.JPEG if full else ColorRange.MPEG
+    converted = frame.reformat(
+        format=out,
+        src_colorspace=_MATRIX_TO_SWS[matrix], dst_colorspace=_MATRIX_TO_SWS[matrix],
+        src_color_range=sws_range, dst_color_range=sws_range,
+    )
+    return out, tuple(copy_plane(p) for p in converted.planes[:3]), full
+
+
+def _output_format(fmt: Any) -> str:
+    """The VideoFrame pixel format a decoder output format is delivered as."""
+    name = fmt.name
+    if name in _DIRECT:
+        return _DIRECT[name][0]
+    if name in ("nv12", "nv21", "gray"):
+        return "yuv420p"
+    comps = fmt.components
+    if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or len(comps) < 3:
+        return "rgb24"  # gray >8 bit, palette, RGB: no YUV matrix to keep
+    luma, chroma = comps[0], comps[1]
+    halved = chroma.width * 2 >= luma.width and chroma.width < luma.width
+    if halved and chroma.height < luma.height and chroma.height * 2 >= luma.height:
+        return "yuv420p"
+    return "yuv444p"
+
+
+def _matrix_of(frame: Any) -> tuple[str, bool]:
+    """(color matrix, guessed?) from the frame's tag; untagged video follows mpv's size rule."""
+    matrix = _FRAME_MATRIX.get(int(frame.colorspace))
+    if matrix is not None:
+        return matrix, False
+    hd = frame.width >= 1280 or frame.height > 576
+    return ("bt709" if hd else "bt601"), True
+
+
+def _range_of(frame: Any) -> str:
+    rng = int(frame.color_range)
+    if rng == ColorRange.JPEG:
+        return "full"
+    if rng == ColorRange.MPEG:
+        return "limited"
+    name = frame.format.name
+    return "full" if name.startswith("yuvj") or name.startswith("gray") or frame.format.is_rgb else "limited"
+
+
+# ---- container helpers ------------------------------------------------------------------------------
+
+
+def _open_container(path: Path, device: str | None = None) -> Any:
+    """The file opened for reading; with ``device``, its decoders set up on that device."""
+    if not path.is_file():
+        raise SourceNotFound("no such file", path=path)
+    if device is not None:
+        # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
+        hwaccel = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
+        return av.open(str(path), "r", hwaccel=hwaccel)
+    try:
+        return av.open(str(path), "r")
+    except av.FFmpegError as exc:
+        raise CorruptStream(f"cannot open as a video: {exc}", path=path) from exc
+
+
+def _close_quietly(container: Any) -> None:
+    try:
+        container.close()
+    except Exception:
+        pass
+
+
+def _container_name(demuxer: str, path: Path) -> str:
+    """"mp4", "mov", "matroska", "webm" ...: the demuxer's alias matching the file name."""
+    names = demuxer.split(",")
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix == "mkv":
+        suffix = "matroska"
+    elif suffix == "m4v":
+        suffix = "mp4"
+    return suffix if suffix in names else names[0]
+
+
+def _count_packets(container: Any, stream: Any) -> int:
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+    except av.FFmpegError:
+        pass  # a damaged tail: the frames before it still play
+    return count
+
+
+def _container_duration(container: Any, stream: Any) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def _decoded_on_device(cc: Any, device: str) -> bool:
+    """After a decoded picture: did the decoder's get_format pick the device's pixel format?
+
+    With ``allow_software_fallback`` a decoder that cannot use the device (an unsupported
+    profile, no free engine) quietly picks a software format instead; the context's pix_fmt
+    tells which happened ("cuda" versus "yuv420p").
+    """
+    if not cc.is_hwaccel:
+        return False
+    hw_formats = {c.format.name for c in cc.codec.hardware_configs
+                  if c.device_type.name == device and c.format is not None}
+    return cc.pix_fmt in hw_formats
+
+
+# ---- whole-file helpers (also re-exported by output.py) --------------------------------------------
+
+_SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+               7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
+_MATRIX_NAMES = {0: "rgb", 1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_RANGE_NAMES = {1: "limited", 2: "full"}
+
+
+def read_video_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Decode every frame of a video's first video stream to ``[H, W, 3] uint8`` RGB."""
+    with _open_input(path) as container:
+        return [_to_rgb(frame) for frame in container.decode(_video_stream(container, path))]
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a PNG or JPEG (the file itself, never a ``%d`` pattern) to ``[H, W, 3] uint8`` RGB."""
+    with _open_input(path, format="image2", options={"pattern_type": "none"}) as container:
+        for frame in container.decode(_video_stream(container, path)):
+            return _to_rgb(frame)
+    raise FormatNotRecognized("no image could be decoded", path=path)
+
+
+def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Frame count, size, fps (a Fraction), codec and colour tags of a video's first stream."""
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        cc = stream.codec_context
+        info = {
+            "frames": stream.frames,
+            "width": cc.width,
+            "height": cc.height,
+            "fps": Fraction(stream.average_rate or stream.guessed_rate or 0),
+            "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
+            "pix_fmt": cc.pix_fmt,
+            "color_matrix": _MATRIX_NAMES.get(cc.colorspace, "unspecified"),
+            "color_range": _RANGE_NAMES.get(cc.color_range, "unspecified"),
+        }
+        if not info["frames"]:  # Matroska stores no count: count the packets instead
+            info["frames"] = sum(1 for packet in container.demux(stream) if packet.size)
+        return info
+
+
+def _open_input(path: str | os.PathLike[str], **kwargs: Any) -> Any:
+    if not Path(path).is_file():
+        raise SourceNotFound("no such file", path=path)
+    try:
+        return av.open(str(path), "r", **kwargs)
+    except av.FFmpegError as exc:
+        raise FormatNotRecognized(f"cannot open: {exc}", path=path) from exc
+
+
+def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
+    if not container.streams.video:
+        others = ", ".join(f"{s.type} {getattr(s.codec_context, 'name', '?')}" for s in container.streams)
+        raise FormatNotRecognized(f"no video stream ({'streams: ' + others if others else 'no streams'})",
+                                  path=path)
+    return container.streams.video[0]
+
+
+def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    if not frame.format.name.startswith("yuv"):
+        return frame.to_ndarray(format="rgb24")  # RGB/gray/palette: no matrix involved
+    # Untagged YUV is read as BT.709 (what holoscope writes); FFmpeg itself would assume 601.
+    matrix = _SWS_MATRIX.get(frame.colorspace, Colorspace.ITU709)
+    full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
+    return frame.to_ndarray(
+        format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,
+        src_color_range=ColorRange.JPEG if full else ColorRange.MPEG, dst_color_range=ColorRange.JPEG,
+    )

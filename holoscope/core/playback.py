@@ -1,0 +1,324 @@
+"""Decode-ahead for timed media: the worker behind the desktop app's timeline (Qt-free).
+
+:class:`FramePrefetcher` runs one thread that decodes sequentially with
+``media.frames_from(start)`` into a bounded queue. A full queue blocks the decoder
+(backpressure), so at most ``capacity`` frames are held. The consumer (the GUI thread, on a
+timer) calls :meth:`FramePrefetcher.take`, which never blocks; tests and exporters use the
+blocking :meth:`FramePrefetcher.wait_for`.
+
+Seeking follows the same rule as the depth-sort worker (``render/sort.py``): the newest request
+wins. :meth:`FramePrefetcher.seek` bumps a generation counter, flushes the queue and cancels the
+decode run in progress at its next frame; frames of an older generation are never queued, so a
+consumer cannot see a stale frame after a seek.
+
+An exception raised by the media while decoding is stored and raised, once, by the consumer's
+next :meth:`~FramePrefetcher.take` or :meth:`~FramePrefetcher.wait_for` that the queue cannot
+serve (frames decoded before the failure are still delivered). The thread survives; the next
+:meth:`~FramePrefetcher.seek` starts a fresh run.
+
+:class:`Presenter` maps a :class:`~holoscope.core.clock.PresentationClock` to frame indices
+and drives a prefetcher from a GUI timer.
+
+Threads: the worker only calls ``media.frames_from`` (the media guards its own decoder); all
+shared state here is guarded by one condition variable.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from typing import Any, Iterator
+
+from holoscope.core.clock import PresentationClock
+from holoscope.core.media import Media
+
+_TIMING_WINDOW = 32  # frames in the decode-time moving average
+
+
+class FramePrefetcher:
+    """Sequential decode-ahead of ``media`` into a queue of at most ``capacity`` frames.
+
+    ``start`` is where decoding begins right away (``None``: wait for the first :meth:`seek`).
+    Frames are whatever the media yields; each must carry an ``index`` attribute (VideoFrame
+    does); for payloads without one the prefetcher counts from the run's start index.
+
+    Counters for the info panel: ``frames_decoded`` (frames the worker queued),
+    ``frames_dropped`` (late frames :meth:`take` discarded), ``frames_flushed`` (queued frames a
+    seek threw away) and ``decode_ms`` (moving average of the time per frame).
+    """
+
+    def __init__(self, media: Media, capacity: int = 4, *, start: int | None = 0, name: str = "holoscope-prefetch") -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.media = media
+        self.capacity = int(capacity)
+        self._cond = threading.Condition()
+        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._generation = 0
+        self._start: int | None = None  # start index of the requested run
+        self._run_generation = -1  # generation the worker last started
+        self._running = False  # a run of the current generation is decoding (or blocked)
+        self._next_index = 0  # index the current run will produce next
+        self._error: BaseException | None = None
+        self._closed = False
+        self.frames_decoded = 0
+        self.frames_dropped = 0
+        self.frames_flushed = 0
+        self._times: collections.deque[float] = collections.deque(maxlen=_TIMING_WINDOW)
+        if start is not None:
+            self._check_index(start)
+            self._start = start
+            self._next_index = start
+            self._generation = 1
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    # -- consumer side (any thread; normally the GUI thread) ------------------------------------
+
+    def seek(self, index: int) -> None:
+        """Restart decoding at ``index``; the newest request wins, queued frames are flushed."""
+        self._check_index(index)
+        with self._cond:
+            self._check_open()
+            self._generation += 1
+            self._start = index
+            self._next_index = index
+            self.frames_flushed += len(self._queue)
+            self._queue.clear()
+            self._error = None  # it belonged to the run this seek replaces
+            self._running = False
+            self._cond.notify_all()
+
+    def take(self, index: int) -> Any | None:
+        """The frame for ``index`` if it is decoded, else ``None``; never blocks.
+
+        Queued frames older than ``index`` are late: they are discarded and counted in
+        ``frames_dropped``. A stored worker exception is raised here when the queue cannot
+        serve ``index``.
+        """
+        with self._cond:
+            self._check_open()
+            frame = self._pop(index)
+            if frame is None and self._error is not None:
+                self._raise_error()
+            return frame
+
+    def wait_for(self, index: int, timeout: float | None = None) -> Any:
+        """Block until frame ``index`` is decoded and return it (for tests and export).
+
+        Raises the worker's exception if decoding fails, :class:`TimeoutError` after
+        ``timeout`` seconds and :class:`LookupError` when the current run will never produce
+        ``index`` (it starts after it, or it ended first): seek before waiting.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._check_open()
+                frame = self._pop(index)
+                if frame is not None:
+                    return frame
+                if self._error is not None:
+                    self._raise_error()
+                if self._start is None or index < self._queue_head() or not self._run_can_reach(index):
+                    raise LookupError(f"frame {index} is not coming: the decoder is at frame "
+                                      f"{self._queue_head()}; seek first")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"frame {index} was not decoded within {timeout} s")
+                self._cond.wait(remaining)
+
+    def covers(self, index: int, max_gap: int = 30) -> bool:
+        """Whether ``index`` will be served without a seek: it lies at or after the next frame
+        the queue holds or the decoder will produce, at most ``max_gap`` frames ahead, and the
+        current run has not ended before it."""
+        with self._cond:
+            if self._start is None or self._error is not None:
+                return False
+            head = self._queue_head()
+            return head <= index <= head + max_gap and self._run_can_reach(index)
+
+    @property
+    def position(self) -> int | None:
+        """Index of the next frame the consumer can get from this run (``None`` before a seek)."""
+        with self._cond:
+            return None if self._start is None else self._queue_head()
+
+    @property
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def decode_ms(self) -> float:
+        """Moving average of the decode time per frame, in milliseconds (0 before any frame)."""
+        with self._cond:
+            return 1000.0 * sum(self._times) / len(self._times) if self._times else 0.0
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the info panel."""
+        with self._cond:
+            avg = 1000.0 * sum(self._times) / len(self._times) if self._times else 0.0
+            return {
+                "frames_decoded": self.frames_decoded,
+                "frames_dropped": self.frames_dropped,
+                "frames_flushed": self.frames_flushed,
+                "queued": len(self._queue),
+                "capacity": self.capacity,
+                "decode_ms": round(avg, 3),
+            }
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the worker and join it (it finishes the frame it is decoding). Idempotent."""
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def __enter__(self) -> FramePrefetcher:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals (call with the condition held) -----------------------------------------------
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.media.frame_count:
+            raise IndexError(f"frame {index} out of range 0..{self.media.frame_count - 1}")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the frame prefetcher is closed")
+
+    def _pop(self, index: int) -> Any | None:
+        queue = self._queue
+        while queue and queue[0][0] < index:
+            queue.popleft()
+            self.frames_dropped += 1
+            self._cond.notify_all()  # room for the decoder
+        if queue and queue[0][0] == index:
+            self._cond.notify_all()
+            return queue.popleft()[1]
+        return None
+
+    def _queue_head(self) -> int:
+        return self._queue[0][0] if self._queue else self._next_index
+
+    def _run_can_reach(self, index: int) -> bool:
+        # A run that has finished (end of media) produces nothing more.
+        if self._run_generation == self._generation and not self._running:
+            return bool(self._queue) and self._queue[-1][0] >= index
+        return index < self.media.frame_count
+
+    def _raise_error(self) -> None:
+        error, self._error = self._error, None
+        assert error is not None
+        raise error
+
+    # -- worker ----------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._start is None or self._run_generation == self._generation):
+                    self._cond.wait()
+                if self._closed:
+                    return
+                generation, start = self._generation, self._start
+                self._run_generation = generation
+                self._running = True
+            assert start is not None
+            self._run(generation, start)
+
+    def _run(self, generation: int, start: int) -> None:
+        frames: Iterator[Any] | None = None
+        expected = start
+        try:
+            frames = iter(self.media.frames_from(start))
+            while True:
+                t0 = time.perf_counter()
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                elapsed = time.perf_counter() - t0
+                index = getattr(frame, "index", expected)
+                with self._cond:
+                    if not self._accept(generation):
+                        return
+                    while len(self._queue) >= self.capacity:
+                        self._cond.wait()
+                        if not self._accept(generation):
+                            return
+                    self._queue.append((index, frame))
+                    self._next_index = index + 1
+                    self.frames_decoded += 1
+                    self._times.append(elapsed)
+                    self._cond.notify_all()
+                expected = index + 1
+        except BaseException as exc:  # stored for the consumer; the thread lives on
+            with self._cond:
+                if self._accept(generation):
+                    self._error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if frames is not None and hasattr(frames, "close"):
+                try:
+                    frames.close()  # release the decoder position promptly
+                except Exception:
+                    pass
+            with self._cond:
+                if self._generation == generation:
+                    self._running = False
+                self._cond.notify_all()
+
+    def _accept(self, generation: int) -> bool:
+        return not self._closed and generation == self._generation
+
+
+class Presenter:
+    """Which frame to show now: ``clock`` time -> frame index, and the GUI timer's step.
+
+    Frame ``i`` is on screen during ``[i / fps, (i + 1) / fps)``.
+    """
+
+    def __init__(self, clock: PresentationClock, fps: float, frame_count: int) -> None:
+        if fps <= 0 or frame_count < 1:
+            raise ValueError(f"need fps > 0 and at least one frame, got {fps} fps, {frame_count} frames")
+        self.clock = clock
+        self.fps = float(fps)
+        self.frame_count = int(frame_count)
+        self.shown: int | None = None  # index of the frame on screen
+
+    @classmethod
+    def for_media(cls, media: Media, clock: PresentationClock | None = None) -> Presenter:
+        return cls(clock or PresentationClock(media.duration), media.fps, media.frame_count)
+
+    def index_at(self, media_time: float | None = None) -> int:
+        """Frame index at ``media_time`` (default: the clock's time), clamped to the media."""
+        t = self.clock.time if media_time is None else media_time
+        index = math.floor(t * self.fps + 1e-6)  # 0.1 s * 30 fps must be frame 3, not 2
+        return min(max(index, 0), self.frame_count - 1)
+
+    def poll(self, prefetcher: FramePrefetcher) -> Any | None:
+        """A new frame to show, or ``None`` (keep the current one). Seeks the prefetcher when
+        the clock jumped outside what it is decoding (scrub, loop, far behind)."""
+        index = self.index_at()
+        if index == self.shown:
+            return None
+        frame = prefetcher.take(index)
+        if frame is not None:
+            self.shown = index
+            return frame
+        if not prefetcher.covers(index):
+            prefetcher.seek(index)
+        return None
