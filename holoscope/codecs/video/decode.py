@@ -175,8 +175,10 @@ class VideoDecoder:
         probe = _open_container(self.path)
         try:
             self._read_metadata(probe)
+        except av.FFmpegError as exc:
+            raise CorruptStream(f"cannot read the video stream: {exc}", path=self.path) from exc
         finally:
-            probe.close()
+            _close_quietly(probe)
 
         self.decode_path = "software"
         self._hw_failures: list[str] = []  # "cuda: why" for each device that was tried and lost
@@ -632,12 +634,14 @@ def _open_container(path: Path, device: str | None = None) -> Any:
     """The file opened for reading; with ``device``, its decoders set up on that device."""
     if not path.is_file():
         raise SourceNotFound("no such file", path=path)
+    # Damaged metadata must not fail the open with a UnicodeDecodeError.
+    options: dict[str, Any] = {"metadata_errors": "replace"}
     if device is not None:
         # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
-        hwaccel = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
-        return av.open(str(path), "r", hwaccel=hwaccel)
+        options["hwaccel"] = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
+        return av.open(str(path), "r", **options)
     try:
-        return av.open(str(path), "r")
+        return av.open(str(path), "r", **options)
     except av.FFmpegError as exc:
         raise CorruptStream(f"cannot open as a video: {exc}", path=path) from exc
 
