@@ -60,6 +60,7 @@ def _open_splats(path: Path, forced: str | None):
 
     media = open_media(path, forced)
     if media.kind is not MediaKind.SPLATS:
+        media.release()
         raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
     return media, media.frame(0)
 
@@ -106,11 +107,30 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format", "color_matrix", "color_range",
+                   "bitrate", "duration", "decode_path")  # fmt: skip
+
+
 def describe(path: Path, forced: str | None = None) -> dict:
     """What ``holoscope info`` reports, as a JSON-ready dict."""
     import numpy as np
 
-    media, cloud = _open_splats(path, forced)
+    from holoscope.core.media import MediaKind
+    from holoscope.core.registry import open_media
+
+    probe = open_media(path, forced)
+    if probe.kind is not MediaKind.SPLATS:
+        try:
+            report = {"file": str(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+                      "frames": probe.frame_count, "fps": round(probe.fps, 6), "file_bytes": path.stat().st_size}  # fmt: skip
+            for key in VIDEO_INFO_KEYS:
+                value = probe.info.get(key)
+                if value is not None:
+                    report[key] = value if isinstance(value, (int, float, str)) else str(value)
+            return report
+        finally:
+            probe.release()
+    media, cloud = probe, probe.frame(0)
     lo, hi = cloud.robust_bounds()
     size = path.stat().st_size
     return {
@@ -141,6 +161,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     for key, value in info.items():
         if isinstance(value, list):
             value = "(" + ", ".join(f"{v:.4g}" for v in value) + ")"
+        elif isinstance(value, float):
+            value = f"{value:.6g}"
         print(f"{key.replace('_', ' '):<{width}}  {value}")
     return 0
 
@@ -170,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
 
-    i = sub.add_parser("info", help="describe a file: format, reader, counts, SH degree, bounds")
+    i = sub.add_parser("info", help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file; '{DEMO}' or nothing for the built-in demo")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")

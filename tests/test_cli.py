@@ -203,3 +203,25 @@ def test_formats_listing_and_gui_entry_errors(capsys, tmp_path):
     assert main([str(tmp_path / "missing.ply")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("holoscope: error:") and "no such file" in err
+
+
+def test_info_describes_a_video(tmp_path, capsys):
+    import av
+
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "video" and info["reader"] == "holoscope.pyav"
+    assert info["frames"] == 10 and info["fps"] == 25 and (info["width"], info["height"]) == (64, 48)
+    assert info["codec"] == "h264" and info["decode_path"] in ("software", "hardware (cuda)")
+    assert main(["render", str(path), "-o", str(tmp_path / "x.png")]) == 2
+    assert "cannot be rendered" in capsys.readouterr().err
