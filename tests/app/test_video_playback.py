@@ -105,3 +105,25 @@ def test_video_info_reports_the_decode_path(window, qtbot, numbered_video):
     assert "software" in rows["Decode path"] or "hardware" in rows["Decode path"]
     assert "ms/frame" in rows["Decode"]
     assert not window.export_action.isEnabled(), "export renders splat scenes only"
+
+
+def test_closing_the_window_stops_every_worker_thread(qtbot, numbered_video, samples_dir):
+    import threading
+
+    from holoscope.app.window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_paths([str(samples_dir / "splats" / "lod5.ply")])
+    wait_for_media(qtbot, win, "lod5.ply")
+    win.open_paths([str(numbered_video)])
+    wait_for_media(qtbot, win, "numbered.mp4")
+    win.toggle_play()
+    qtbot.wait(200)
+    win.close()
+
+    def workers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("holoscope-") and t.is_alive()]
+
+    qtbot.waitUntil(lambda: not workers(), timeout=5000)
