@@ -3,7 +3,6 @@ and a real OpenGL context (Mesa llvmpipe through GLX). No offscreen stubs."""
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
@@ -25,7 +24,9 @@ def xvfb_display(tmp_path_factory):
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (bash .ci/install-system installs it)")
     n = _free_display()
-    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+    # -terminate: the server exits when its last client (this process's QApplication) goes, which
+    # happens after every Python-level hook; stopping it earlier makes Qt's teardown complain.
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-terminate"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     socket = Path(f"/tmp/.X11-unix/X{n}")
     deadline = time.monotonic() + 10
@@ -44,9 +45,6 @@ def xvfb_display(tmp_path_factory):
     from holoscope.app.main import _configure_gl
 
     _configure_gl()  # before pytest-qt creates the QApplication
-    # The QApplication outlives every fixture (pytest-qt keeps it for the process), so the X
-    # server must too: stop it at interpreter exit, not at fixture teardown.
-    atexit.register(proc.terminate)
     yield f":{n}"
     del old
 
