@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from holoscope.core.media import MediaKind
 from holoscope.core.registry import FormatSpec, register
 
@@ -51,5 +53,94 @@ register(
         probe=_is_video_container,
         magic="'ftyp' box at byte 4 (ISO-BMFF) or EBML 1A 45 DF A3 (Matroska)",
         priority=5,
+    )
+)
+
+
+def _is_compressed_ply(head: bytes) -> bool:
+    header = head.split(b"end_header")[0]
+    return head.startswith((b"ply\n", b"ply\r\n")) and b"element chunk" in header
+
+
+def _is_spz(head: bytes) -> bool:
+    """Raw SPZ ("NGSP" magic: v4, or an uncompressed legacy stream), or gzip holding NGSP."""
+    if head[:4] == b"NGSP":
+        return True
+    if head[:2] != b"\x1f\x8b":
+        return False
+    import zlib
+
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 4) == b"NGSP"
+    except zlib.error:
+        return False
+
+
+def _is_sog_zip(head: bytes) -> bool:
+    return head[:4] == b"PK\x03\x04" and (b"meta.json" in head or b".webp" in head)
+
+
+def _is_sog_dir(path: Path) -> bool:
+    return (path / "meta.json").is_file()
+
+
+register(
+    FormatSpec(
+        name="compressed-ply",
+        description="PlayCanvas compressed PLY (256-splat chunks, packed attributes, optional SH)",
+        kind=MediaKind.SPLATS,
+        extensions=(".compressed.ply",),
+        opener="holoscope.codecs.formats.ply_compressed:open_compressed_ply",
+        probe=_is_compressed_ply,
+        magic="'ply' + element chunk",
+        priority=20,
+    )
+)
+register(
+    FormatSpec(
+        name="spz",
+        description="Niantic SPZ, versions 1-4 (gzip or zstd streams)",
+        kind=MediaKind.SPLATS,
+        extensions=(".spz",),
+        opener="holoscope.codecs.formats.spz:open_spz",
+        writer="holoscope.codecs.formats.spz:write_spz",
+        probe=_is_spz,
+        magic="NGSP (raw or inside gzip 1F 8B)",
+        priority=15,
+    )
+)
+register(
+    FormatSpec(
+        name="sog",
+        description="PlayCanvas SOG, versions 1-2 (.sog zip or a folder with meta.json)",
+        kind=MediaKind.SPLATS,
+        extensions=(".sog", "meta.json"),
+        opener="holoscope.codecs.formats.sog:open_sog",
+        writer="holoscope.codecs.formats.sog:write_sog",
+        probe=_is_sog_zip,
+        magic="ZIP (PK 03 04) with meta.json + WebP",
+        priority=12,
+        directory_probe=_is_sog_dir,
+    )
+)
+register(
+    FormatSpec(
+        name="ksplat",
+        description="mkkellogg GaussianSplats3D .ksplat (compression modes 0-2)",
+        kind=MediaKind.SPLATS,
+        extensions=(".ksplat",),
+        opener="holoscope.codecs.formats.ksplat:open_ksplat",
+        magic="4096-byte header, u8 version 0.x (by extension)",
+    )
+)
+register(
+    FormatSpec(
+        name="splat",
+        description="antimatter15 .splat (32 bytes per splat, no header, no SH)",
+        kind=MediaKind.SPLATS,
+        extensions=(".splat",),
+        opener="holoscope.codecs.formats.splat:open_splat",
+        writer="holoscope.codecs.formats.splat:write_splat",
+        magic="none (by extension; size a multiple of 32)",
     )
 )

@@ -33,6 +33,7 @@ class FormatSpec:
     magic: str = ""  # human-readable signature for listings
     writer: str | None = None  # "module:function" -> (payload, path: Path) -> None
     priority: int = 0  # higher probes first (more specific signatures)
+    directory_probe: Callable[[Path], bool] | None = None  # for formats stored as a folder
 
     @property
     def can_write(self) -> bool:
@@ -93,6 +94,11 @@ def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
                 f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
             )
         return by_name[forced]
+    if path.is_dir():
+        # Some formats are folders (an unbundled SOG); any other directory is an error.
+        for spec in specs:
+            if spec.directory_probe is not None and spec.directory_probe(path):
+                return spec
     _check_source(path)
     try:
         with path.open("rb") as fh:
@@ -120,7 +126,7 @@ def open_media(path: str | Path, forced: str | None = None) -> Media:
     """Open ``path`` with the winning reader; ``Media.reader`` names it."""
     path = Path(path)
     spec = resolve(path, forced)
-    if forced is not None:
+    if forced is not None and not (path.is_dir() and spec.directory_probe is not None):
         _check_source(path)
     return _load(spec.opener)(path)
 

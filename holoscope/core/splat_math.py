@@ -54,3 +54,39 @@ def packed_covariances(scales: np.ndarray, quats: np.ndarray) -> np.ndarray:
     for col, (i, j) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))):
         out[:, col] = r[i][0] * r[j][0] * s2[:, 0] + r[i][1] * r[j][1] * s2[:, 1] + r[i][2] * r[j][2] * s2[:, 2]
     return out
+
+
+# Sign of SH coefficient k = 1..15 under an axis flip, as a product of the flipped axis signs
+# (x, y, z): the real SH basis functions are odd or even in each coordinate.
+_SH_AXIS_POWERS = np.array([
+    (0, 1, 0), (0, 0, 1), (1, 0, 0),                                   # degree 1: y, z, x
+    (1, 1, 0), (0, 1, 1), (0, 0, 0), (1, 0, 1), (0, 0, 0),             # degree 2: xy, yz, 1, xz, 1
+    (0, 1, 0), (1, 1, 1), (0, 1, 0), (0, 0, 1), (1, 0, 0), (0, 0, 1), (1, 0, 0),  # degree 3
+])  # fmt: skip
+
+
+def flip_axes(cloud, signs: tuple[int, int, int]):  # SplatCloud -> SplatCloud (core-only import)
+    """Mirror a cloud's coordinate axes: ``signs`` is (+-1, +-1, +-1) per x, y, z.
+
+    Positions scale by the signs; a rotation conjugated by the diagonal flip D = diag(signs)
+    (with det D = +1, i.e. an even number of flips) has quaternion xyz scaled by
+    (sy*sz, sx*sz, sx*sy); SH coefficients pick up the parity of their basis function.
+    An odd number of flips is a reflection, which no rotation can express: refused.
+    """
+    from holoscope.core.errors import InvalidArgument
+    from holoscope.core.frames import SplatCloud
+
+    sx, sy, sz = (int(s) for s in signs)
+    if {sx, sy, sz} - {1, -1}:
+        raise InvalidArgument(f"axis signs must be +1 or -1, got {signs}")
+    if sx * sy * sz != 1:
+        raise InvalidArgument("flip an even number of axes (one or three flips mirror the scene)")
+    s = np.array([sx, sy, sz], np.float32)
+    quats = cloud.quats.copy()
+    quats[:, 1:] *= np.array([sy * sz, sx * sz, sx * sy], np.float32)
+    sh = cloud.sh.copy()
+    k = sh.shape[1] - 1
+    if k:
+        parity = np.prod(np.where(_SH_AXIS_POWERS[:k] == 1, s[None, :], 1.0), axis=1)
+        sh[:, 1:] *= parity[None, :, None].astype(np.float32)
+    return SplatCloud(cloud.means * s, cloud.scales.copy(), quats, cloud.opacities.copy(), sh, dict(cloud.metadata))

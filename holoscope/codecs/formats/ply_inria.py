@@ -11,16 +11,15 @@ Activations are applied once, here: exp(scale), sigmoid(opacity), normalised qua
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import plyfile
 
-from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError, SourceNotFound
+from holoscope.codecs.formats.common import atomic_output, static_splat_media
+from holoscope.core.errors import CorruptStream, EmptyMedia, SourceNotFound
 from holoscope.core.frames import SplatCloud, sh_coeff_count
-from holoscope.core.media import Media, MediaKind
+from holoscope.core.media import Media
 
 log = logging.getLogger("holoscope")
 
@@ -166,23 +165,6 @@ def open_ply(path: Path) -> Media:
     return static_splat_media(cloud, path=path, fmt="ply", reader=READER_NAME)
 
 
-def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str) -> Media:
-    """Wrap a static cloud as one-frame Media (shared by every static splat format)."""
-    info = {"splats": cloud.count, "sh_degree": cloud.sh_degree}
-    if path is not None:
-        info["file_bytes"] = Path(path).stat().st_size
-    return Media(
-        kind=MediaKind.SPLATS,
-        format=fmt,
-        reader=reader,
-        frame_count=1,
-        fps=0.0,
-        load_frame=lambda index: cloud,
-        path=str(path) if path is not None else None,
-        info=info,
-    )
-
-
 def ply_dtype(sh_degree: int) -> np.dtype:
     rest = 3 * (sh_coeff_count(sh_degree) - 1)
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
@@ -213,17 +195,5 @@ def write_ply(cloud: SplatCloud, path: str | Path) -> None:
     flat[:, o + 4 : o + 8] = cloud.quats
     records = flat.view(ply_dtype(degree)).reshape(n)
     element = plyfile.PlyElement.describe(records, "vertex")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            plyfile.PlyData([element], byte_order="<").write(fh)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write the PLY ({exc.strerror or exc})", path=path) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as fh:
+        plyfile.PlyData([element], byte_order="<").write(fh)

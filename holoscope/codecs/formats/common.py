@@ -1,0 +1,167 @@
+"""Shared pieces of the splat format codecs: Media wrapping, atomic writes, guarded counts and
+bounded decompression, and the activation helpers every format converts through.
+
+Every reader converts to the canonical SplatCloud (INRIA semantics: linear scales, unit w-first
+quaternions, activated opacities, SH [N, K, 3] with sh[:, 0] the DC term) exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import numpy as np
+
+from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError
+from holoscope.core.frames import SH_C0, SplatCloud
+from holoscope.core.media import Media, MediaKind
+
+# Far beyond any real scene (the largest public scenes hold tens of millions of splats) but
+# small enough that a forged header cannot make us allocate terabytes.
+MAX_SPLATS = 1 << 28
+
+
+def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str) -> Media:
+    """Wrap a static cloud as one-frame Media (shared by every static splat format)."""
+    info = {"splats": cloud.count, "sh_degree": cloud.sh_degree, **cloud.metadata.get("format_info", {})}
+    if path is not None:
+        info["file_bytes"] = Path(path).stat().st_size
+    return Media(
+        kind=MediaKind.SPLATS,
+        format=fmt,
+        reader=reader,
+        frame_count=1,
+        fps=0.0,
+        load_frame=lambda index: cloud,
+        path=str(path) if path is not None else None,
+        info=info,
+    )
+
+
+def check_count(count: int, *, path: Path | str | None, available: int | None = None,
+                bytes_each: float = 0, what: str = "splats") -> int:  # fmt: skip
+    """Validate a count read from a header before anything is allocated for it.
+
+    ``available`` bytes must hold ``count * bytes_each`` bytes; negative, absurd or oversized
+    counts raise :class:`CorruptStream` naming the file.
+    """
+    if count < 0:
+        raise CorruptStream(f"negative {what} count {count}", path=path)
+    if count > MAX_SPLATS:
+        raise CorruptStream(f"{what} count {count:,} is beyond any real scene (limit {MAX_SPLATS:,})", path=path)
+    if available is not None and count * bytes_each > available:
+        raise CorruptStream(
+            f"header promises {count:,} {what} ({int(count * bytes_each):,} bytes) "
+            f"but only {available:,} bytes are present: truncated",
+            path=path,
+        )
+    return int(count)
+
+
+def require_nonempty(count: int, path: Path | str | None) -> None:
+    if count == 0:
+        raise EmptyMedia("the file holds zero splats", path=path)
+
+
+def gunzip_bounded(data: bytes, limit: int, *, path: Path | str | None) -> bytes:
+    """gunzip at most ``limit`` bytes: a decompression bomb stops at the limit, not in RAM."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise CorruptStream(f"damaged gzip stream ({exc})", path=path) from exc
+    if len(out) > limit:
+        raise CorruptStream(f"gzip stream inflates beyond the {limit:,} bytes its header allows", path=path)
+    return out
+
+
+def gzip_bytes(data: bytes, level: int = 9) -> bytes:
+    return gzip.compress(data, compresslevel=level, mtime=0)
+
+
+def zstd_bounded(data: bytes, expected: int, *, path: Path | str | None) -> bytes:
+    """Decompress one zstd frame that must inflate to exactly ``expected`` bytes."""
+    import zstandard
+
+    try:
+        out = zstandard.ZstdDecompressor().decompress(data, max_output_size=expected + 1)
+    except zstandard.ZstdError as exc:
+        raise CorruptStream(f"damaged zstd stream ({exc})", path=path) from exc
+    if len(out) != expected:
+        raise CorruptStream(f"zstd stream inflates to {len(out):,} bytes, expected {expected:,}", path=path)
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``path`` only if the block completes (temp file + rename)."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write ({exc.strerror or exc})", path=path) from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# Activation helpers -----------------------------------------------------------------------
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return (1.0 / (1.0 + np.exp(-np.asarray(x, np.float32)))).astype(np.float32)
+
+
+def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), eps, 1 - eps)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+def normalize_quats(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions (w first); a zero quaternion becomes the identity."""
+    q = np.asarray(q, np.float32)
+    norms = np.linalg.norm(q, axis=1, keepdims=True)
+    out = q / np.where(norms > 0, norms, 1)
+    out[norms[:, 0] == 0] = (1, 0, 0, 0)
+    return out.astype(np.float32)
+
+
+def colors_to_sh_dc(rgb: np.ndarray) -> np.ndarray:
+    """Base colour in [0, 1] -> SH DC coefficient (colour = 0.5 + C0 * dc)."""
+    return ((np.asarray(rgb, np.float32) - 0.5) / SH_C0).astype(np.float32)
+
+
+def make_cloud(means: np.ndarray, scales: np.ndarray, quats: np.ndarray, opacities: np.ndarray, sh: np.ndarray,
+               *, path: Path | str | None, format_info: dict | None = None) -> SplatCloud:  # fmt: skip
+    """Build a validated cloud; splats with non-finite values are dropped (and counted)."""
+    cloud = SplatCloud(
+        means=np.ascontiguousarray(means, np.float32),
+        scales=np.ascontiguousarray(scales, np.float32),
+        quats=normalize_quats(quats),
+        opacities=np.ascontiguousarray(opacities, np.float32),
+        sh=np.ascontiguousarray(sh, np.float32),
+    )
+    finite = (
+        np.isfinite(cloud.means).all(axis=1) & np.isfinite(cloud.scales).all(axis=1)
+        & np.isfinite(cloud.opacities) & np.isfinite(cloud.sh).all(axis=(1, 2))
+    )  # fmt: skip
+    dropped = int(cloud.count - np.count_nonzero(finite))
+    if dropped:
+        cloud = cloud.subset(finite)
+    require_nonempty(cloud.count, path)
+    cloud.metadata["dropped_nonfinite"] = dropped
+    cloud.metadata["format_info"] = dict(format_info or {})
+    return cloud
