@@ -149,7 +149,60 @@ def describe(path: Path, forced: str | None = None) -> dict:
         "robust_bounds_max": [round(float(v), 6) for v in hi],
         "opacity_range": [round(float(cloud.opacities.min()), 6), round(float(cloud.opacities.max()), 6)],
         "dropped_nonfinite": int(cloud.metadata.get("dropped_nonfinite", 0)),
+        # What the container itself says: SPZ version, SOG codebook sizes, ksplat mode ...
+        **{k: _jsonable(v) for k, v in cloud.metadata.get("format_info", {}).items()},
     }
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def parse_flip(text: str) -> tuple[int, int, int]:
+    """'y,z' / 'yz' (axes to flip) or '1,-1,-1' (signs) -> per-axis signs."""
+    cleaned = text.replace(" ", "").lower()
+    if cleaned and set(cleaned) <= set("xyz,"):
+        axes = set(cleaned.replace(",", ""))
+        return tuple(-1 if a in axes else 1 for a in "xyz")  # type: ignore[return-value]
+    try:
+        signs = tuple(int(v) for v in cleaned.split(","))
+    except ValueError:
+        signs = ()
+    if len(signs) != 3 or set(signs) - {1, -1}:
+        raise InvalidArgument(f"--flip-axes takes axes like 'y,z' or signs like '1,-1,-1', got {text!r}")
+    return signs  # type: ignore[return-value]
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from holoscope.core.registry import writer_for
+    from holoscope.core.splat_math import flip_axes
+
+    if args.sh_degree is not None and not 0 <= args.sh_degree <= 3:
+        raise InvalidArgument(f"--sh-degree must be 0..3, got {args.sh_degree}")
+    flip = parse_flip(args.flip_axes) if args.flip_axes else None
+    spec, writer = writer_for(args.output, args.to)  # fail on an unknown output before reading
+    media, cloud = _open_splats(_resolve_input(args.input), args.format)
+    if args.sh_degree is not None:
+        cloud = cloud.with_sh_degree(args.sh_degree)
+    if flip is not None:
+        cloud = flip_axes(cloud, flip)
+    options = {}
+    if args.spz_version is not None:
+        if spec.name != "spz":
+            raise InvalidArgument("--spz-version applies to .spz outputs only")
+        options["version"] = args.spz_version
+    writer(cloud, Path(args.output), **options)
+    if not args.quiet:
+        size = Path(args.output).stat().st_size if Path(args.output).is_file() else 0
+        print(f"wrote {args.output} ({spec.name}): {cloud.count:,} splats, SH {cloud.sh_degree}, "
+              f"{size:,} bytes ({size / cloud.count:.1f} B/splat) from {media.path} ({media.reader})")  # fmt: skip
+    return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -192,6 +245,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
 
+    c = sub.add_parser("convert", help="convert a splat scene between formats (writer chosen by OUT's extension)")
+    c.add_argument("input", help=f"scene file; '{DEMO}' for the built-in demo")
+    c.add_argument("output", help="output file: .ply, .spz, .splat, .sog")
+    c.add_argument("--sh-degree", type=int, help="keep spherical harmonics up to this degree (0-3)")
+    c.add_argument("--flip-axes", metavar="AXES", help="mirror axes in pairs, e.g. 'y,z' (RDF <-> RUB, as SPZ tools differ)")
+    c.add_argument("--format", help="force the input format instead of probing")
+    c.add_argument("--to", help="force the output format instead of using the extension")
+    c.add_argument("--spz-version", type=int, choices=(2, 3, 4), help="SPZ version to write (default 3)")
+    c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    c.set_defaults(func=cmd_convert)
+
     i = sub.add_parser("info", help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file; '{DEMO}' or nothing for the built-in demo")
     i.add_argument("--json", action="store_true", help="machine-readable output")
@@ -216,7 +280,7 @@ def _glue_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
-COMMANDS = ("render", "info")
+COMMANDS = ("render", "info", "convert")
 
 
 def run_gui(argv: list[str]) -> int:

@@ -134,16 +134,20 @@ def open_media(path: str | Path, forced: str | None = None) -> Media:
 def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:
     """The writer for an output path, chosen by forced name, then extension."""
     path = Path(path)
-    candidates = [s for s in formats() if s.can_write]
+    every = formats()
+    candidates = [s for s in every if s.can_write]
+    names = ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in candidates)
     if forced is not None:
-        match = [s for s in candidates if s.name == forced]
+        match = [s for s in every if s.name == forced]
     else:
-        match = [s for s in candidates if s.matches_extension(path)]
+        # The most specific extension wins: "x.compressed.ply" is compressed PLY, not PLY.
+        match = [s for s in every if s.matches_extension(path)]
         match.sort(key=lambda s: -max(len(e) for e in s.extensions if path.name.lower().endswith(e)))
     if not match:
-        names = ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in candidates)
         raise FormatNotRecognized(f"cannot write this format; writable formats: {names}", path=path)
     spec = match[0]
+    if not spec.can_write:
+        raise FormatNotRecognized(f"holoscope reads {spec.name} but cannot write it; writable formats: {names}", path=path)
     return spec, _load(spec.writer)  # type: ignore[arg-type]
 
 
