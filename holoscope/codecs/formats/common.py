@@ -132,9 +132,10 @@ def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 def normalize_quats(q: np.ndarray) -> np.ndarray:
     """Unit quaternions (w first); a zero quaternion becomes the identity."""
-    q = np.asarray(q, np.float32)
-    norms = np.linalg.norm(q, axis=1, keepdims=True)
-    out = q / np.where(norms > 0, norms, 1)
+    q = np.asarray(q, np.float64)  # float64: squaring float32 components above ~1e19 overflows
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.linalg.norm(q, axis=1, keepdims=True)
+        out = q / np.where(norms > 0, norms, 1)
     out[norms[:, 0] == 0] = (1, 0, 0, 0)
     return out.astype(np.float32)
 
@@ -147,6 +148,7 @@ def colors_to_sh_dc(rgb: np.ndarray) -> np.ndarray:
 def make_cloud(means: np.ndarray, scales: np.ndarray, quats: np.ndarray, opacities: np.ndarray, sh: np.ndarray,
                *, path: Path | str | None, format_info: dict | None = None) -> SplatCloud:  # fmt: skip
     """Build a validated cloud; splats with non-finite values are dropped (and counted)."""
+    quats_finite = np.isfinite(np.asarray(quats, np.float64)).all(axis=1)
     cloud = SplatCloud(
         means=np.ascontiguousarray(means, np.float32),
         scales=np.ascontiguousarray(scales, np.float32),
@@ -156,7 +158,7 @@ def make_cloud(means: np.ndarray, scales: np.ndarray, quats: np.ndarray, opaciti
     )
     finite = (
         np.isfinite(cloud.means).all(axis=1) & np.isfinite(cloud.scales).all(axis=1)
-        & np.isfinite(cloud.opacities) & np.isfinite(cloud.sh).all(axis=(1, 2))
+        & np.isfinite(cloud.opacities) & np.isfinite(cloud.sh).all(axis=(1, 2)) & quats_finite
     )  # fmt: skip
     dropped = int(cloud.count - np.count_nonzero(finite))
     if dropped:
