@@ -76,8 +76,11 @@ def _is_spz(head: bytes) -> bool:
         return False
 
 
-def _is_sog_zip(head: bytes) -> bool:
-    return head[:4] == b"PK\x03\x04" and (b"meta.json" in head or b".webp" in head)
+def _is_sog(head: bytes) -> bool:
+    """A .sog zip (meta.json + WebP members) or an unbundled SOG's meta.json itself."""
+    if head[:4] == b"PK\x03\x04":
+        return b"meta.json" in head or b".webp" in head
+    return head.lstrip()[:1] == b"{" and b'"means"' in head
 
 
 def _is_sog_dir(path: Path) -> bool:
@@ -117,7 +120,7 @@ register(
         extensions=(".sog", "meta.json"),
         opener="holoscope.codecs.formats.sog:open_sog",
         writer="holoscope.codecs.formats.sog:write_sog",
-        probe=_is_sog_zip,
+        probe=_is_sog,
         magic="ZIP (PK 03 04) with meta.json + WebP",
         priority=12,
         directory_probe=_is_sog_dir,

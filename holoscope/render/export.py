@@ -51,8 +51,12 @@ class SplatFrameRenderer:
 
     def __init__(self, cloud: SplatCloud, ctx: moderngl.Context | None = None) -> None:
         self.ctx = ctx or create_headless_context()
-        self.renderer = GlSplatRenderer(self.ctx)
-        self.renderer.upload(cloud)
+        # Every GL call below runs inside ``with self.ctx``: with several renderers (or Qt's
+        # context) on one thread, moderngl would otherwise talk to whichever context was made
+        # current last.
+        with self.ctx:
+            self.renderer = GlSplatRenderer(self.ctx)
+            self.renderer.upload(cloud)
         self.cloud = cloud
         self._target: OffscreenTarget | None = None
 
@@ -69,16 +73,19 @@ class SplatFrameRenderer:
 
     def render(self, camera: Camera, settings: RenderSettings = RenderSettings(), order: np.ndarray | None = None) -> np.ndarray:
         """[H, W, 3] float32 (row 0 at the top), composited over the background."""
-        target = self._target_for(camera)
-        target.begin()
-        self.renderer.set_order(self.sort(camera) if order is None else order)
-        self.renderer.draw(camera, settings)
-        return target.read_rgb(settings.background)
+        order = self.sort(camera) if order is None else order
+        with self.ctx:
+            target = self._target_for(camera)
+            target.begin()
+            self.renderer.set_order(order)
+            self.renderer.draw(camera, settings)
+            return target.read_rgb(settings.background)
 
     def release(self) -> None:
-        if self._target is not None:
-            self._target.release()
-        self.renderer.release()
+        with self.ctx:
+            if self._target is not None:
+                self._target.release()
+            self.renderer.release()
 
 
 def render_to_output(

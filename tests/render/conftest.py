@@ -17,6 +17,7 @@ def _session_gl_ctx():
 @pytest.fixture
 def gl_ctx(_session_gl_ctx):
     ctx = _session_gl_ctx
-    assert ctx.error == "GL_NO_ERROR", "a previous test left a GL error"
-    yield ctx
-    assert ctx.error == "GL_NO_ERROR"
+    with ctx:  # current for the whole test, whatever other contexts the code under test uses
+        assert ctx.error == "GL_NO_ERROR", "a previous test left a GL error"
+        yield ctx
+        assert ctx.error == "GL_NO_ERROR"
