@@ -153,13 +153,17 @@ def bench_round_trips(tmp: Path) -> list[dict]:
             # Writers may reorder splats (Morton / size sort): match by nearest original position.
             order = _match(src.means, back.means)
             b = back.subset(order)
-            rgb_a, rgb_b = src.base_colors(), b.base_colors()
+            # Colours as displayed (0..1): formats store 8-bit colour, so out-of-range DC clips.
+            rgb_a, rgb_b = np.clip(src.base_colors(), 0, 1), np.clip(b.base_colors(), 0, 1)
             k = min(src.sh.shape[1], b.sh.shape[1])
+            dlog = np.abs(np.log(b.scales) - np.log(src.scales))
             row = {
                 "sample": sample, "writer": spec.name + (f" v{options['version']}" if options else ""),
                 "bytes": path.stat().st_size, "bytes_per_splat": path.stat().st_size / src.count,
                 "position_max_rel": float(np.abs(b.means - src.means).max() / extent),
-                "scale_max_rel": float(np.abs(b.scales / src.scales - 1).max()),
+                "log_scale_p99": float(np.percentile(dlog, 99)),
+                "log_scale_max": float(dlog.max()),
+                "psnr_db": render_psnr(src, b),
                 "rotation_max_deg": float(rotation_angle_deg(src.quats, b.quats).max()),
                 "opacity_max": float(np.abs(b.opacities - src.opacities).max()),
                 "color_max": float(np.abs(rgb_a - rgb_b).max()),
@@ -168,6 +172,29 @@ def bench_round_trips(tmp: Path) -> list[dict]:
             }  # fmt: skip
             rows.append(row)
     return rows
+
+
+def render_psnr(a: SplatCloud, b: SplatCloud) -> float:
+    """Lowest PSNR over three orbit views (320x240) of ``b`` rendered against ``a``."""
+    from holoscope.core.camera import Camera, auto_near
+    from holoscope.render.export import SplatFrameRenderer, default_orbit
+    from holoscope.render.gl.splat_renderer import RenderSettings
+
+    settings = RenderSettings(sh_degree_limit=min(a.sh_degree, b.sh_degree))
+    orbit = default_orbit(a, fov_y=50, aspect=4 / 3)
+    ra, rb = SplatFrameRenderer(a), SplatFrameRenderer(b)
+    try:
+        worst = float("inf")
+        for azimuth in (0.0, 2.0, 4.0):
+            orbit.azimuth = azimuth
+            cam = Camera(320, 240, 50, orbit.camera_to_world(), near=auto_near(orbit.distance))
+            x, y = np.clip(ra.render(cam, settings), 0, 1), np.clip(rb.render(cam, settings), 0, 1)
+            mse = float(np.mean((x - y) ** 2))
+            worst = min(worst, float("inf") if mse == 0 else 10 * np.log10(1 / mse))
+        return worst
+    finally:
+        ra.release()
+        rb.release()
 
 
 def _match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -185,12 +212,13 @@ def main() -> int:
     parser.add_argument("--splats", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--skip-load", action="store_true", help="only the round-trip table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="holoscope-formats-") as tmp_name:
         tmp = Path(tmp_name)
         print(f"== load throughput, {args.splats:,} synthetic splats (SH 3 where the format holds SH), "
               f"warm cache, {args.repeats} interleaved repeats")  # fmt: skip
-        load = bench_load(args.splats, args.repeats, tmp)
+        load = [] if args.skip_load else bench_load(args.splats, args.repeats, tmp)
         print(f"{'file':<22}{'format':<16}{'MB':>8}{'holoscope ms':>14}{'MB/s':>8}{'Msplat/s':>10}{'gsply ms':>10}{'ratio':>8}")
         for r in load:
             peer = f"{r['peer_ms']:>10.1f}{r['ratio']:>7.2f}x" if "peer" in r else f"{'-':>10}{'-':>8}"
@@ -199,13 +227,15 @@ def main() -> int:
         print("   ratio = holoscope time / gsply time (< 1: holoscope faster)")
         print("\n== round trips of real samples (errors: max over all splats)")
         trips = bench_round_trips(tmp)
-        print(f"{'sample':<24}{'writer':<16}{'bytes':>10}{'B/splat':>9}{'pos/extent':>12}{'scale rel':>10}{'rot deg':>9}"
-              f"{'opacity':>9}{'colour':>8}{'SH rest':>9}")  # fmt: skip
+        print(f"{'sample':<24}{'writer':<12}{'bytes':>10}{'B/splat':>9}{'pos/extent':>12}{'dlogs p99':>10}"
+              f"{'dlogs max':>10}{'rot deg':>9}{'opacity':>9}{'colour':>8}{'SH rest':>9}{'PSNR dB':>9}")  # fmt: skip
         for r in trips:
             sh = f"{r['sh_rest_max']:>9.4f}" if r["sh_rest_max"] is not None else f"{'-':>9}"
-            print(f"{r['sample']:<24}{r['writer']:<16}{r['bytes']:>10,}{r['bytes_per_splat']:>9.1f}"
-                  f"{r['position_max_rel']:>12.2e}{r['scale_max_rel']:>10.4f}{r['rotation_max_deg']:>9.3f}"
-                  f"{r['opacity_max']:>9.4f}{r['color_max']:>8.4f}{sh}")  # fmt: skip
+            print(f"{r['sample']:<24}{r['writer']:<12}{r['bytes']:>10,}{r['bytes_per_splat']:>9.1f}"
+                  f"{r['position_max_rel']:>12.2e}{r['log_scale_p99']:>10.4f}{r['log_scale_max']:>10.3f}"
+                  f"{r['rotation_max_deg']:>9.3f}{r['opacity_max']:>9.4f}{r['color_max']:>8.4f}{sh}{r['psnr_db']:>9.1f}")  # fmt: skip
+        print("   errors are maxima over all splats; dlogs = |change of ln(scale)|; colour = displayed 0..1 colour;")
+        print("   PSNR = lowest of 3 orbit views (320x240) of the re-read scene against the original")
         if args.json:
             args.json.write_text(json.dumps({"load": load, "round_trips": trips}, indent=1))
     return 0
