@@ -225,3 +225,44 @@ def test_info_describes_a_video(tmp_path, capsys):
     assert info["codec"] == "h264" and info["decode_path"] in ("software", "hardware (cuda)")
     assert main(["render", str(path), "-o", str(tmp_path / "x.png")]) == 2
     assert "cannot be rendered" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, fmt", [("out.spz", "spz"), ("out.splat", "splat"), ("out.sog", "sog"), ("out.ply", "ply")])
+def test_convert_writes_each_format_and_info_reads_it_back(samples_dir, tmp_path, capsys, name, fmt):
+    src = samples_dir / "splats" / "sh3-64.compressed.ply"
+    out = tmp_path / name
+    assert main(["convert", str(src), str(out)]) == 0
+    assert f"({fmt})" in capsys.readouterr().out
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["format"] == fmt and info["splats"] == 64
+
+
+def test_convert_options_and_errors(samples_dir, tmp_path, capsys):
+    from holoscope.core.registry import open_media
+
+    src = samples_dir / "splats" / "sh3-64.compressed.ply"
+    base = open_media(src).frame(0)
+    out = tmp_path / "low.ply"
+    assert main(["convert", str(src), str(out), "--sh-degree", "1", "--flip-axes", "y,z", "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    cloud = open_media(out).frame(0)
+    assert cloud.sh_degree == 1
+    np.testing.assert_allclose(cloud.means, base.means * np.array([1, -1, -1], np.float32), atol=1e-6)
+    v4 = tmp_path / "v4.spz"
+    assert main(["convert", str(src), str(v4), "--spz-version", "4"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(v4), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spz_version"] == 4
+    for argv, needle in [
+        (["convert", str(src), str(tmp_path / "x.compressed.ply")], "cannot write"),
+        (["convert", str(src), str(tmp_path / "x.xyz")], "writable formats"),
+        (["convert", str(src), str(tmp_path / "x.ply"), "--flip-axes", "y"], "even number"),
+        (["convert", str(src), str(tmp_path / "x.ply"), "--flip-axes", "up"], "flip-axes"),
+        (["convert", str(src), str(tmp_path / "x.ply"), "--spz-version", "4"], "spz"),
+        (["convert", str(tmp_path / "missing.spz"), str(tmp_path / "x.ply")], "no such file"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("holoscope: error:") and needle in err.lower(), (argv, err)
+    assert not (tmp_path / "x.ply").exists() and not (tmp_path / "x.compressed.ply").exists()
