@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from holoscope.codecs.formats import ply_compressed
 from holoscope.codecs.formats.ply_compressed import FORMAT_NAME, READER_NAME, read_compressed_ply
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
@@ -328,6 +329,112 @@ def test_scale_bounds_are_clamped_to_20(tmp_path: Path) -> None:
     vertex["packed_scale"] = (vertex["packed_scale"] & np.uint32(0x1FFFFF)) | np.uint32(2047 << 21)  # x at the max
     cloud = read_compressed_ply(write_compressed(tmp_path / "clamp.compressed.ply", chunks, vertex))
     np.testing.assert_allclose(cloud.scales[:, 0], np.exp(np.float32(20.0)), rtol=1e-6)
+
+
+
+@pytest.mark.parametrize(
+    "edits, dropped",
+    [
+        ({"min_scale_y": np.nan}, 256),  # NaN bounds: the chunk goes, as with position bounds
+        ({"max_scale_x": np.inf}, 0),  # clamped to 20 first: nothing to drop
+        ({"min_x": -3.4e38, "max_x": 3.4e38}, 0),  # huge but the lerp stays finite
+        ({"min_r": 1e38, "max_r": 1e38}, 256),  # finite bounds whose f_dc overflows
+        ({"min_z": 1e31}, 0),
+    ],
+)
+def test_extreme_chunk_bounds_drop_exactly_the_non_finite_splats(tmp_path: Path, edits: dict, dropped: int) -> None:
+    means, log_scales, quats, rgb, opacities, _ = known_cloud(600, 0, seed=8)
+    chunks, vertex, _ = pack_cloud(means, log_scales, quats, rgb, opacities)
+    for name, value in edits.items():
+        chunks[name][0] = value
+    cloud = read_compressed_ply(write_compressed(tmp_path / "extreme.compressed.ply", chunks, vertex))
+    assert cloud.metadata["dropped_nonfinite"] == dropped
+    assert cloud.count == 600 - dropped
+    for name in ("means", "scales", "quats", "opacities", "sh"):
+        assert np.all(np.isfinite(getattr(cloud, name))), name
+    np.testing.assert_allclose(cloud.means[-344:], means[-344:], atol=0.01)  # chunks 1 and 2 untouched
+
+
+def test_every_sh_byte_value_in_every_slot(tmp_path: Path) -> None:
+    """All 256 byte values (the end codes 0 and 255 included) in all 45 slots, over several blocks."""
+    n = 1024
+    means, log_scales, quats, rgb, opacities, sh_rest = known_cloud(n, 3, seed=9)
+    chunks, vertex, sh = pack_cloud(means, log_scales, quats, rgb, opacities, sh_rest)
+    codes = (np.arange(n)[:, None] + 37 * np.arange(45)[None, :]) % 256
+    for i in range(45):
+        sh[f"f_rest_{i}"] = codes[:, i]
+    cloud = read_compressed_ply(write_compressed(tmp_path / "bytes.compressed.ply", chunks, vertex, sh))
+    table = np.array([sh_byte_value(v) for v in range(256)], np.float32)
+    expected = table[codes].reshape(n, 3, 15).transpose(0, 2, 1)  # channel-major bytes
+    np.testing.assert_array_equal(cloud.sh[:, 1:], expected)
+    assert cloud.sh.flags.c_contiguous and cloud.sh.shape == (n, 16, 3)
+    assert cloud.sh[:, 1:].min() == -4.0 and cloud.sh[:, 1:].max() == 4.0
+
+
+def test_sh_properties_in_another_order(tmp_path: Path) -> None:
+    means, log_scales, quats, rgb, opacities, sh_rest = known_cloud(300, 2, seed=10)
+    chunks, vertex, sh = pack_cloud(means, log_scales, quats, rgb, opacities, sh_rest)
+    shuffled = list(sh.dtype.names)
+    random.Random(3).shuffle(shuffled)
+    reordered = np.empty(len(sh), dtype=[(name, "u1") for name in shuffled])
+    for name in shuffled:
+        reordered[name] = sh[name]
+    plain = read_compressed_ply(write_compressed(tmp_path / "plain.compressed.ply", chunks, vertex, sh))
+    other = read_compressed_ply(write_compressed(tmp_path / "other.compressed.ply", chunks, vertex, reordered))
+    np.testing.assert_array_equal(other.sh, plain.sh)
+
+
+def test_damaged_rotation_words_decode_to_unit_quaternions(tmp_path: Path) -> None:
+    """a, b, c all at 1023 give a² + b² + c² = 3/2 > 1: m is 0 and the rest is scaled to unit."""
+    means, log_scales, quats, rgb, opacities, _ = known_cloud(8, 0, seed=11)
+    chunks, vertex, _ = pack_cloud(means, log_scales, quats, rgb, opacities)
+    vertex["packed_rotation"] = (np.arange(8, dtype=np.uint32) % 4) << np.uint32(30) | np.uint32(0x3FFFFFFF)
+    cloud = read_compressed_ply(write_compressed(tmp_path / "rot.compressed.ply", chunks, vertex))
+    v = (1023 / 1023 - 0.5) * math.sqrt(2) / math.sqrt(1.5)
+    for i in range(8):
+        expected = [v, v, v]
+        expected.insert(i % 4, 0.0)
+        np.testing.assert_allclose(cloud.quats[i], expected, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(cloud.quats, axis=1), 1, atol=1e-6)
+
+
+def test_blocks_and_threads_give_the_same_cloud(splats_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Decoding in one block on one thread and in many small blocks on several threads agree bit for bit."""
+    means, log_scales, quats, rgb, opacities, sh_rest = known_cloud(1100, 3, seed=12)
+    chunks, vertex, sh = pack_cloud(means, log_scales, quats, rgb, opacities, sh_rest, nan_chunk=2)
+    packed = write_compressed(tmp_path / "blocks.compressed.ply", chunks, vertex, sh)
+    for path in (splats_dir / GUITAR, splats_dir / SH3, packed):
+        monkeypatch.setattr(ply_compressed, "_BLOCK", 1 << 20)
+        monkeypatch.setattr(ply_compressed, "_worker_count", lambda: 1)
+        whole = read_compressed_ply(path)
+        monkeypatch.setattr(ply_compressed, "_BLOCK", 256)
+        monkeypatch.setattr(ply_compressed, "_worker_count", lambda: 3)
+        split = read_compressed_ply(path)
+        assert split.metadata == whole.metadata
+        for name in ("means", "scales", "quats", "opacities", "sh"):
+            np.testing.assert_array_equal(getattr(split, name), getattr(whole, name), err_msg=f"{path.name} {name}")
+    assert whole.metadata["dropped_nonfinite"] == 256  # the packed file's NaN chunk, in either way
+
+
+def test_file_shrinking_after_the_header_check(splats_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A block read that comes up short (the file was cut meanwhile) is a CorruptStream, from any thread."""
+    data = (splats_dir / GUITAR).read_bytes()
+    path = tmp_path / "shrinking.compressed.ply"
+    path.write_bytes(data)
+    load = ply_compressed._load
+
+    def load_then_cut(p: Path):
+        ply = load(p)
+        with open(p, "r+b") as fh:
+            fh.truncate(len(data) - 100)  # less than the header: the count checks still pass
+        return ply
+
+    monkeypatch.setattr(ply_compressed, "_load", load_then_cut)
+    monkeypatch.setattr(ply_compressed, "_BLOCK", 4096)
+    monkeypatch.setattr(ply_compressed, "_worker_count", lambda: 4)
+    with pytest.raises(CorruptStream, match="truncated") as info:
+        read_compressed_ply(path)
+    assert str(path) in str(info.value)
 
 
 # Damaged and forged input ----------------------------------------------------------------
