@@ -16,10 +16,13 @@ tests skip with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import logging
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from holoscope.codecs.formats import spz as spz_module
 from holoscope.codecs.formats.common import MAX_SPLATS
 from holoscope.codecs.formats.spz import (
     COLOR_SCALE,
@@ -614,6 +618,265 @@ def test_half_float_nan_positions_are_dropped(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="holoscope"):
         back = read_spz(tmp_path / "nan.spz")
     assert back.count == 2 and "dropped 1 of 3" in caplog.text
+
+
+# Pipelined decoding -------------------------------------------------------------------------
+# Large files are inflated a step at a time and decoded in runs of splats on worker threads as
+# the bytes arrive; small files run everything on the calling thread. These tests force the
+# pipeline onto small files (tiny steps and runs, several threads) and check that it decodes
+# exactly what the plain path decodes and fails wherever the plain path fails.
+
+
+@contextlib.contextmanager
+def forced_pipeline(threads: int = 3, max_wait: float | None = None) -> Iterator[None]:
+    """Tiny inflate steps and decode runs, on ``threads`` threads; ``max_wait=-1`` makes the
+    calling thread take every job it can between steps (as when the threads fall behind)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spz_module, "_thread_count", lambda count: threads)
+        if max_wait is not None:
+            patch.setattr(spz_module, "MAX_WAIT", max_wait)
+        patch.setattr(spz_module, "DECODE_ROWS", 3)
+        patch.setattr(spz_module, "INFLATE_INPUT_BYTES", 64)
+        patch.setattr(spz_module, "PEEK_INPUT_BYTES", 1)
+        yield
+
+
+def read_outcome(path: Path) -> SplatCloud | type:
+    """The cloud read from ``path``, or the class of the holoscope error it raised."""
+    try:
+        return read_spz(path)
+    except HoloscopeError as exc:
+        return type(exc)
+
+
+@pytest.fixture(scope="module")
+def layout_sources(hostile_sources: dict[str, bytes]) -> dict[str, bytes]:
+    """Every container and layout the reader knows, with splat counts that are no multiple of
+    the forced run length."""
+    sources = dict(hostile_sources)
+    for degree in range(4):
+        arrays = pack_arrays(random_cloud(37, degree, seed=20 + degree), 12)
+        body = b"".join(data for _, data in arrays)
+        sources[f"sh{degree}-v3.spz"] = gzip.compress(legacy_stream(3, 37, degree, 12, 0, body), mtime=0)
+        sources[f"sh{degree}-v4.spz"] = v4_file(37, degree, [data for _, data in arrays])
+        sources[f"sh{degree}-raw.spz"] = legacy_stream(3, 37, degree, 12, 0, body)
+    arrays = dict(pack_arrays(random_cloud(29, 2, seed=30, extent=3.0), 12))
+    halves = np.random.default_rng(31).normal(0, 2, (29, 3)).astype("<f2").tobytes()
+    rot3 = np.random.default_rng(32).integers(0, 256, 29 * 3, dtype=np.uint8).tobytes()
+    rest = arrays["alphas"] + arrays["colors"] + arrays["scales"]
+    sources["v1.spz"] = gzip.compress(legacy_stream(1, 29, 2, 0, 0, halves + rest + rot3 + arrays["sh"]), mtime=0)
+    sources["v2.spz"] = gzip.compress(legacy_stream(2, 29, 2, 9, 0, arrays["positions"] + rest + rot3 + arrays["sh"]))
+    record = struct.pack("<II", 0xADBE0002, 12) + struct.pack("<3f", -0.5, 0.5, 1.0)
+    ordered = [arrays[name] for name in ("positions", "alphas", "colors", "scales", "rotations", "sh")]
+    sources["ext-v3.spz"] = gzip.compress(legacy_stream(3, 29, 2, 12, 0x2, record + b"".join(ordered)))
+    sources["ext-raw.spz"] = legacy_stream(3, 29, 2, 12, 0x3, record + b"".join(ordered))
+    sources["ext-v4.spz"] = v4_file(29, 2, ordered, flags=0x2, extension=record)
+    # Random rotation words: the three smaller components may square-sum beyond 1.
+    ordered[4] = np.random.default_rng(33).integers(0, 256, 29 * 4, dtype=np.uint8).tobytes()
+    sources["random-rotations.spz"] = v4_file(29, 2, ordered)
+    sh24 = np.random.default_rng(34).integers(0, 256, 29 * 72, dtype=np.uint8).tobytes()
+    sources["sh4-v3.spz"] = gzip.compress(legacy_stream(3, 29, 4, 12, 0, b"".join(ordered[:5]) + sh24))
+    sources["sh4-v4.spz"] = v4_file(29, 4, ordered[:5] + [sh24])
+    return sources
+
+
+@pytest.mark.parametrize("threads, max_wait", [(0, None), (1, None), (3, None), (1, -1.0)])
+def test_pipeline_decodes_like_the_plain_path(layout_sources: dict[str, bytes], tmp_path: Path, threads: int,
+                                              max_wait: float | None) -> None:  # fmt: skip
+    for name, data in layout_sources.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        plain = read_spz(path)
+        with forced_pipeline(threads, max_wait):
+            piped = read_spz(path)
+        assert_same_cloud(piped, plain)
+        assert piped.metadata == plain.metadata, name
+        assert_valid(piped)
+
+
+def test_pipeline_fails_where_the_plain_path_fails(layout_sources: dict[str, bytes], tmp_path: Path) -> None:
+    rng = np.random.default_rng(40)
+    for name, data in layout_sources.items():
+        variants = [data[:length] for length in (len(data) // 2, len(data) - 9, len(data) - 4, len(data) - 1)]
+        variants += [data + b"\0", data + data]
+        for position in rng.integers(0, len(data), 12):
+            damaged = bytearray(data)
+            damaged[position] ^= 1 << int(rng.integers(8))
+            variants.append(bytes(damaged))
+        for i, variant in enumerate(variants):
+            path = tmp_path / f"{name}.{i}"
+            path.write_bytes(variant)
+            plain = read_outcome(path)
+            with forced_pipeline(max_wait=-1.0 if i % 2 else None):
+                piped = read_outcome(path)
+            if isinstance(plain, SplatCloud):
+                assert isinstance(piped, SplatCloud), (name, i, piped)
+                assert_same_cloud(piped, plain)
+            else:
+                assert piped is plain, (name, i, piped, plain)
+
+
+def test_pipeline_stops_gzip_bombs_and_damage(tmp_path: Path) -> None:
+    stream = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    bomb = stream.compress(legacy_stream(3, 4, 0, 12, 0, b"")) + stream.compress(bytes(1 << 24)) + stream.flush()
+    good = gzip.compress(legacy_stream(3, 5, 0, 12, 0, b"".join(d for _, d in pack_arrays(random_cloud(5, 0), 12))))
+    cases = {
+        "beyond": bomb,
+        "data check": good[:-8] + bytes([good[-8] ^ 1]) + good[-7:],  # zlib checks CRC32 and length
+        "length check": good[:-4] + bytes([good[-4] ^ 1]) + good[-3:],
+        "after the end": good + b"\0",
+        "after the end of the gzip": good + gzip.compress(b"more"),
+        "trailer": good[:-3],
+    }
+    for match, data in cases.items():
+        (tmp_path / "bad.spz").write_bytes(data)
+        for forced in (False, True):
+            with forced_pipeline() if forced else contextlib.nullcontext(), pytest.raises(CorruptStream, match=match):
+                read_spz(tmp_path / "bad.spz")
+
+
+def test_long_gzip_header_fields_are_read_past(tmp_path: Path) -> None:
+    payload = legacy_stream(3, 5, 0, 12, 0, b"".join(d for _, d in pack_arrays(random_cloud(5, 0), 12)))
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="n" * 70_000, mode="wb", fileobj=buffer, mtime=0) as stream:
+        stream.write(payload)  # a 70 kB file name field before the deflate data
+    (tmp_path / "named.spz").write_bytes(buffer.getvalue())
+    assert read_spz(tmp_path / "named.spz").count == 5
+
+
+@pytest.fixture(scope="module")
+def large_files(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
+    """SH3 files just large enough that the reader decodes them on threads by default."""
+    folder = tmp_path_factory.mktemp("spz-large")
+    cloud = random_cloud(spz_module.PARALLEL_MIN_SPLATS + 1001, 3, seed=50)
+    files = {}
+    for version in (3, 4):
+        files[version] = folder / f"large-v{version}.spz"
+        write_spz(cloud, files[version], version=version)
+    return files
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_threaded_reading_of_a_large_file(large_files: dict[int, Path], version: int) -> None:
+    assert spz_module._thread_count(spz_module.PARALLEL_MIN_SPLATS + 1001) >= 1
+    threaded = read_spz(large_files[version])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spz_module, "_thread_count", lambda count: 0)
+        plain = read_spz(large_files[version])
+    assert_same_cloud(threaded, plain)
+    assert_valid(threaded)
+
+
+def test_threaded_reading_stops_at_damage(large_files: dict[int, Path], tmp_path: Path) -> None:
+    for path in large_files.values():
+        data = path.read_bytes()
+        for position in (len(data) // 3, len(data) - 100):
+            damaged = bytearray(data)
+            damaged[position] ^= 0x10
+            (tmp_path / "damaged.spz").write_bytes(bytes(damaged))
+            with pytest.raises(CorruptStream):
+                read_spz(tmp_path / "damaged.spz")
+        (tmp_path / "cut.spz").write_bytes(data[: len(data) - 5])
+        with pytest.raises(CorruptStream):
+            read_spz(tmp_path / "cut.spz")
+
+
+# zstd frames in v4 files --------------------------------------------------------------------
+
+
+def v4_from_frames(count: int, degree: int, frames: list[bytes], sizes: list[int]) -> bytes:
+    head = struct.pack("<4sIIBBBBI12x", b"NGSP", 4, count, degree, 12, 0, len(frames), 32)
+    return head + b"".join(struct.pack("<QQ", len(f), u) for f, u in zip(frames, sizes, strict=True)) + b"".join(frames)
+
+
+def zstd_in_small_blocks(data: bytes, step: int = 50) -> bytes:
+    """One zstd frame of many tiny blocks, as a streaming writer that flushes often makes."""
+    compressor = zstandard.ZstdCompressor(write_checksum=True).compressobj(size=len(data))
+    parts = []
+    for start in range(0, len(data), step):
+        parts.append(compressor.compress(data[start : start + step]))
+        parts.append(compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+def test_v4_frames_of_many_small_blocks(tmp_path: Path) -> None:
+    cloud = random_cloud(300, 2, seed=70)
+    arrays = [data for _, data in pack_arrays(cloud, 12)]
+    frames = [zstd_in_small_blocks(data) for data in arrays]
+    (tmp_path / "small-blocks.spz").write_bytes(v4_from_frames(300, 2, frames, [len(a) for a in arrays]))
+    write_spz(cloud, tmp_path / "plain.spz", version=4)
+    assert_same_cloud(read_spz(tmp_path / "small-blocks.spz"), read_spz(tmp_path / "plain.spz"))
+    # The same frames with the last one's checksum cut short are refused.
+    cut = frames[:-1] + [frames[-1][:-2]]
+    (tmp_path / "cut.spz").write_bytes(v4_from_frames(300, 2, cut, [len(a) for a in arrays]))
+    with pytest.raises(CorruptStream):
+        read_spz(tmp_path / "cut.spz")
+
+
+@pytest.mark.parametrize("cut", [1, 2, 4, 5])
+@pytest.mark.parametrize("which", [0, 5])
+def test_v4_frame_cut_short_is_refused(tmp_path: Path, cut: int, which: int) -> None:
+    """A frame cut inside its checksum holds all its data: still refused, both the last frame
+    (the TOC says the shorter length) and one in the middle (the next frame then starts in the
+    wrong place)."""
+    arrays = [data for _, data in pack_arrays(random_cloud(200, 1, seed=71), 12)]
+    frames = [zstandard.ZstdCompressor(write_checksum=True).compress(data) for data in arrays]
+    frames[which] = frames[which][:-cut]
+    (tmp_path / "cut.spz").write_bytes(v4_from_frames(200, 1, frames, [len(a) for a in arrays]))
+    with pytest.raises(CorruptStream):
+        read_spz(tmp_path / "cut.spz")
+
+
+def test_v4_bytes_after_a_frame_are_refused(tmp_path: Path) -> None:
+    arrays = [data for _, data in pack_arrays(random_cloud(200, 1, seed=72), 12)]
+    frames = [zstandard.ZstdCompressor(write_checksum=True).compress(data) for data in arrays]
+    for junk in (b"\0", b"junk", zstandard.ZstdCompressor().compress(b"more")):
+        damaged = frames[:2] + [frames[2] + junk] + frames[3:]
+        (tmp_path / "junk.spz").write_bytes(v4_from_frames(200, 1, damaged, [len(a) for a in arrays]))
+        with pytest.raises(CorruptStream, match="colors stream"):
+            read_spz(tmp_path / "junk.spz")
+
+
+# Decoding precision -------------------------------------------------------------------------
+
+
+def reference_smallest_three(word: int) -> np.ndarray:
+    """The SPZ reference decoder, one word at a time, in float64, normalised: w-first."""
+    largest = word >> 30
+    xyzw = [0.0] * 4
+    squares = 0.0
+    for index in (3, 2, 1, 0):
+        if index == largest:
+            continue
+        magnitude = (word & 0x1FF) / 511 * np.sqrt(0.5)
+        xyzw[index] = -magnitude if word & 0x200 else magnitude
+        squares += magnitude * magnitude
+        word >>= 10
+    xyzw[largest] = np.sqrt(max(0.0, 1 - squares))
+    q = np.array([xyzw[3], *xyzw[:3]])
+    return q / np.linalg.norm(q)
+
+
+def test_smallest_three_words_decode_to_unit_quaternions() -> None:
+    words = np.random.default_rng(60).integers(0, 1 << 32, 2000, dtype=np.uint64).astype(np.uint32)
+    words[:4] = [0, 0x3FFFFFFF, 0x7FFFFFFF, 0xFFFFFFFF]  # zeros and every field at its largest
+    out = np.empty((len(words), 4), np.float32)
+    spz_module._smallest_three(words, out)
+    expected = np.array([reference_smallest_three(int(w)) for w in words])
+    np.testing.assert_allclose(out, expected, atol=1e-6)  # float32: 1 - squares cancels near 1
+    np.testing.assert_allclose(np.linalg.norm(out.astype(np.float64), axis=1), 1, atol=3e-7)
+
+
+@pytest.mark.parametrize("frac", [0, 12, 23, 118, 126, 127, 140, 149, 150, 200, 255])
+def test_positions_are_exact_at_any_fractional_bits(tmp_path: Path, frac: int) -> None:
+    fixed = np.array([0, 1, -1, 5, -7, (1 << 23) - 1, -(1 << 23), 123456, -654321], np.int64)
+    n = len(fixed) // 3
+    positions = (fixed & 0xFFFFFF).astype("<u4").view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
+    body = positions + bytes(n) + bytes(3 * n) + bytes(3 * n) + np.full(n, 3 << 30, "<u4").tobytes()
+    (tmp_path / "frac.spz").write_bytes(gzip.compress(legacy_stream(3, n, 0, frac, 0, body)))
+    means = read_spz(tmp_path / "frac.spz").means
+    np.testing.assert_array_equal(means.reshape(-1), (fixed * 2.0**-frac).astype(np.float32))
 
 
 # Cross-check against Niantic's reference library (optional) ----------------------------------

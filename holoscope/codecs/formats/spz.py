@@ -54,17 +54,42 @@ the same case interactively.
 
 Safety: every count is checked before anything is allocated (against ``MAX_SPLATS`` and against
 the most data the bytes present could possibly hold, given deflate's 1032:1 and zstd's 32768:1
-ceilings); gzip is inflated with a limit equal to what the header implies, so a decompression
-bomb stops there; a zstd frame that declares a different size than the header promises is
-refused before it is inflated. No loop runs over splats in Python.
+ceilings); gzip is inflated in one pass that never yields more than the header implies, so a
+decompression bomb stops there, and zlib checks the member's CRC32 and length trailer itself (a
+stream cut short, even inside its trailer, or followed by other data, is refused); a zstd frame
+that declares a different size than the header promises is refused before it is inflated, one
+that inflates to any other size or is followed by other bytes in its stream is refused, and
+zstd checks each frame's checksum. No loop runs over splats in Python.
+
+Speed
+-----
+A legacy stream is inflated a step of input at a time, and each run of ``DECODE_ROWS`` splats
+of each array is decoded on worker threads as soon as its bytes are out, while the calling
+thread inflates on (zlib, zstd and numpy's ufuncs release the GIL; when the threads fall behind,
+the calling thread decodes runs it has just inflated, still in its cache, between steps). The
+payload is never gathered into one buffer. Version 4's streams are independent: the threads
+inflate and decode the small ones while the calling thread inflates the SH stream, whose
+decoding is then shared out. Decoding writes straight into the cloud's float32 arrays: SH bytes
+already have the cloud's [N, K, 3] layout (b ^ 0x80 read as int8, times 1/128), positions are
+read as int32 through a 3-byte-stride view of the bytes, smallest-three fields go through a
+1024-entry table. Every value decoded from bytes is finite and every quaternion unit by
+construction (see ``_Decoder``), so there is no finiteness or normalisation pass over the
+cloud. Files under ``PARALLEL_MIN_SPLATS`` splats are decoded on the calling thread alone, in
+the same runs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import time
 import zlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -72,12 +97,10 @@ from holoscope.codecs.formats.common import (
     MAX_SPLATS,
     atomic_output,
     check_count,
-    gunzip_bounded,
     make_cloud,
     normalize_quats,
     require_nonempty,
     static_splat_media,
-    zstd_bounded,
 )
 from holoscope.core.errors import CorruptStream, InvalidArgument, NotAFile, SourceNotFound
 from holoscope.core.frames import SplatCloud
@@ -112,9 +135,14 @@ MAX_ZSTD_RATIO = 32768
 # in the header: allow this much for them (real records are a few dozen bytes).
 LEGACY_EXTENSION_ALLOWANCE = 1 << 20
 
-# Index (x, y, z, w order) that each 10-bit field of a smallest-three u32 fills, lowest field
-# first, for each possible largest component.
-_SMALLEST_THREE_TARGETS = np.array([[i for i in (3, 2, 1, 0) if i != largest] for largest in range(4)])
+
+# Reading pipeline (see "Speed" in the module docstring).
+PEEK_INPUT_BYTES = 1 << 12  # gzip input inflated to find the SPZ header (grown if it takes more)
+INFLATE_INPUT_BYTES = 1 << 20  # gzip input inflated per step (~2.5 MB of splat data)
+DECODE_ROWS = 1 << 15  # splats per decode job
+PARALLEL_MIN_SPLATS = 1 << 16  # below this, everything runs on the calling thread
+MAX_THREADS = 8  # decode threads besides the calling one, at most
+MAX_WAIT = 0.02  # seconds a job may wait for a thread before the calling thread runs jobs too
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -184,20 +212,18 @@ def read_spz(path: str | Path, *, flip: tuple[int, int, int] | None = None) -> S
 
 
 def _peek_gzip_header(data: bytes, path: Path) -> bytes:
-    try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, LEGACY_HEADER.size)
-    except zlib.error as exc:
-        raise CorruptStream(f"damaged gzip stream ({exc})", path=path) from exc
-
-
-def _check_gzip_trailer(data: bytes, payload: bytes, path: Path) -> None:
-    """A gzip member ends with CRC32 and length: verify them, so that a stream cut short inside
-    its 8-byte trailer (which zlib reports as merely 'not finished') is still caught."""
-    if len(data) < 18:
-        raise CorruptStream("truncated gzip stream", path=path)
-    crc, size = struct.unpack_from("<II", data, len(data) - 8)
-    if crc != zlib.crc32(payload) or size != len(payload) & 0xFFFFFFFF:
-        raise CorruptStream("truncated or damaged gzip stream (checksum or length mismatch)", path=path)
+    """The first bytes of the gzip member's payload, inflating no more input than it takes (a
+    growing prefix: the gzip header before them may carry a file name or comment of any length)."""
+    view = memoryview(data)
+    prefix = PEEK_INPUT_BYTES
+    while True:
+        try:
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(view[:prefix], LEGACY_HEADER.size)
+        except zlib.error as exc:
+            raise CorruptStream(f"damaged gzip stream ({exc})", path=path) from exc
+        if len(head) >= LEGACY_HEADER.size or prefix >= len(data):
+            return head
+        prefix *= 16
 
 
 def _read_legacy(data: bytes, path: Path, *, gzipped: bool) -> SplatCloud:
@@ -221,29 +247,65 @@ def _read_legacy(data: bytes, path: Path, *, gzipped: bool) -> SplatCloud:
     require_nonempty(count, path)
     needed = LEGACY_HEADER.size + count * per_splat
     limit = needed + (LEGACY_EXTENSION_ALLOWANCE if has_extensions else 0)
-    if gzipped:
-        payload = gunzip_bounded(data, limit, path=path)
-        if len(payload) >= needed:
-            _check_gzip_trailer(data, payload, path)
-    else:
-        payload = data
-        if len(payload) > limit:
-            raise CorruptStream(f"{len(payload) - needed:,} bytes beyond what the header describes", path=path)
-    if len(payload) < needed:
-        raise CorruptStream(
-            f"header promises {count:,} splats ({needed:,} bytes) but the stream holds {len(payload):,} bytes: "
-            "truncated",
-            path=path,
-        )
-    # Extension records (if any) sit between the header and the arrays: the arrays end the stream.
-    offset = len(payload) - count * per_splat if has_extensions else LEGACY_HEADER.size
-    arrays: dict[str, np.ndarray] = {}
-    for name, size in layout:
-        arrays[name] = np.frombuffer(payload, np.uint8, count * size, offset)
-        offset += count * size
+    if not gzipped and len(data) > limit:
+        raise CorruptStream(f"{len(data) - needed:,} bytes beyond what the header describes", path=path)
+    decoder = _Decoder(count, version, sh_degree, frac_bits)
+    names = [name for name, _ in layout]
+    with _Jobs(_thread_count(count)) as jobs:
+        payload: bytes | None = None  # the whole payload, where it is not decoded as it comes
+        if not gzipped:
+            payload, produced, complete = data, len(data), True
+        elif not has_extensions:  # the arrays follow the header: decode each run as it is inflated
+            splitter = _Splitter(decoder, jobs, names, skip=LEGACY_HEADER.size)
+            produced, complete = _inflate_gzip(data, limit, path, splitter.add)
+        else:  # the records' length is known only at the end: decode then
+            pieces: list[bytes] = []
+            produced, complete = _inflate_gzip(data, limit, path, pieces.append)
+            payload = b"".join(pieces)
+        if produced < needed:
+            raise CorruptStream(
+                f"header promises {count:,} splats ({needed:,} bytes) but the stream holds {produced:,} bytes: "
+                "truncated",
+                path=path,
+            )
+        if not complete:
+            raise CorruptStream("truncated gzip stream: its CRC32 and length trailer is missing or cut", path=path)
+        if payload is not None:
+            # Extension records (if any) sit between the header and the arrays: the arrays end the stream.
+            _Splitter(decoder, jobs, names, skip=produced - count * per_splat).add(payload)
+        jobs.finish()
     info = {"spz_version": version, "fractional_bits": frac_bits, "antialiased": bool(flags & FLAG_ANTIALIASED),
             "sh_degree": sh_degree}  # fmt: skip
-    return _decode(arrays, count, version, sh_degree, frac_bits, path, info)
+    return decoder.cloud(path, info)
+
+
+def _inflate_gzip(data: bytes, limit: int, path: Path, add: Callable[[bytes], None]) -> tuple[int, bool]:
+    """Inflate the gzip member ``data`` a step of input at a time, handing each piece of output
+    to ``add``; return (bytes inflated, whether the member ended there with nothing after it).
+
+    One pass, bounded: zlib never returns more than ``limit`` + 1 bytes in all, so a
+    decompression bomb stops at the limit. zlib checks the member's CRC32 and length trailer
+    itself when it reaches the end (a mismatch raises), so a member that ends is intact; one cut
+    short (even inside its 8-byte trailer) does not end, and the caller reports it.
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    view = memoryview(data)
+    produced = 0
+    for start in range(0, len(data), INFLATE_INPUT_BYTES):
+        try:
+            piece = inflater.decompress(view[start : start + INFLATE_INPUT_BYTES], limit + 1 - produced)
+        except zlib.error as exc:
+            raise CorruptStream(f"damaged gzip stream ({exc})", path=path) from exc
+        produced += len(piece)
+        if produced > limit:
+            raise CorruptStream(f"gzip stream inflates beyond the {limit:,} bytes its header allows", path=path)
+        if piece:
+            add(piece)
+        if inflater.eof:
+            if inflater.unused_data or start + INFLATE_INPUT_BYTES < len(data):
+                raise CorruptStream("data after the end of the gzip stream", path=path)
+            return produced, True
+    return produced, False
 
 
 def _read_v4(data: bytes, path: Path) -> SplatCloud:
@@ -275,7 +337,8 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
             f"{stream_bytes:,} follow it: truncated",
             path=path,
         )
-    arrays: dict[str, np.ndarray] = {}
+    # Every stream is checked before anything is inflated or allocated.
+    frames: dict[str, memoryview] = {}
     offset = toc_end
     view = memoryview(data)  # frames are handed to zstd without copying them out
     for (name, size), (compressed, uncompressed) in zip(layout, toc, strict=True):
@@ -289,10 +352,32 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
         _check_inflatable(expected, compressed, MAX_ZSTD_RATIO, f"zstd {name}", path)
         frame = view[offset : offset + compressed]
         offset += compressed
-        arrays[name] = np.frombuffer(_zstd_frame(frame, expected, name, path), np.uint8)
+        _check_zstd_frame(frame, expected, name, path)
+        frames[name] = frame
+    decoder = _Decoder(count, 4, sh_degree, frac_bits)
+
+    def inflate(name: str) -> bytes:
+        return _inflate_zstd(frames[name], count * decoder.sizes[name], name, path)
+
+    def inflate_and_decode(name: str) -> None:
+        _Splitter(decoder, _Jobs(0), [name]).add(inflate(name))
+
+    # The streams are independent and zstd releases the GIL: the largest (SH, unless there is
+    # none) is inflated here while the threads inflate and decode the others, largest first;
+    # then its decoding is shared out. Colours go with SH (see _Decoder), so they are inflated
+    # here too, first. (Inflating SH a piece at a time to decode it meanwhile was tried: zstd
+    # then competes with the decoding for memory and is no faster overall.)
+    own = ["colors", "sh"] if "sh" in frames else ["positions"]
+    with _Jobs(_thread_count(count)) as jobs:
+        for name in sorted(frames.keys() - own, key=decoder.sizes.get, reverse=True):
+            jobs.submit(inflate_and_decode, name)
+        splitter = _Splitter(decoder, jobs, own)
+        for name in own:
+            splitter.add(inflate(name))
+        jobs.finish()
     info = {"spz_version": 4, "fractional_bits": frac_bits, "antialiased": bool(flags & FLAG_ANTIALIASED),
             "sh_degree": sh_degree}  # fmt: skip
-    return _decode(arrays, count, 4, sh_degree, frac_bits, path, info)
+    return decoder.cloud(path, info)
 
 
 def _check_inflatable(needed: int, compressed: int, ratio: int, what: str, path: Path) -> None:
@@ -306,7 +391,7 @@ def _check_inflatable(needed: int, compressed: int, ratio: int, what: str, path:
         )
 
 
-def _zstd_frame(frame: bytes | memoryview, expected: int, name: str, path: Path) -> bytes:
+def _check_zstd_frame(frame: memoryview, expected: int, name: str, path: Path) -> None:
     import zstandard
 
     # A frame that declares its size is inflated into a buffer of that size whatever limit is
@@ -317,43 +402,247 @@ def _zstd_frame(frame: bytes | memoryview, expected: int, name: str, path: Path)
         raise CorruptStream(f"{name} stream is not a zstd frame ({exc})", path=path) from exc
     if declared != -1 and declared != expected:
         raise CorruptStream(f"{name} stream declares {declared:,} bytes, expected {expected:,}", path=path)
-    return zstd_bounded(frame, expected, path=path)
 
 
-def _decode(arrays: dict[str, np.ndarray], n: int, version: int, sh_degree: int, frac_bits: int, path: Path,
-            info: dict) -> SplatCloud:  # fmt: skip
-    """Packed per-attribute byte arrays -> activated cloud (vectorised)."""
-    pos = arrays["positions"]
-    if version == 1:
-        means = pos.view("<f2").astype(np.float32).reshape(n, 3)
-    else:
-        # Little-endian int24: assemble in int32, then shift up and back down to sign-extend.
-        b = pos.reshape(n, 3, 3).astype(np.int32)
-        fixed = ((b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)) << 8) >> 8
-        # Exact: an int24 fits a float32 mantissa and the scale is a power of two.
-        means = (fixed * (2.0**-frac_bits)).astype(np.float32)
-    opacities = arrays["alphas"].astype(np.float32) * np.float32(1 / 255)
-    sh_kept = min(SH_DIM[sh_degree], MAX_KEPT_SH)
-    sh = np.empty((n, 1 + sh_kept, 3), np.float32)
-    sh[:, 0] = (arrays["colors"].reshape(n, 3).astype(np.float32) * np.float32(1 / 255) - np.float32(0.5)) / np.float32(
-        COLOR_SCALE
-    )
-    if sh_kept:
-        coeffs = arrays["sh"].reshape(n, SH_DIM[sh_degree], 3)[:, :sh_kept]
-        rest = sh[:, 1:]
-        np.multiply(coeffs, np.float32(1 / 128), out=rest, dtype=np.float32)  # (b - 128) / 128, no temporaries
-        rest -= np.float32(1)
-    scales = np.exp(arrays["scales"].reshape(n, 3).astype(np.float32) * np.float32(1 / 16) - np.float32(10))
-    if version < 3:
-        quats = _first_three(arrays["rotations"].reshape(n, 3))
-    else:
-        quats = _smallest_three(arrays["rotations"].view("<u4"))
-    if version == 1:  # half floats can be NaN or infinite: make_cloud drops those splats
-        return make_cloud(means, scales, quats, opacities, sh, path=path, format_info=info)
-    # Every other value decodes from a byte or a fixed-point integer and is finite by construction.
-    cloud = SplatCloud(means=means, scales=scales, quats=normalize_quats(quats), opacities=opacities, sh=sh)
-    cloud.metadata.update({"dropped_nonfinite": 0, "format_info": info})
-    return cloud
+def _inflate_zstd(frame: memoryview, expected: int, name: str, path: Path) -> bytes:
+    """Inflate one zstd frame (checked by :func:`_check_zstd_frame`) in one bounded call: it
+    must come to exactly ``expected`` bytes and fill ``frame``. zstd checks that the frame is
+    complete and its checksum, if it has one."""
+    import zstandard
+
+    try:
+        out = zstandard.ZstdDecompressor().decompress(frame, max_output_size=expected + 1, allow_extra_data=False)
+    except zstandard.ZstdError as exc:
+        raise CorruptStream(f"damaged zstd {name} stream ({exc})", path=path) from exc
+    if len(out) != expected:
+        raise CorruptStream(f"{name} stream inflates to {len(out):,} bytes, expected {expected:,}", path=path)
+    return out
+
+
+# Decoding ---------------------------------------------------------------------------------
+
+
+def _thread_count(count: int) -> int:
+    """Worker threads for decoding ``count`` splats besides the calling thread (which inflates):
+    none for small files, where starting threads costs more than it saves."""
+    if count < PARALLEL_MIN_SPLATS:
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus - 1, MAX_THREADS))
+
+
+class _Jobs:
+    """Decode jobs run on a few threads while the calling thread inflates: zlib, zstd and numpy's
+    ufuncs release the GIL, so they really run side by side. The threads take the oldest jobs;
+    when they fall behind (a job has waited more than ``MAX_WAIT`` seconds), the calling thread
+    runs the newest itself between inflate steps. With no threads, a job runs when it is
+    submitted. Jobs write disjoint parts of the output arrays and share nothing else, so which
+    thread runs one changes nothing in the result."""
+
+    def __init__(self, threads: int) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="holoscope-spz") if threads else None
+        # (future, fn, args, when submitted), oldest first; those not started yet are the newest.
+        self._queue: deque[tuple[Future, Callable[..., None], tuple, float]] = deque()
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        if self._pool is None:
+            fn(*args)
+            return
+        self._queue.append((self._pool.submit(fn, *args), fn, args, time.monotonic()))
+        self._settle(MAX_WAIT)
+
+    def finish(self) -> None:
+        """Wait for every job (running here those not started yet), raising the first error."""
+        self._settle(-1.0)
+        while self._queue:
+            self._queue.popleft()[0].result()
+
+    def _settle(self, max_wait: float) -> None:
+        """Collect finished jobs (raising the first error); then, while the oldest job no thread
+        has started has waited more than ``max_wait`` seconds, run the newest here."""
+        while self._queue and self._queue[0][0].done():
+            self._queue.popleft()[0].result()
+        while True:
+            waiting = 0
+            for future, _, _, _ in reversed(self._queue):
+                if future.running() or future.done():
+                    break
+                waiting += 1
+            if not waiting or time.monotonic() - self._queue[-waiting][3] <= max_wait:
+                return
+            job = self._queue.pop()
+            if not job[0].cancel():  # a thread has just taken it
+                self._queue.append(job)
+                return
+            job[1](*job[2])
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:  # on an error, drop the jobs not started and wait for the rest
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Decoder:
+    """Decodes the packed arrays into the output arrays, any run of splats at a time, so that
+    decoding can start on the splats already inflated, on several threads.
+
+    Every value decodes from a byte or a fixed-point integer and is finite by construction
+    (int24 / 2^frac, exp(b / 16 - 10) <= exp(5.94), b / 255, table lookups), so the cloud is
+    built directly, without :func:`make_cloud`'s finiteness pass; only version 1's half-float
+    positions can be NaN or infinite, and those clouds do go through :func:`make_cloud`, which
+    drops such splats. Version 3+ quaternions come out unit by construction (see
+    :func:`_smallest_three`), so they skip the float64 normalisation too; version 1-2 ones are
+    normalised.
+    """
+
+    def __init__(self, n: int, version: int, sh_degree: int, frac_bits: int) -> None:
+        self.n, self.version, self.sh_degree, self.frac_bits = n, version, sh_degree, frac_bits
+        self.sizes = dict(_layout(version, sh_degree))
+        self.sh_kept = min(SH_DIM[sh_degree], MAX_KEPT_SH)
+        self.means = np.empty((n, 3), np.float32)
+        self.scales = np.empty((n, 3), np.float32)
+        self.quats = np.empty((n, 4), np.float32)
+        self.opacities = np.empty(n, np.float32)
+        self.sh = np.empty((n, 1 + self.sh_kept, 3), np.float32)
+        # int24 / 2^frac, computed as (int24 << 8) / 2^(frac + 8) from an int32 read straight out
+        # of the bytes: exact in float32 (an int24 fits its mantissa, the scale is a power of
+        # two), unless the product could fall below float32's normal range, where float64
+        # arithmetic then a single rounding gives the same, correctly rounded, value.
+        self._pos_scale = 2.0 ** -(frac_bits + 8)
+        self._pos_dtype = np.float32 if frac_bits + 8 <= 126 else np.float64
+        # Colours fill sh[:, 0], which shares cache lines with the rest of each row of sh: two
+        # threads writing the same lines slow each other down several times over, so with SH
+        # the colours of a run of rows are decoded by the job that decodes its SH, from
+        # ``colors_raw`` (set by the _Splitter, which meets the colours before the SH).
+        self.colors_with_sh = "sh" in self.sizes
+        self.colors_raw = np.empty(0, np.uint8)
+        self._decoders: dict[str, Callable[[np.ndarray, int, int], None]] = {
+            "positions": self._positions, "alphas": self._alphas, "colors": self._colors,
+            "scales": self._scales, "rotations": self._rotations, "sh": self._sh,
+        }  # fmt: skip
+
+    def decode(self, name: str, parts: list[memoryview], lo: int, hi: int) -> None:
+        """Decode rows [lo, hi) of array ``name`` from its bytes, given in one or more parts."""
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._decoders[name](np.frombuffer(raw, np.uint8), lo, hi)
+
+    def cloud(self, path: Path, info: dict) -> SplatCloud:
+        if self.version == 1:  # half floats can be NaN or infinite: make_cloud drops those splats
+            return make_cloud(self.means, self.scales, self.quats, self.opacities, self.sh, path=path,
+                              format_info=info)  # fmt: skip
+        cloud = SplatCloud(means=self.means, scales=self.scales, quats=self.quats, opacities=self.opacities,
+                           sh=self.sh)  # fmt: skip
+        cloud.metadata.update({"dropped_nonfinite": 0, "format_info": info})
+        return cloud
+
+    # One method per array: the bytes of rows [lo, hi) -> the output rows [lo, hi).
+
+    def _positions(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        out = self.means[lo:hi].reshape(-1)
+        if self.version == 1:
+            out[:] = raw.view("<f2")
+            return
+        # Each little-endian int24 is read as an int32 together with the byte after it (a view
+        # of the bytes with a 3-byte stride, no copy); shifted left by 8, that is the int24
+        # times 256, sign included. The last one has no byte after it in the run: read alone.
+        words = np.ndarray((len(out) - 1,), "<i4", buffer=raw, strides=(3,))
+        np.multiply(np.left_shift(words, 8), self._pos_scale, out=out[:-1], dtype=self._pos_dtype)
+        out[-1] = int.from_bytes(raw[-3:].tobytes(), "little", signed=True) * 2.0**-self.frac_bits
+
+    def _alphas(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        np.multiply(raw, np.float32(1 / 255), out=self.opacities[lo:hi], dtype=np.float32)
+
+    def _colors(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        dc = self.sh[lo:hi, 0]
+        np.multiply(raw.reshape(-1, 3), np.float32(1 / 255), out=dc, dtype=np.float32)
+        dc -= np.float32(0.5)
+        dc /= np.float32(COLOR_SCALE)
+
+    def _scales(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        out = self.scales[lo:hi]
+        np.multiply(raw.reshape(-1, 3), np.float32(1 / 16), out=out, dtype=np.float32)
+        out -= np.float32(10)
+        np.exp(out, out=out)
+
+    def _sh(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        self._colors(self.colors_raw[lo * 3 : hi * 3], lo, hi)
+        # b ^ 0x80 read as int8 is b - 128; times 1/128 is exact in float32. SPZ stores SH
+        # coefficient-major, colour innermost, like the cloud: no transpose, one float pass.
+        centred = np.bitwise_xor(raw, np.uint8(0x80)).view(np.int8)
+        coeffs = centred.reshape(hi - lo, SH_DIM[self.sh_degree], 3)[:, : self.sh_kept]
+        np.multiply(coeffs, np.float32(1 / 128), out=self.sh[lo:hi, 1:], dtype=np.float32)
+
+    def _rotations(self, raw: np.ndarray, lo: int, hi: int) -> None:
+        if self.version < 3:
+            self.quats[lo:hi] = normalize_quats(_first_three(raw.reshape(-1, 3)))
+        else:
+            _smallest_three(raw.view("<u4"), self.quats[lo:hi])
+
+
+class _Splitter:
+    """Cuts a byte stream holding some of the arrays back to back (after ``skip`` bytes), arriving
+    in pieces of any length, into runs of ``DECODE_ROWS`` whole rows (fewer at an array's end)
+    and hands each run to ``jobs`` as soon as it is complete. Runs are decoded from the pieces
+    in place; only a run that straddles two pieces is joined (in its job). The payload is never
+    gathered into one big buffer: that would cost a copy and as much fresh memory again.
+    """
+
+    def __init__(self, decoder: _Decoder, jobs: _Jobs, names: list[str], skip: int = 0) -> None:
+        self._decoder, self._jobs = decoder, jobs
+        self._arrays = iter(names)
+        self._skip = skip
+        self._parts: list[memoryview] = []  # bytes of the current array not handed out yet
+        self._parts_bytes = 0
+        self._next_array()
+
+    def _next_array(self) -> None:
+        self._name = next(self._arrays, None)
+        if self._name is not None:
+            self._size = self._decoder.sizes[self._name]
+            self._left = self._decoder.n * self._size  # bytes of it still to come
+            self._row = 0  # rows handed out so far
+
+    def add(self, piece: bytes | memoryview) -> None:
+        view = memoryview(piece)[self._skip :]
+        self._skip -= len(piece) - len(view)
+        while len(view) and self._name is not None:
+            part, view = view[: self._left], view[self._left :]
+            self._parts.append(part)
+            self._parts_bytes += len(part)
+            self._left -= len(part)
+            if self._left:
+                self._hand_out(final=False)
+                continue
+            if self._name == "colors" and self._decoder.colors_with_sh:
+                self._decoder.colors_raw = np.frombuffer(b"".join(self._parts), np.uint8)
+                self._parts, self._parts_bytes = [], 0
+            else:
+                self._hand_out(final=True)
+            self._next_array()
+
+    def _hand_out(self, *, final: bool) -> None:
+        if self._name == "colors" and self._decoder.colors_with_sh:
+            return
+        while True:
+            rows = min(self._parts_bytes // self._size, DECODE_ROWS)
+            if not rows or (rows < DECODE_ROWS and not final):
+                return
+            need = rows * self._size
+            run: list[memoryview] = []
+            while need:
+                part = self._parts[0]
+                if len(part) <= need:
+                    run.append(self._parts.pop(0))
+                    need -= len(part)
+                else:
+                    run.append(part[:need])
+                    self._parts[0] = part[need:]
+                    need = 0
+            self._parts_bytes -= rows * self._size
+            self._jobs.submit(self._decoder.decode, self._name, run, self._row, self._row + rows)
+            self._row += rows
 
 
 def _first_three(packed: np.ndarray) -> np.ndarray:
@@ -363,19 +652,40 @@ def _first_three(packed: np.ndarray) -> np.ndarray:
     return np.concatenate([w[:, None], xyz], axis=1)
 
 
-def _smallest_three(comp: np.ndarray) -> np.ndarray:
-    """Version 3+: u32 smallest-three -> [N, 4] w-first."""
-    n = len(comp)
-    comp = comp.astype(np.uint32)
-    largest = (comp >> 30).astype(np.intp)
-    fields = np.stack([(comp >> (10 * k)) & 0x3FF for k in range(3)], axis=1)
-    values = (fields & 0x1FF).astype(np.float32) * np.float32(SQRT1_2 / 511)
-    values = np.where(fields & 0x200, -values, values)
-    xyzw = np.empty((n, 4), np.float32)
-    np.put_along_axis(xyzw, _SMALLEST_THREE_TARGETS[largest], values, axis=1)
-    biggest = np.sqrt(np.maximum(np.float32(0), 1 - np.einsum("ij,ij->i", values, values)))
-    np.put_along_axis(xyzw, largest[:, None], biggest[:, None], axis=1)
-    return xyzw[:, [3, 0, 1, 2]]
+# A smallest-three 10-bit field (sign bit over a 9-bit magnitude) -> its value.
+_FIELD_VALUES = np.arange(512, dtype=np.float32) * np.float32(SQRT1_2 / 511)
+_FIELD_VALUES = np.concatenate([_FIELD_VALUES, -_FIELD_VALUES])
+
+
+def _smallest_three(comp: np.ndarray, out: np.ndarray) -> None:
+    """Version 3+: u32 smallest-three -> ``out`` [N, 4], w first, unit length.
+
+    Field k (from the low bits) goes to the k-th index from 3 down that is not the largest's;
+    the largest is sqrt(1 - the others' squares). That is unit length to float32 rounding
+    whenever the three squares sum to at most 1, which they always do for a real quaternion
+    (at most 3/4: the largest component's square is at least 1/4); damaged or random bytes may
+    exceed it, and only then are the three rescaled to unit length (the largest being 0).
+    """
+    largest = (comp >> 30).astype(np.uint8)
+    f0, f1, f2 = (np.take(_FIELD_VALUES, (comp >> shift) & 0x3FF) for shift in (0, 10, 20))
+    squares = f0 * f0
+    squares += f1 * f1
+    squares += f2 * f2
+    biggest = np.subtract(np.float32(1), squares)
+    np.maximum(biggest, np.float32(0), out=biggest)
+    np.sqrt(biggest, out=biggest)
+    over = squares > 1
+    if over.any():
+        norm = np.sqrt(squares[over])
+        for f in (f0, f1, f2):
+            f[over] /= norm
+    # Per largest index (x, y, z, w = 0..3), (x, y, z, w) are: 0 -> (big, f2, f1, f0),
+    # 1 -> (f2, big, f1, f0), 2 -> (f2, f1, big, f0), 3 -> (f2, f1, f0, big).
+    is_x, is_w = largest == 0, largest == 3
+    out[:, 0] = np.where(is_w, biggest, f0)
+    out[:, 1] = np.where(is_x, biggest, f2)
+    out[:, 2] = np.where(is_x, f2, np.where(largest == 1, biggest, f1))
+    out[:, 3] = np.where(is_w, f0, np.where(largest == 2, biggest, f1))
 
 
 def open_spz(path: Path) -> Media:
