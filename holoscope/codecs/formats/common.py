@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError
+from holoscope.core.errors import CorruptStream, EmptyMedia, NotAFile, OutputError, SourceNotFound
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media, MediaKind
 
@@ -41,6 +41,18 @@ def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader
         path=str(path) if path is not None else None,
         info=info,
     )
+
+
+def read_source_bytes(path: Path) -> bytes:
+    """The whole file, with the usual failures turned into holoscope errors naming it."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise SourceNotFound("no such file", path=path) from exc
+    except IsADirectoryError as exc:
+        raise NotAFile("is a directory, not a file", path=path) from exc
+    except OSError as exc:
+        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
 
 
 def check_count(count: int, *, path: Path | str | None, available: int | None = None,

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from holoscope.codecs.formats.common import MAX_SPLATS, check_count, make_cloud, static_splat_media
-from holoscope.core.errors import CorruptStream, EmptyMedia, SourceNotFound
+from holoscope.codecs.formats.common import read_source_bytes, MAX_SPLATS, check_count, make_cloud, static_splat_media
+from holoscope.core.errors import CorruptStream, EmptyMedia
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -108,17 +108,6 @@ def _splat_dtype(mode: int, degree: int) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": itemsize})
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise CorruptStream("is a directory, not a .ksplat file", path=path) from exc
-    except OSError as exc:
-        raise CorruptStream(f"cannot read ({exc.strerror or exc})", path=path) from exc
-
-
 def _sh_range(lo: float, hi: float) -> tuple[float, float]:
     # As the reference readers: a zero (or NaN) bound means the default ±1.5.
     lo = lo if not math.isnan(lo) and lo != 0 else DEFAULT_SH_RANGE[0]
@@ -129,7 +118,7 @@ def _sh_range(lo: float, hi: float) -> tuple[float, float]:
 def read_ksplat(path: str | Path) -> SplatCloud:
     """Read a ``.ksplat`` file into an activated :class:`SplatCloud`."""
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_source_bytes(path)
     size = len(data)
     if size < MAIN_HEADER_BYTES:
         raise CorruptStream(f"{size:,} bytes is shorter than the {MAIN_HEADER_BYTES}-byte .ksplat header", path=path)

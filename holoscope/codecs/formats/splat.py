@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from holoscope.codecs.formats.common import (
+    read_source_bytes,
     atomic_output,
     check_count,
     colors_to_sh_dc,
@@ -32,7 +33,7 @@ from holoscope.codecs.formats.common import (
     normalize_quats,
     static_splat_media,
 )
-from holoscope.core.errors import CorruptStream, EmptyMedia, InvalidArgument, NotAFile, SourceNotFound
+from holoscope.core.errors import CorruptStream, EmptyMedia, InvalidArgument
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media
 
@@ -44,17 +45,6 @@ SPLAT_DTYPE = np.dtype([("position", "<f4", (3,)), ("scale", "<f4", (3,)), ("rgb
 assert SPLAT_DTYPE.itemsize == BYTES_PER_SPLAT
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise NotAFile("is a directory, not a file", path=path) from exc
-    except OSError as exc:
-        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
-
-
 def read_splat(path: str | Path) -> SplatCloud:
     """Read a ``.splat`` file into an activated :class:`SplatCloud` (SH degree 0).
 
@@ -63,7 +53,7 @@ def read_splat(path: str | Path) -> SplatCloud:
     Splats with NaN or infinite floats are dropped with a warning.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_source_bytes(path)
     if len(data) == 0:
         raise EmptyMedia("the .splat file is empty (0 bytes, zero splats)", path=path)
     if len(data) % BYTES_PER_SPLAT:

@@ -94,6 +94,7 @@ from typing import Self
 import numpy as np
 
 from holoscope.codecs.formats.common import (
+    read_source_bytes,
     MAX_SPLATS,
     atomic_output,
     check_count,
@@ -102,7 +103,7 @@ from holoscope.codecs.formats.common import (
     require_nonempty,
     static_splat_media,
 )
-from holoscope.core.errors import CorruptStream, InvalidArgument, NotAFile, SourceNotFound
+from holoscope.core.errors import CorruptStream, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
 from holoscope.core.splat_math import flip_axes
@@ -145,17 +146,6 @@ MAX_THREADS = 8  # decode threads besides the calling one, at most
 MAX_WAIT = 0.02  # seconds a job may wait for a thread before the calling thread runs jobs too
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise NotAFile("is a directory, not a file", path=path) from exc
-    except OSError as exc:
-        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
-
-
 def _layout(version: int, sh_degree: int) -> list[tuple[str, int]]:
     """(array name, bytes per splat) in file order."""
     arrays = [
@@ -188,7 +178,7 @@ def read_spz(path: str | Path, *, flip: tuple[int, int, int] | None = None) -> S
     the file's ``sh_degree`` (the cloud keeps at most degree 3).
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_source_bytes(path)
     try:
         if data[:4] == MAGIC:
             if len(data) >= 8 and int.from_bytes(data[4:8], "little") >= 4:
