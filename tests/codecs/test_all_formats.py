@@ -4,7 +4,6 @@ trips that must render alike (PSNR per format, asserted against each format's pr
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

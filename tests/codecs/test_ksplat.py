@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats.ksplat import FORMAT_NAME, READER_NAME, read_ksplat, sh_component_order
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
 from holoscope.core.frames import SH_C0, sh_coeff_count
 from holoscope.core.registry import open_media
+from .helpers import fuzz_settings
 
 SH_COMPONENTS = {0: 0, 1: 9, 2: 24}
 
@@ -454,13 +455,7 @@ def test_bit_flips(splats_dir: Path, tmp_path: Path, two_sections: bytes) -> Non
 
 
 # ~200 examples, reproducible (derandomize), no example database written into the repository.
-FUZZ_SETTINGS = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+FUZZ_SETTINGS = fuzz_settings(200)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import plyfile
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats import ply_compressed
@@ -24,6 +24,7 @@ from holoscope.codecs.formats.ply_compressed import FORMAT_NAME, READER_NAME, re
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.registry import open_media
+from .helpers import fuzz_settings
 
 GUITAR = "guitar.compressed.ply"
 SH3 = "sh3-64.compressed.ply"
@@ -560,13 +561,7 @@ def test_bit_flips(splats_dir: Path, tmp_path: Path, name: str) -> None:
 
 
 # ~200 examples, reproducible (derandomize), no example database written into the repository.
-FUZZ_SETTINGS = settings(
-    max_examples=200,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+FUZZ_SETTINGS = fuzz_settings(200)
 
 
 @pytest.fixture(scope="module")

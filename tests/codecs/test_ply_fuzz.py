@@ -4,14 +4,14 @@ holoscope error, never another exception or a hang."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats.ply_inria import read_ply
 from holoscope.core.errors import HoloscopeError
+from .helpers import fuzz_settings
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+FUZZ = fuzz_settings(150)
 
 
 def attempt(tmp_path, data: bytes) -> None:

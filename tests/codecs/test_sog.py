@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats.common import normalize_quats
@@ -39,6 +39,7 @@ from holoscope.core.errors import (
 )
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.registry import open_media, writer_for
+from .helpers import fuzz_settings
 
 WAVE_COUNT = 4225
 QUAT_SLOTS = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
@@ -706,8 +707,7 @@ def test_zip_bombs_stop_at_the_limit(wave_members, tmp_path, member):
 
 # Fuzz -------------------------------------------------------------------------------------------
 
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+FUZZ = fuzz_settings(150)
 
 
 @FUZZ

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats.splat import BYTES_PER_SPLAT, READER_NAME, read_splat, write_splat
@@ -29,6 +29,7 @@ from holoscope.core.errors import (
 )
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.registry import open_media, writer_for
+from .helpers import assert_valid_cloud, fuzz_settings, rotation_angle_deg
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +55,8 @@ def random_cloud(n: int, degree: int, seed: int = 0) -> SplatCloud:
     )
 
 
-def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle of the rotation taking unit quaternion a to b (q and -q are the same rotation)."""
-    dot = np.abs(np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64)))
-    return np.degrees(2 * np.arccos(np.clip(dot, 0, 1)))
-
-
 def assert_valid(cloud: SplatCloud) -> None:
-    assert cloud.count > 0
-    for name in ("means", "scales", "quats", "opacities", "sh"):
-        assert np.isfinite(getattr(cloud, name)).all(), name
-    np.testing.assert_allclose(np.linalg.norm(cloud.quats, axis=1), 1, atol=1e-5)
-    assert ((cloud.opacities >= 0) & (cloud.opacities <= 1)).all()
+    assert_valid_cloud(cloud, positive_scales=False)
 
 
 # The sample ---------------------------------------------------------------------------------
@@ -233,8 +224,7 @@ def _check_read(data: bytes, path: Path) -> None:
 
 
 # Deterministic in CI: a fixed seed per test, no example database.
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+FUZZ = fuzz_settings(200)
 
 
 @pytest.fixture(scope="module")

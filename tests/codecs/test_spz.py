@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from holoscope.codecs.formats import spz as spz_module
@@ -53,6 +53,7 @@ from holoscope.core.errors import (
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.registry import open_media, writer_for
 from holoscope.core.splat_math import flip_axes
+from .helpers import assert_valid_cloud, fuzz_settings, rotation_angle_deg
 
 SAMPLES = ("minimal-v2.spz", "minimal-v3.spz", "minimal-v4.spz", "minimal-raw.spz")
 RUB_RDF = (1, -1, -1)
@@ -86,18 +87,8 @@ def random_cloud(n: int, degree: int, seed: int = 0, extent: float = 50.0) -> Sp
     )
 
 
-def rotation_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    dot = np.abs(np.einsum("ij,ij->i", a.astype(np.float64), b.astype(np.float64)))
-    return np.degrees(2 * np.arccos(np.clip(dot, 0, 1)))
-
-
 def assert_valid(cloud: SplatCloud) -> None:
-    assert cloud.count > 0
-    for name in ("means", "scales", "quats", "opacities", "sh"):
-        assert np.isfinite(getattr(cloud, name)).all(), name
-    np.testing.assert_allclose(np.linalg.norm(cloud.quats, axis=1), 1, atol=1e-5)
-    assert ((cloud.opacities >= 0) & (cloud.opacities <= 1)).all()
-    assert (cloud.scales > 0).all()
+    assert_valid_cloud(cloud, positive_scales=True)
 
 
 def assert_same_cloud(a: SplatCloud, b: SplatCloud) -> None:
@@ -931,8 +922,7 @@ def test_written_files_match_the_reference_library(tmp_path: Path, version: int)
 # Fuzzing ------------------------------------------------------------------------------------
 
 # Deterministic in CI: a fixed seed per test, no example database.
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+FUZZ = fuzz_settings(200)
 
 
 @pytest.fixture(scope="module")
