@@ -3,14 +3,36 @@ that already catch ``ValueError`` or ``FileNotFoundError`` keep working (as PyAV
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def display_path(path: str | Path | bytes | None) -> str:
+    """A file name safe to print on any terminal: undecodable bytes become ``\\xNN`` escapes."""
+    if path is None:
+        return ""
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(path)
+    # Surrogate escapes (non-UTF-8 bytes in the name) and control characters would either
+    # crash the print (UnicodeEncodeError) or garble the terminal.
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif not ch.isprintable():
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class HoloscopeError(Exception):
     """Root of every error holoscope raises on purpose. Carries the file it concerns, if any."""
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
-        self.path = str(path) if path is not None else None
+        self.path = display_path(path) if path is not None else None
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
@@ -48,3 +70,11 @@ class DecoderUnavailable(HoloscopeError, ImportError):
 
 class Cancelled(HoloscopeError):
     """A long job was cancelled by the user; partial output has been removed."""
+
+
+class SourceUnreadable(HoloscopeError, PermissionError):
+    """The input exists but cannot be read (permissions, a name too long, a symlink loop ...)."""
+
+
+class BudgetExceeded(HoloscopeError, MemoryError):
+    """Decoding the input would need more memory than the decode budget allows."""

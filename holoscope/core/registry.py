@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from holoscope.core.errors import CorruptStream, FormatNotRecognized, NotAFile, SourceNotFound
+from holoscope.core.errors import CorruptStream, FormatNotRecognized, SourceNotFound
+from holoscope.core.files import open_regular, os_error
 from holoscope.core.media import Media, MediaKind
 
 PEEK_BYTES = 4096
@@ -73,14 +74,24 @@ def _load(dotted: str) -> Callable[..., Any]:
 
 
 def _check_source(path: Path) -> None:
-    if not path.exists():
-        raise SourceNotFound("no such file", path=path)
-    if path.is_dir():
-        raise NotAFile("is a directory, not a file", path=path)
-    if not path.is_file():
-        raise NotAFile("is not a regular file", path=path)
-    if path.stat().st_size == 0:
+    # Only regular files (FIFOs and devices would block or never end), opened without blocking;
+    # the size is not trusted (/proc files report 0): emptiness is judged from the bytes read.
+    with open_regular(path) as fh:
+        try:
+            head = fh.read(1)
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+    if not head:
         raise CorruptStream("file is empty", path=path)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as exc:  # a name too long, a symlink loop, a folder we may not enter
+        raise os_error(exc, path) from exc
+    except ValueError as exc:  # an embedded NUL byte
+        raise SourceNotFound(f"invalid file name ({exc})", path=path) from exc
 
 
 def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
@@ -94,17 +105,18 @@ def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
                 f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
             )
         return by_name[forced]
-    if path.is_dir():
+    if _is_dir(path):
         # Some formats are folders (an unbundled SOG); any other directory is an error.
         for spec in specs:
             if spec.directory_probe is not None and spec.directory_probe(path):
                 return spec
-    _check_source(path)
-    try:
-        with path.open("rb") as fh:
+    with open_regular(path) as fh:
+        try:
             head = fh.read(PEEK_BYTES)
-    except OSError as exc:
-        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+    if not head:
+        raise CorruptStream("file is empty", path=path)
     for spec in specs:
         if spec.probe is not None and spec.probe(head):
             return spec
@@ -126,7 +138,7 @@ def open_media(path: str | Path, forced: str | None = None) -> Media:
     """Open ``path`` with the winning reader; ``Media.reader`` names it."""
     path = Path(path)
     spec = resolve(path, forced)
-    if forced is not None and not (path.is_dir() and spec.directory_probe is not None):
+    if forced is not None and not (_is_dir(path) and spec.directory_probe is not None):
         _check_source(path)
     return _load(spec.opener)(path)
 

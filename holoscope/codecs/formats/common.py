@@ -17,7 +17,9 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from holoscope.core.errors import CorruptStream, EmptyMedia, NotAFile, OutputError, SourceNotFound
+from holoscope.core import budget
+from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError
+from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media, MediaKind
 
@@ -43,16 +45,22 @@ def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader
     )
 
 
-def read_source_bytes(path: Path) -> bytes:
-    """The whole file, with the usual failures turned into holoscope errors naming it."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise NotAFile("is a directory, not a file", path=path) from exc
-    except OSError as exc:
-        raise SourceNotFound(f"cannot read: {exc.strerror or exc}", path=path) from exc
+def read_source_bytes(path: Path, *, limit: int | None = None) -> bytes:
+    """The whole of a regular file, with the usual failures turned into holoscope errors naming it.
+
+    Opens without blocking (a FIFO or device is refused, not waited on). ``limit`` refuses a
+    file larger than that many bytes before reading it, through the decode budget when omitted:
+    a reader that needs the whole file in memory must not read an 8 GB sparse file to find out.
+    """
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if limit is not None and size > limit:
+            raise CorruptStream(f"file is {size:,} bytes, more than the {limit:,} this format allows", path=path)
+        budget.require(size, what=f"a {size:,}-byte file read whole", path=path)
+        try:
+            return fh.read()
+        except OSError as exc:
+            raise os_error(exc, path) from exc
 
 
 def check_count(count: int, *, path: Path | str | None, available: int | None = None,
@@ -109,15 +117,33 @@ def zstd_bounded(data: bytes, expected: int, *, path: Path | str | None) -> byte
     return out
 
 
+def _umask() -> int:
+    # /proc says it without changing it (setting and restoring races with other threads).
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` only if the block completes (temp file + rename)."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        # A short prefix: a name near the file-system limit must not fail only because of it.
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".partial", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from exc
     try:
+        # mkstemp creates 0600; a finished output gets the usual 0666 less the umask, like
+        # every other file the user writes (and like render's outputs).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             yield fh
         os.replace(tmp, path)
@@ -173,6 +199,8 @@ def make_cloud(means: np.ndarray, scales: np.ndarray, quats: np.ndarray, opaciti
         & np.isfinite(cloud.opacities) & np.isfinite(cloud.sh).all(axis=(1, 2)) & quats_finite
     )  # fmt: skip
     dropped = int(cloud.count - np.count_nonzero(finite))
+    if dropped and dropped == cloud.count:
+        raise EmptyMedia(f"all {dropped:,} splats hold non-finite values (NaN or infinity)", path=path)
     if dropped:
         cloud = cloud.subset(finite)
     require_nonempty(cloud.count, path)
