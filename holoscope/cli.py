@@ -8,18 +8,34 @@ torch / Qt are never imported for splat scenes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import math
+import os
+import signal
 import sys
+import threading
+import warnings
 from pathlib import Path
+from typing import Any, Iterator
 
 from holoscope import __version__
-from holoscope.core.errors import HoloscopeError, InvalidArgument
+from holoscope.core.errors import HoloscopeError, InvalidArgument, OutputError, display_path
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what shells report for `cmd | head`
 DEMO = "demo"
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ``holoscope: error:`` line (exit 2),
+    not a usage block: every error holoscope prints has the same shape."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InvalidArgument(f"{message} (see: {self.prog} --help)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -27,6 +43,8 @@ def parse_size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise InvalidArgument(f"size must look like 1280x720, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise InvalidArgument(f"size must be positive, got {text!r}")
     if not (1 <= w <= 16384 and 1 <= h <= 16384):
         raise InvalidArgument(f"size {w}x{h} is out of range (1..16384 per side)")
     return w, h
@@ -38,7 +56,7 @@ def parse_color(text: str) -> tuple[float, float, float]:
         parts = [float(v) for v in text.split(",")]
     except ValueError:
         raise InvalidArgument(f"background must look like 0,0,0 or 255,255,255, got {text!r}") from None
-    if len(parts) != 3 or any(not 0 <= v <= 255 for v in parts):
+    if len(parts) != 3 or any(not (math.isfinite(v) and 0 <= v <= 255) for v in parts):
         raise InvalidArgument(f"background needs three components in 0..1 or 0..255, got {text!r}")
     if any(v > 1 for v in parts):
         parts = [v / 255 for v in parts]
@@ -102,8 +120,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     progress = TerminalProgress(len(cams), label="rendering ")
     n = render_to_output(cloud, cams, args.output, ExportOptions(args.codec, args.crf, settings), progress=progress)
     if not args.quiet:
-        print(f"wrote {args.output}: {n} frame{'s' if n != 1 else ''} of {cams.cameras[0].width}x{cams.cameras[0].height}"
-              f" from {media.path} ({media.reader})")  # fmt: skip
+        emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of "
+             f"{cams.cameras[0].width}x{cams.cameras[0].height} from {display_path(media.path)} ({media.reader})")
     return 0
 
 
@@ -121,7 +139,7 @@ def describe(path: Path, forced: str | None = None) -> dict:
     probe = open_media(path, forced)
     if probe.kind is not MediaKind.SPLATS:
         try:
-            report = {"file": str(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+            report = {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                       "frames": probe.frame_count, "fps": round(probe.fps, 6), "file_bytes": path.stat().st_size}  # fmt: skip
             for key in VIDEO_INFO_KEYS:
                 value = probe.info.get(key)
@@ -134,7 +152,7 @@ def describe(path: Path, forced: str | None = None) -> dict:
     lo, hi = cloud.robust_bounds()
     size = path.stat().st_size
     return {
-        "file": str(path),
+        "file": display_path(path),
         "format": media.format,
         "reader": media.reader,
         "kind": media.kind.value,
@@ -200,15 +218,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     writer(cloud, Path(args.output), **options)
     if not args.quiet:
         size = Path(args.output).stat().st_size if Path(args.output).is_file() else 0
-        print(f"wrote {args.output} ({spec.name}): {cloud.count:,} splats, SH {cloud.sh_degree}, "
-              f"{size:,} bytes ({size / cloud.count:.1f} B/splat) from {media.path} ({media.reader})")  # fmt: skip
+        emit(f"wrote {display_path(args.output)} ({spec.name}): {cloud.count:,} splats, SH {cloud.sh_degree}, "
+             f"{size:,} bytes ({size / cloud.count:.1f} B/splat) from {display_path(media.path)} ({media.reader})")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     info = describe(_resolve_input(args.input), args.format)
     if args.json:
-        print(json.dumps(info, indent=2))
+        emit(json.dumps(info, indent=2))
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
@@ -216,17 +234,19 @@ def cmd_info(args: argparse.Namespace) -> int:
             value = "(" + ", ".join(f"{v:.4g}" for v in value) + ")"
         elif isinstance(value, float):
             value = f"{value:.6g}"
-        print(f"{key.replace('_', ' '):<{width}}  {value}")
+        emit(f"{key.replace('_', ' '):<{width}}  {value}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="holoscope", description="View and render compressed 3D and neural video.")
+    parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
 
-    r = sub.add_parser("render", help="render a scene along a camera path to a video, image or image sequence")
+    r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file; '{DEMO}' or nothing for the built-in demo")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
@@ -245,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
 
-    c = sub.add_parser("convert", help="convert a splat scene between formats (writer chosen by OUT's extension)")
+    c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension)")
     c.add_argument("input", help=f"scene file; '{DEMO}' for the built-in demo")
     c.add_argument("output", help="output file: .ply, .spz, .splat, .sog")
     c.add_argument("--sh-degree", type=int, help="keep spherical harmonics up to this degree (0-3)")
@@ -256,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     c.set_defaults(func=cmd_convert)
 
-    i = sub.add_parser("info", help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
+    i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file; '{DEMO}' or nothing for the built-in demo")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
@@ -266,57 +286,67 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _OneLineWarnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"holoscope: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        _say(f"holoscope: {record.levelname.lower()}: {record.getMessage()}")
+
+
+# Options whose value may start with "-" (``--up -y``, ``--size -5x5`` to be refused properly,
+# ``--fov -10``): argparse would otherwise take the value for an unknown option.
+_SIGNED_VALUE_OPTIONS = ("--up", "--size", "--fov", "--fps", "--orbit", "--crf", "--background", "--max-memory")
 
 
 def _glue_signed_values(argv: list[str]) -> list[str]:
-    """Let ``--up -y`` work: argparse would otherwise read ``-y`` as an option."""
     out: list[str] = []
     for item in argv:
-        if out and out[-1] == "--up" and item.startswith("-") and item[1:].lower() in ("x", "y", "z"):
-            out[-1] = f"--up={item}"
+        looks_signed = len(item) > 1 and item[0] == "-" and (item[1].isdigit() or item[1] in ".xyzXYZ")
+        if out and out[-1] in _SIGNED_VALUE_OPTIONS and looks_signed and not item.startswith("--"):
+            out[-1] = f"{out[-1]}={item}"
         else:
             out.append(item)
     return out
 
 
 COMMANDS = ("render", "info", "convert")
+MEMORY_HELP = ("decode budget, e.g. 2G or 512M (default: a share of the memory this process can get; "
+               "also $HOLOSCOPE_MAX_MEMORY)")  # fmt: skip
 
 
 def run_gui(argv: list[str]) -> int:
     """``holoscope [FILE ...]``: the desktop app (the demo scene when no file is given)."""
-    parser = argparse.ArgumentParser(prog="holoscope", description="View and render compressed 3D and neural video.",
-                                     epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
+    parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
+                           epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
     parser.add_argument("files", nargs="*", help="files to open (the first one shown, the rest queued)")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
     parser.add_argument("--install-desktop", action="store_true", help="register holoscope with the desktop (per user)")
     parser.add_argument("--uninstall-desktop", action="store_true", help="undo --install-desktop")
     parser.add_argument("--formats", action="store_true", help="list supported formats and exit")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_signed_values(argv))
+    _apply_memory_option(args)
+    if args.formats:
+        return print_formats()
+    if args.install_desktop or args.uninstall_desktop:
+        from holoscope.desktop_integration import install_desktop, uninstall_desktop
+
+        done = install_desktop() if args.install_desktop else uninstall_desktop()
+        for path in done:
+            emit(display_path(path))
+        return 0
+    from holoscope.core.files import check_regular
+
+    for name in args.files:  # a file the app could never open fails here, before any window
+        if not _is_folder(name):
+            check_regular(name)
+    from holoscope.app.main import run_app
+
+    return run_app(args.files)
+
+
+def _is_folder(name: str) -> bool:
     try:
-        if args.formats:
-            return print_formats()
-        if args.install_desktop or args.uninstall_desktop:
-            from holoscope.desktop_integration import install_desktop, uninstall_desktop
-
-            done = install_desktop() if args.install_desktop else uninstall_desktop()
-            for path in done:
-                print(path)
-            return 0
-        missing = [f for f in args.files if not Path(f).exists()]
-        if missing:
-            from holoscope.core.errors import SourceNotFound
-
-            raise SourceNotFound("no such file", path=missing[0])
-        from holoscope.app.main import run_app
-
-        return run_app(args.files)
-    except HoloscopeError as exc:
-        if args.debug:
-            raise
-        print(f"holoscope: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return Path(name).is_dir()
+    except (OSError, ValueError):
+        return False  # check_regular reports it properly
 
 
 def print_formats() -> int:
@@ -324,36 +354,154 @@ def print_formats() -> int:
 
     for spec in formats():
         write = "read/write" if spec.can_write else "read"
-        print(f"{spec.name:<10} {write:<10} {' '.join(spec.extensions):<28} {spec.magic or '-'}  {spec.description}")
+        emit(f"{spec.name:<10} {write:<10} {' '.join(spec.extensions):<28} {spec.magic or '-'}  {spec.description}")
     return 0
+
+
+def _apply_memory_option(args: argparse.Namespace) -> None:
+    from holoscope.core import budget
+
+    if getattr(args, "max_memory", None):
+        budget.set_limit(budget.parse_bytes(args.max_memory), "--max-memory")
+
+
+# Process edges: output streams, signals, warnings ------------------------------------------
+
+
+class StdoutClosed(Exception):
+    """Whoever read our standard output has gone (``holoscope info x | head -0``)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM / SIGHUP, raised in the main thread so that cleanup runs exactly as for Ctrl+C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def emit(text: str) -> None:
+    """One line to standard output, flushed, so a closed pipe or a full disk is noticed here."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError as exc:
+        raise StdoutClosed() from exc
+    except OSError as exc:
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
+
+
+def _say(text: str) -> None:
+    """One line to standard error; if even that is gone, there is nobody left to tell."""
+    try:
+        print(" ".join(text.split("\n")), file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _printable_streams() -> None:
+    # Names with non-UTF-8 bytes must never crash a print (UnicodeEncodeError) after the work
+    # is done; a stream that cannot show a character shows an escape instead.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
+
+
+def _silence_stdout() -> None:
+    # The reader is gone: point fd 1 at /dev/null so the interpreter's final flush is quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def process_edges(debug: bool, *, signals: bool = True) -> Iterator[None]:
+    """SIGTERM/SIGHUP unwind like Ctrl+C (commands only: the GUI's event loop would turn the
+    exception into a traceback); warnings stay off the terminal unless ``--debug``."""
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: object) -> None:
+        for sig in previous:  # a second signal must not interrupt the cleanup of the first
+            signal.signal(sig, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    if signals and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")  # numpy RuntimeWarnings on extreme values
+            yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        from holoscope.core import budget
+
+        budget.set_limit(None)
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    """The exit code for an exception that reached the top, after one line on stderr."""
+    if isinstance(exc, StdoutClosed):
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, Terminated):
+        _say(f"holoscope: terminated by {signal.Signals(exc.signum).name}; partial output removed")
+        return 128 + exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        _say("holoscope: interrupted; partial output removed")
+        return EXIT_INTERRUPTED
+    if debug:
+        raise exc
+    if isinstance(exc, HoloscopeError):
+        _say(f"holoscope: error: {exc}")
+        return EXIT_BAD_INPUT
+    if isinstance(exc, MemoryError):
+        from holoscope.core import budget
+
+        _say(f"holoscope: error: out of memory (the decode budget is {budget.format_bytes(budget.current().limit)}; "
+             f"lower it with --max-memory to be refused earlier)")  # fmt: skip
+        return EXIT_BAD_INPUT
+    if isinstance(exc, OSError):  # an I/O failure nobody mapped: still the user's file, one line
+        name = f"{display_path(exc.filename)}: " if exc.filename else ""
+        _say(f"holoscope: error: {name}{exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+    _say(f"holoscope: internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+    return EXIT_INTERNAL
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    first = next((a for a in argv if a != "--debug"), None)
-    if first not in COMMANDS and first not in ("-h", "--help"):
-        return run_gui(argv)
-    parser = build_parser()
-    args = parser.parse_args(_glue_signed_values(argv))
+    debug = "--debug" in argv
+    _printable_streams()
     logger = logging.getLogger("holoscope")
     if not logger.handlers:
         logger.addHandler(_OneLineWarnings())
         logger.setLevel(logging.WARNING)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    try:
-        return args.func(args)
-    except HoloscopeError as exc:
-        if args.debug:
-            raise
-        print(f"holoscope: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("holoscope: interrupted; partial output removed", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug, not bad input: still one line unless --debug
-        if args.debug:
-            raise
-        print(f"holoscope: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
-        return EXIT_INTERNAL
+    first = next((a for a in argv if a != "--debug"), None)
+    gui = first not in COMMANDS and first not in ("-h", "--help")
+    with process_edges(debug, signals=not gui):
+        try:
+            if gui:
+                return run_gui(argv)
+            parser = build_parser()
+            args = parser.parse_args(_glue_signed_values(argv))
+            if args.command is None:
+                parser.print_help()
+                return 0
+            _apply_memory_option(args)
+            code = args.func(args)
+            sys.stdout.flush()
+            return code
+        except BaseException as exc:  # noqa: BLE001 - every ending maps to one line and a code
+            if isinstance(exc, SystemExit):
+                raise
+            return _report(exc, debug)

@@ -34,7 +34,7 @@ from holoscope.app.timeline import Timeline
 from holoscope.app.viewport import QtViewport
 from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
 from holoscope.core.clock import PresentationClock
-from holoscope.core.errors import HoloscopeError
+from holoscope.core.errors import HoloscopeError, display_path
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.registry import formats, open_media, supported_summary
 
@@ -194,7 +194,7 @@ class MainWindow(QMainWindow):
         """Open in the background; the newest request wins. Errors keep the current media."""
         self._open_id += 1
         request_id, path = self._open_id, str(path)
-        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
         future = self._loader.submit(open_media, path)
         future.add_done_callback(lambda f: self._opened.emit(request_id, path, f))
 
@@ -252,7 +252,7 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(media.kind is MediaKind.SPLATS)
         recent.add_recent(path)
         self.update_title()
-        self.statusBar().showMessage(f"Opened {Path(path).name} ({media.reader})", 4000)
+        self.statusBar().showMessage(f"Opened {display_path(Path(path).name)} ({media.reader})", 4000)
         self.refresh_info()
 
     def show_error(self, path: str, error: BaseException) -> None:
@@ -260,7 +260,11 @@ class MainWindow(QMainWindow):
         reason = str(error)
         if isinstance(error, HoloscopeError) and error.path:
             reason = reason.removeprefix(f"{error.path}: ")
-        text = f"Cannot open {Path(path).name}: {reason}"
+        elif isinstance(error, MemoryError):
+            reason = "out of memory (lower the decode budget with --max-memory to be refused earlier)"
+        elif not isinstance(error, HoloscopeError):
+            reason = f"{type(error).__name__}: {reason}"
+        text = f"Cannot open {display_path(Path(path).name)}: {reason}"
         if self.error_box is not None:
             self.error_box.close()
         box = QMessageBox(QMessageBox.Icon.Warning, "holoscope", text, QMessageBox.StandardButton.Ok, self)
