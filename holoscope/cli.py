@@ -39,15 +39,15 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def parse_size(text: str) -> tuple[int, int]:
+    from holoscope.core.camera import MAX_IMAGE_SIDE, check_image_size
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise InvalidArgument(f"size must look like 1280x720, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise InvalidArgument(f"size must be positive, got {text!r}")
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise InvalidArgument(f"size {w}x{h} is out of range (1..16384 per side)")
-    return w, h
+    if not (1 <= w <= MAX_IMAGE_SIDE and 1 <= h <= MAX_IMAGE_SIDE):
+        raise InvalidArgument(f"size {w}x{h} is out of range (1..{MAX_IMAGE_SIDE} per side)")
+    return check_image_size(w, h)
 
 
 def parse_color(text: str) -> tuple[float, float, float]:
@@ -83,45 +83,55 @@ def _open_splats(path: Path, forced: str | None):
     return media, media.frame(0)
 
 
+MAX_ORBIT_FRAMES = 100_000  # about 55 minutes at 30 fps; a typo like 1e9 must not build 1e9 cameras
+
+
 def cmd_render(args: argparse.Namespace) -> int:
-    from holoscope.codecs.video.output import classify_output
-    from holoscope.core.camera import auto_near, parse_up
-    from holoscope.core.camera_path import orbit_path, read_camera_path
+    from holoscope.codecs.video.output import check_output
+    from holoscope.core.camera import auto_near, check_fov, parse_up
+    from holoscope.core.camera_path import check_fps, orbit_path, read_camera_path
     from holoscope.core.progress import TerminalProgress
-    from holoscope.render.export import ExportOptions, default_orbit, render_to_output
+    from holoscope.render.export import ExportOptions, check_output_size, default_orbit, render_to_output
     from holoscope.render.gl.splat_renderer import RenderSettings
 
     up = parse_up(args.up)
     background = parse_color(args.background)
+    fov = check_fov(args.fov, "--fov")
     if args.camera_path and args.orbit is not None:
         raise InvalidArgument("use either --camera-path or --orbit, not both")
-    if args.orbit is not None and args.orbit < 1:
-        raise InvalidArgument(f"--orbit needs at least 1 frame, got {args.orbit}")
-    if args.fps is not None and not 0 < args.fps <= 1000:
-        raise InvalidArgument(f"--fps must be within 0..1000, got {args.fps}")
+    if args.orbit is not None and not 1 <= args.orbit <= MAX_ORBIT_FRAMES:
+        raise InvalidArgument(f"--orbit takes 1..{MAX_ORBIT_FRAMES:,} frames, got {args.orbit}")
+    fps = None if args.fps is None else check_fps(args.fps, "--fps")
     if args.sh_degree is not None and not 0 <= args.sh_degree <= 3:
         raise InvalidArgument(f"--sh-degree must be 0..3, got {args.sh_degree}")
-    kind = classify_output(args.output)  # rejects unknown extensions before any work
+    size = parse_size(args.size) if args.size else None
+    # Options, the output name and folder, and the output's memory are checked before the
+    # scene is read: a mistake costs milliseconds, not a decode.
+    cams = read_camera_path(args.camera_path) if args.camera_path else None
+    if cams is not None:
+        if size:
+            cams = cams.resized(*size)
+        fps = fps or cams.fps
+        cams = type(cams)(cams.cameras, fps)
+        width, height = cams.cameras[0].width, cams.cameras[0].height
+    else:
+        width, height = size or (1280, 720)
+        fps = fps or 30.0
+    kind = check_output(args.output, width=width, height=height, fps=fps, codec=args.codec, crf=args.crf)
+    check_output_size(width, height, args.output, args.codec)
     path = _resolve_input(args.input)
     media, cloud = _open_splats(path, args.format)
-    if args.camera_path:
-        cams = read_camera_path(args.camera_path)
-        if args.size:
-            cams = cams.resized(*parse_size(args.size))
-        fps = args.fps or cams.fps
-        cams = type(cams)(cams.cameras, fps)
-    else:
-        width, height = parse_size(args.size or "1280x720")
+    if cams is None:
         frames = 1 if kind == "image" else (args.orbit or 120)
-        orbit = default_orbit(cloud, fov_y=args.fov, aspect=width / height, up=up)
-        cams = orbit_path(orbit, frames, width=width, height=height, fov_y=args.fov,
-                          fps=args.fps or 30.0, near=auto_near(orbit.distance))  # fmt: skip
+        orbit = default_orbit(cloud, fov_y=fov, aspect=width / height, up=up)
+        cams = orbit_path(orbit, frames, width=width, height=height, fov_y=fov, fps=fps,
+                          near=auto_near(orbit.distance))  # fmt: skip
     settings = RenderSettings(background=background, sh_degree_limit=3 if args.sh_degree is None else args.sh_degree)
     progress = TerminalProgress(len(cams), label="rendering ")
     n = render_to_output(cloud, cams, args.output, ExportOptions(args.codec, args.crf, settings), progress=progress)
     if not args.quiet:
-        emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of "
-             f"{cams.cameras[0].width}x{cams.cameras[0].height} from {display_path(media.path)} ({media.reader})")
+        emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of {width}x{height} "
+             f"from {display_path(media.path)} ({media.reader})")
     return 0
 
 

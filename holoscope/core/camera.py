@@ -8,6 +8,7 @@ camera looks down -Z. The field of view is vertical, in degrees.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,6 +28,39 @@ _FRONT: dict[str, np.ndarray] = {
 }
 
 DEFAULT_NEAR = 0.2  # the reference rasterizer culls splats with view depth <= 0.2
+
+# Vertical field of view, degrees. 0.1 degrees is already a ~14,000 mm lens (35 mm equivalent):
+# smaller values are typos, and towards 0 (or 180) the focal length and framing distance
+# overflow into a meaningless "degenerate direction" error much later.
+MIN_FOV, MAX_FOV = 0.1, 179.0
+# Largest image side: the size every OpenGL 4.3 implementation must support for textures and
+# renderbuffers. One such frame already needs several GB (see render/export.py).
+MAX_IMAGE_SIDE = 16384
+
+
+def check_fov(deg: object, what: str = "field of view") -> float:
+    """A vertical field of view in degrees: a finite number within MIN_FOV..MAX_FOV."""
+    if isinstance(deg, bool) or not isinstance(deg, numbers.Real) or not math.isfinite(deg):
+        raise InvalidArgument(f"{what} must be a finite number of degrees, got {deg!r}")
+    if not MIN_FOV <= deg <= MAX_FOV:
+        raise InvalidArgument(f"{what} must be within {MIN_FOV:g}..{MAX_FOV:g} degrees, got {float(deg):g}")
+    return float(deg)
+
+
+def check_side(value: object, what: str = "width") -> int:
+    """One image side in pixels: a whole number within 1..MAX_IMAGE_SIDE (640.0 passes, 640.5 not)."""
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    if ok and not isinstance(value, numbers.Integral):
+        ok = float(value).is_integer()  # False for inf and NaN too
+    if not ok or not 1 <= value <= MAX_IMAGE_SIDE:  # type: ignore[operator]
+        text = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise InvalidArgument(f"{what} must be a whole number of pixels within 1..{MAX_IMAGE_SIDE}, got {text}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def check_image_size(width: object, height: object) -> tuple[int, int]:
+    """(width, height), each checked by :func:`check_side`."""
+    return check_side(width, "width"), check_side(height, "height")
 
 
 def parse_up(up: str) -> str:
@@ -75,8 +109,7 @@ class Camera:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise InvalidArgument(f"image size must be positive, got {self.width}x{self.height}")
-        if not 0.1 <= self.fov_y <= 179.0:
-            raise InvalidArgument(f"field of view must be within 0.1..179 degrees, got {self.fov_y}")
+        check_fov(self.fov_y)
         c2w = np.asarray(self.camera_to_world, np.float64)
         if c2w.shape != (4, 4) or not np.all(np.isfinite(c2w)):
             raise InvalidArgument("camera_to_world must be a finite 4x4 matrix")

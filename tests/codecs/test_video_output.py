@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
+import holoscope.codecs.video.output as output_module
 from holoscope.codecs.video.output import (
     CODECS,
+    ENCODER_BYTES_PER_PIXEL,
+    check_output,
     classify_output,
+    describe_output,
+    encoder_bytes_per_pixel,
+    exact_rate,
     open_output,
     probe_video,
     read_image,
     read_video_frames,
 )
+from holoscope.core.camera_path import MAX_FPS, MIN_FPS
 from holoscope.core.errors import Cancelled, InvalidArgument, OutputError
 
 W, H = 64, 48
@@ -302,3 +311,228 @@ def test_codec_table_names_pyav_encoders() -> None:
     assert {k: v.encoder for k, v in CODECS.items()} == {
         "h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "ffv1": "ffv1"}
     assert {v.pix_fmt for k, v in CODECS.items() if k != "ffv1"} == {"yuv420p"}
+
+
+# ---- frame rates: the supported range, stored exactly ------------------------------------------
+
+RATES = [MIN_FPS, 0.0001234, 1 / 60, 1 / 3, 0.7, 12.5, 23.976, 29.97, 47.952, 59.94, 100.5, 239.76,
+         Fraction(24000, 1001), 999.999, MAX_FPS]  # fmt: skip
+
+
+def decoded_rate(path: Path) -> tuple[Fraction, list[float]]:
+    """The rate PyAV reports and the decoded frame times in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(f.pts * stream.time_base) for f in container.decode(stream)]
+        return Fraction(stream.average_rate or stream.guessed_rate), times
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mov", "mkv", "webm"])
+def test_every_accepted_rate_comes_back_from_the_file(tmp_path: Path, ext: str) -> None:
+    for fps in RATES:
+        if ext == "webm" and fps > CODECS["av1"].max_fps:
+            continue
+        out = tmp_path / f"rate.{ext}"
+        write_all(out, gradient_frames(3), fps=fps)
+        stored, times = decoded_rate(out)
+        expected = exact_rate(fps)
+        assert float(expected) == pytest.approx(float(fps), rel=2e-5)  # only NTSC rates move (1e-6)
+        # MP4/MOV store the rational itself; Matroska stores nanosecond frame durations, which
+        # FFmpeg reduces to a fraction with a numerator <= 30000.
+        if ext in ("mp4", "mov"):
+            assert stored == expected, fps
+        else:
+            assert float(stored) == pytest.approx(float(expected), rel=1e-5), fps
+        assert len(times) == 3
+        steps = np.diff(times)
+        tick = 1e-3 if ext in ("mkv", "webm") else 1e-9  # Matroska timestamps are milliseconds
+        assert np.all(np.abs(steps - 1 / float(expected)) <= tick + 1e-9 / float(expected)), (fps, times)
+    assert names(tmp_path) == [f"rate.{ext}"]
+
+
+def test_tiny_rate_is_not_collapsed(tmp_path: Path) -> None:
+    assert exact_rate(0.0001) == Fraction(1, 10000)  # was written as 24 fps
+    assert exact_rate(1 / 3) == Fraction(1, 3)
+    assert exact_rate(29.97) == Fraction(30000, 1001)
+    assert exact_rate(29.971) == Fraction(29971, 1000)
+    assert exact_rate(1.996) == Fraction(499, 250)  # not taken for an NTSC rate
+    assert exact_rate(999.999) == Fraction(999999, 1000)  # nor this one for 1001000/1001 = 1000
+    assert exact_rate(0.0001234) == pytest.approx(0.0001234, rel=1e-7)
+
+
+@pytest.mark.parametrize("fps", [0, -30, MIN_FPS * 0.99, 1000.5, 1e300, float("nan"), float("inf"), "30", True])
+@pytest.mark.parametrize("name", ["x.mp4", "x.mkv", "x.png", "x_%04d.png"])
+def test_out_of_range_rates_are_refused(tmp_path: Path, fps, name: str) -> None:
+    with pytest.raises(InvalidArgument, match="fps"):
+        open_output(tmp_path / name, width=W, height=H, fps=fps)
+    with pytest.raises(InvalidArgument, match="fps"):
+        check_output(tmp_path / name, width=W, height=H, fps=fps)
+    assert names(tmp_path) == []
+
+
+def test_av1_rate_limit_is_an_invalid_argument(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="av1 encodes at most 240 fps, got 241; use h264, hevc, ffv1"):
+        open_output(tmp_path / "x.webm", width=W, height=H, fps=241)
+    write_all(tmp_path / "x.mp4", gradient_frames(2), fps=241)  # h264 takes it
+    assert names(tmp_path) == ["x.mp4"]
+
+
+# ---- output names and OS failures --------------------------------------------------------------
+
+
+def test_check_output_validates_without_creating_anything(tmp_path: Path) -> None:
+    assert check_output(tmp_path / "x.mp4", width=W, height=H, fps=30) == "video"
+    assert check_output(tmp_path / "f_%03d.png", width=W, height=H, fps=30) == "sequence"
+    with pytest.raises(InvalidArgument, match="even"):
+        check_output(tmp_path / "x.mp4", width=W + 1, height=H, fps=30)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("ext", ["mp4", "png", "%04d.png"])
+def test_name_too_long_is_an_output_error(tmp_path: Path, ext: str) -> None:
+    out = tmp_path / ("n" * 300 + "." + ext)
+    with pytest.raises(OutputError, match="file name too long") as info:
+        open_output(out, width=W, height=H, fps=30)
+    assert "\n" not in str(info.value) and "nnnn" in str(info.value)
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".png"])
+def test_name_at_the_255_byte_limit_works(tmp_path: Path, ext: str) -> None:
+    out = tmp_path / ("m" * (255 - len(ext)) + ext)
+    write_all(out, gradient_frames(2))
+    assert names(tmp_path) == [out.name]
+
+
+@pytest.mark.parametrize("name", [b"clip\xff.mp4", b"clip\xff.mkv", b"still\xfe.png", b"seq\xff_%02d.png"])
+def test_non_utf8_output_names(tmp_path: Path, name: bytes) -> None:
+    out = tmp_path / os.fsdecode(name)
+    write_all(out, gradient_frames(2))
+    written = sorted(os.listdir(os.fsencode(tmp_path)))
+    expected = [name % i for i in range(2)] if b"%" in name else [name]
+    assert written == expected
+    if out.suffix == ".mp4":
+        assert probe_video(out)["frames"] == 2
+
+
+def test_non_utf8_name_in_errors_is_printable(tmp_path: Path) -> None:
+    out = tmp_path / os.fsdecode(b"missing\xff") / "x.mp4"
+    with pytest.raises(OutputError) as info:
+        open_output(out, width=W, height=H, fps=30)
+    assert "missing\\xff" in str(info.value)
+    str(info.value).encode("utf-8")  # no lone surrogates left to crash a print
+
+
+@pytest.mark.parametrize(("setup", "match"), [
+    (lambda d: (d / "x.mp4").mkdir(), "is a folder"),
+    (lambda d: (d / "file").write_text(""), "not a folder"),
+    (lambda d: (d / "loop").symlink_to(d / "loop"), "symlink loop"),
+])
+def test_unusable_output_paths(tmp_path: Path, setup, match: str) -> None:
+    setup(tmp_path)
+    before = names(tmp_path)
+    target = {"is a folder": "x.mp4", "not a folder": "file/x.mp4", "symlink loop": "loop/x.mp4"}[match]
+    with pytest.raises(OutputError, match=match):
+        open_output(tmp_path / target, width=W, height=H, fps=30)
+    assert names(tmp_path) == before
+
+
+def test_temporary_names_are_short_and_hidden(tmp_path: Path) -> None:
+    out = tmp_path / ("long" * 60 + ".mp4")
+    sink = open_output(out, width=W, height=H, fps=30)
+    try:
+        (temp,) = names(tmp_path)
+        assert temp.startswith(".") and len(temp) < 32
+    finally:
+        sink.abort()
+    assert names(tmp_path) == []
+
+
+@pytest.mark.parametrize(("err", "match"), [(errno.ENOSPC, "no space left"), (errno.EDQUOT, "quota"),
+                                            (errno.EIO, "Input/output error")])
+@pytest.mark.parametrize("name", ["clip.mp4", "still.png", "f_%04d.png"])
+def test_os_errors_while_publishing_are_output_errors(tmp_path: Path, monkeypatch, name: str, err: int,
+                                                     match: str) -> None:  # fmt: skip
+    def failing_replace(src, dst):
+        raise OSError(err, os.strerror(err), str(src))
+
+    monkeypatch.setattr(output_module.os, "replace", failing_replace)
+    with pytest.raises(OutputError, match=match) as info:
+        write_all(tmp_path / name, gradient_frames(2))
+    assert ".partial" not in str(info.value), "the message names the output, not the temporary"
+    assert names(tmp_path) == []
+
+
+class Terminated(KeyboardInterrupt):
+    """What the CLI raises on SIGTERM."""
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.mkv", "still.png", "f_%04d.png"])
+@pytest.mark.parametrize("when", ["write", "close"])
+def test_interrupt_inside_the_sink_leaves_nothing(tmp_path: Path, monkeypatch, name: str, when: str) -> None:
+    sink = open_output(tmp_path / name, width=W, height=H, fps=30)
+    sink.write(gradient_frames(1)[0])
+    hook = "_write_frame" if when == "write" else "_finish"
+
+    def interrupted(*args):
+        raise Terminated()
+
+    monkeypatch.setattr(sink, hook, interrupted)
+    with pytest.raises(Terminated):
+        sink.write(gradient_frames(1)[0]) if when == "write" else sink.close()
+    assert names(tmp_path) == []
+    with pytest.raises(Cancelled):
+        sink.close()
+
+
+def test_interrupt_while_opening_the_encoder_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    def interrupted(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(output_module.av, "open", interrupted)
+    with pytest.raises(Terminated):
+        open_output(tmp_path / "clip.mp4", width=W, height=H, fps=30)
+    assert names(tmp_path) == []
+
+
+def test_encoder_refusal_while_opening_is_an_output_error(tmp_path: Path, monkeypatch) -> None:
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", args[0])
+
+    monkeypatch.setattr(output_module.av, "open", refused)
+    with pytest.raises(OutputError, match="clip.mp4: cannot open libx264 in mp4: permission denied"):
+        open_output(tmp_path / "clip.mp4", width=W, height=H, fps=30)
+    assert names(tmp_path) == []
+
+
+def test_failed_sequence_frame_does_not_delete_a_file_it_did_not_replace(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "f_0001.png").write_bytes(b"from an earlier render")
+    sink = open_output(tmp_path / "f_%04d.png", width=W, height=H, fps=30)
+    sink.write(gradient_frames(1)[0])
+    real_replace = os.replace
+
+    def fail_second(src, dst):
+        if str(dst).endswith("f_0001.png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(output_module.os, "replace", fail_second)
+    with pytest.raises(OutputError, match="no space left"):
+        sink.write(gradient_frames(1)[0])
+    assert names(tmp_path) == ["f_0001.png"]  # frame 0 removed, the old frame 1 untouched
+    assert (tmp_path / "f_0001.png").read_bytes() == b"from an earlier render"
+
+
+def test_encoder_memory_estimates_cover_every_codec() -> None:
+    assert set(ENCODER_BYTES_PER_PIXEL) == set(CODECS)
+    fixed, per_core = ENCODER_BYTES_PER_PIXEL["av1"]
+    assert encoder_bytes_per_pixel("x.webm", cores=16) == fixed + 16 * per_core
+    assert encoder_bytes_per_pixel("x.mkv", "ffv1", cores=2) < encoder_bytes_per_pixel("x.mkv", cores=2)
+    assert encoder_bytes_per_pixel("x.png") == encoder_bytes_per_pixel("f_%04d.jpg") > 0
+
+
+@pytest.mark.parametrize(("name", "codec", "expected"), [("x.mp4", None, "h264"), ("x.webm", None, "av1"),
+                                                          ("x.mkv", "ffv1", "ffv1"), ("x.png", None, "png"),
+                                                          ("f_%04d.JPG", None, "jpg sequence")])
+def test_describe_output(name: str, codec: str | None, expected: str) -> None:
+    assert describe_output(name, codec) == expected

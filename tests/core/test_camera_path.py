@@ -150,7 +150,7 @@ BAD_DOCS = {
     "negative_fps": (nerfstudio_doc(fps=-24), "fps"),
     "zero_fps": (nerfstudio_doc(fps=0), "fps"),
     "bad_width": (nerfstudio_doc(render_width="wide"), "render_width"),
-    "zero_height": (nerfstudio_doc(render_height=0), "size"),
+    "zero_height": (nerfstudio_doc(render_height=0), "render_height"),
 }
 
 

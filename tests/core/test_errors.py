@@ -16,6 +16,8 @@ from holoscope.core.errors import (
     NotAFile,
     OutputError,
     SourceNotFound,
+    SourceUnreadable,
+    BudgetExceeded,
 )
 
 BUILTIN_FOR = {
@@ -27,6 +29,8 @@ BUILTIN_FOR = {
     NotAFile: IsADirectoryError,
     OutputError: OSError,
     DecoderUnavailable: ImportError,
+    SourceUnreadable: PermissionError,
+    BudgetExceeded: MemoryError,
 }
 
 

@@ -11,10 +11,12 @@ YUV outputs are tagged BT.709, limited range, and the RGB->YUV conversion uses t
 
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import re
 import secrets
+import stat
 import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,11 +29,13 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from holoscope.codecs.video.decode import read_video_frames, read_image, probe_video  # noqa: F401
+from holoscope.core.camera_path import MAX_FPS, check_fps
 from holoscope.core.errors import (
     Cancelled,
     HoloscopeError,
     InvalidArgument,
     OutputError,
+    display_path,
 )
 
 
@@ -43,6 +47,7 @@ class CodecSpec:
     max_crf: int | None
     options: dict[str, str] = field(default_factory=dict)
     mp4_tag: str | None = None  # codec tag for mp4/mov
+    max_fps: float = MAX_FPS  # what the encoder accepts, when below what the containers store
 
     @property
     def subsampled(self) -> bool:
@@ -55,7 +60,7 @@ CODECS: dict[str, CodecSpec] = {
     "hevc": CodecSpec(
         "libx265", "yuv420p", 22, 51, {"preset": "fast", "x265-params": "log-level=error"}, "hvc1"
     ),
-    "av1": CodecSpec("libsvtav1", "yuv420p", 30, 63, {"preset": "8"}),
+    "av1": CodecSpec("libsvtav1", "yuv420p", 30, 63, {"preset": "8"}, max_fps=240),  # SVT-AV1's limit
     # ffv1 has no 8-bit planar RGB; bgr0 is packed RGB, so rendered pixels round-trip exactly.
     "ffv1": CodecSpec("ffv1", "bgr0", None, None, {"level": "3"}),
 }
@@ -90,6 +95,55 @@ def classify_output(path: str | os.PathLike[str]) -> str:
                           path=path)
 
 
+# Peak bytes per frame pixel an encoder holds (frames in flight: lookahead, references, threads;
+# packets), as (fixed, per CPU core): encoders start one thread per core and each brings frames.
+# Fitted above the peak RSS of demo renders minus the render's own share (render/export.py),
+# 60 frames at 1024x1024 and 2048x2048, whole-render peaks per pixel:
+#   h264 (x264 medium, 40 frames of lookahead): 278 at 1 thread, 285 at 4, 315 at 16, 296 at 32
+#   hevc (x265 fast): 255 on 2 cores, 479 with 16 pools and 16 frame threads
+#   av1 (SVT-AV1 preset 8): 390 on 2 cores, 952 with lp=16 (246 at 2048x2048)
+#   ffv1: 136 (131 at 2048x2048); PNG/JPEG files 44, PNG sequences 58 (2048x2048 and 4096x4096)
+ENCODER_BYTES_PER_PIXEL: dict[str, tuple[int, int]] = {
+    "h264": (270, 3), "hevc": (200, 16), "av1": (300, 40), "ffv1": (100, 2)}  # fmt: skip
+IMAGE_BYTES_PER_PIXEL = 16  # the uint8 frame, the encoder's copy and the compressed image
+
+
+def describe_output(path: str | os.PathLike[str], codec: str | None = None) -> str:
+    """What ``path`` will hold, for messages: "h264", "av1", "png", "png sequence" ..."""
+    target = Path(path)
+    kind = classify_output(target)
+    if kind == "video":
+        return _resolve_codec(target, codec)[0]
+    ext = target.suffix.lower().lstrip(".")
+    return f"{ext} sequence" if kind == "sequence" else ext
+
+
+def encoder_bytes_per_pixel(path: str | os.PathLike[str], codec: str | None = None,
+                            cores: int | None = None) -> int:  # fmt: skip
+    """Upper bound of the bytes per frame pixel that writing ``path`` holds while encoding,
+    on a machine with ``cores`` CPU cores (default: this one's)."""
+    target = Path(path)
+    if classify_output(target) != "video":
+        return IMAGE_BYTES_PER_PIXEL
+    fixed, per_core = ENCODER_BYTES_PER_PIXEL[_resolve_codec(target, codec)[0]]
+    return fixed + per_core * (cores or os.cpu_count() or 1)
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    width: int,
+    height: int,
+    fps: float | Fraction,
+    codec: str | None = None,
+    crf: int | None = None,
+    start_number: int = 0,
+) -> str:
+    """Make every check :func:`open_output` makes (options, name, folder) without opening an
+    encoder, so a caller can refuse bad options before long work. Returns the output kind."""
+    return _plan(path, width, height, fps, codec, crf, start_number).kind
+
+
 def open_output(
     path: str | os.PathLike[str],
     *,
@@ -105,6 +159,32 @@ def open_output(
     ``crf`` is ignored by lossless outputs (ffv1, PNG). ``start_number`` numbers the first frame
     of a sequence. Raises :class:`InvalidArgument` or :class:`OutputError` before any rendering.
     """
+    p = _plan(path, width, height, fps, codec, crf, start_number)
+    if p.kind == "video":
+        assert p.codec is not None
+        return _VideoSink(p.target, p.width, p.height, CODECS[p.codec], p.muxer, p.rate, p.crf)
+    if p.kind == "image":
+        return _ImageSink(p.target, p.width, p.height)
+    return _SequenceSink(p.target, p.width, p.height, p.start_number)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An output with every option checked and resolved."""
+
+    kind: str
+    target: Path
+    width: int
+    height: int
+    codec: str | None = None
+    muxer: str = ""
+    rate: Fraction = Fraction(30)
+    crf: int | None = None
+    start_number: int = 0
+
+
+def _plan(path: str | os.PathLike[str], width: Any, height: Any, fps: Any, codec: str | None,
+          crf: Any, start_number: Any) -> _Plan:  # fmt: skip
     target = Path(path)
     kind = classify_output(target)
     width, height = _positive_int("width", width), _positive_int("height", height)
@@ -116,18 +196,18 @@ def open_output(
                 f"{name} stores 4:2:0 colour and needs an even width and height, "
                 f"got {width}x{height}; try {width - width % 2}x{height - height % 2}"
             )
-        rate, crf = _exact_rate(fps), _check_crf(name, crf)
+        rate, crf = exact_rate(fps, name), _check_crf(name, crf)
         _check_folder(target)
-        return _VideoSink(target, width, height, spec, muxer, rate, crf)
+        return _Plan(kind, target, width, height, name, muxer, rate, crf)
     if codec is not None:
         raise InvalidArgument(f"codec {codec!r} applies to video outputs only, not {target.suffix} images")
+    exact_rate(fps)  # unused by images, but a bad rate is still a mistake worth reporting
     if kind == "image":
         _check_folder(target)
-        return _ImageSink(target, width, height)
+        return _Plan(kind, target, width, height)
     start_number = _positive_int("start_number", start_number, minimum=0)
-    _sequence_name(target, start_number)  # fail now on a malformed pattern
-    _check_folder(target)
-    return _SequenceSink(target, width, height, start_number)
+    _check_folder(_sequence_name(target, start_number))  # fails now on a malformed pattern
+    return _Plan(kind, target, width, height, start_number=start_number)
 
 
 class FrameSink:
@@ -199,15 +279,15 @@ class FrameSink:
             raise OutputError("output is already closed", path=self.path)
 
     def _guarded(self, step: Any, *args: Any) -> None:
-        # Any I/O or FFmpeg failure removes the partial output before it is reported.
+        # Any failure, KeyboardInterrupt included, removes the partial output before it is
+        # reported; I/O and FFmpeg failures become one OutputError naming the final file.
         try:
             step(*args)
-        except HoloscopeError:
+        except BaseException as exc:
             self._abort_locked()
+            if isinstance(exc, (OSError, av.FFmpegError)) and not isinstance(exc, HoloscopeError):
+                raise _output_error(exc, self.path, "writing failed") from exc
             raise
-        except (av.FFmpegError, OSError) as exc:
-            self._abort_locked()
-            raise OutputError(f"writing failed: {exc}", path=self.path) from exc
 
     def _abort_locked(self) -> None:
         if self._state == "open":
@@ -255,9 +335,11 @@ class _VideoSink(FrameSink):
                 cc.color_trc = ColorTrc.IEC61966_2_1
             # Open encoder and muxer now so a refused combination fails before any rendering.
             self._container.start_encoding()
-        except (av.FFmpegError, OSError) as exc:
-            self._abort_locked()
-            raise OutputError(f"cannot open {spec.encoder} in {muxer}: {exc}", path=target) from exc
+        except BaseException as exc:
+            self._abort_locked()  # the temporary file goes, whatever stopped us
+            if isinstance(exc, (OSError, av.FFmpegError)) and not isinstance(exc, HoloscopeError):
+                raise _output_error(exc, target, f"cannot open {spec.encoder} in {muxer}") from exc
+            raise
 
     def _write_frame(self, rgb: np.ndarray) -> None:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -321,7 +403,12 @@ class _SequenceSink(FrameSink):
         self._temp = _reserve_temp(final)
         self._temp.write_bytes(_encode_image(rgb, final.suffix.lower()))
         self.files.append(final)  # tracked before the rename so abort() covers a half-done one
-        _publish(self._temp, final)
+        try:
+            _publish(self._temp, final)
+        except BaseException:
+            if os.path.lexists(self._temp):  # not renamed: the final name is not ours to delete
+                self.files.pop()
+            raise
         self._temp = None
         self.frames_written += 1
 
@@ -368,16 +455,37 @@ def _check_crf(codec: str, crf: Any) -> int | None:
     return int(crf)
 
 
-def _exact_rate(fps: Any) -> Fraction:
-    """fps as an exact rational; 29.97, 23.976 and 59.94 mean the NTSC rates N*1000/1001."""
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not 0 < float(fps) <= 1000:
-        raise InvalidArgument(f"fps must be a number in (0, 1000], got {fps!r}")
+# Rates are stored as num/den; den <= 1e6 keeps num <= MAX_FPS * 1e6 within 32-bit time scales
+# (MP4, x264, SVT-AV1) while holding any rate >= MIN_FPS to 1e-8 relative or better.
+_MAX_RATE_DENOMINATOR = 1_000_000
+
+
+def exact_rate(fps: float | Fraction, codec: str | None = None) -> Fraction:
+    """The exact rational rate a file will store for ``fps`` (refusing rates outside
+    MIN_FPS..MAX_FPS, or above what ``codec`` accepts).
+
+    29.97, 23.976, 59.94 ... mean the NTSC rates N*1000/1001 (1e-6 away). Any other rate is kept
+    to 1e-8 or better. MP4 and MOV store the rational exactly; Matroska and WebM store a frame
+    duration in nanoseconds, which FFmpeg reads back as a fraction with a numerator of at most
+    30000: within 1e-5 (1e-7 for common rates), and timestamps in milliseconds.
+    """
+    value = check_fps(fps)
     if isinstance(fps, numbers.Rational):
-        return Fraction(fps.numerator, fps.denominator)
-    ntsc = round(float(fps) * 1.001)
-    if float(fps) != ntsc and abs(float(fps) - ntsc / 1.001) < 0.005:
-        return Fraction(ntsc * 1000, 1001)
-    return Fraction(float(fps)).limit_denominator(1001)
+        rate = Fraction(fps.numerator, fps.denominator)
+    else:
+        ntsc = round(value * 1.001)
+        # NTSC rates are typed rounded (29.97): within 1e-5 of N/1.001 means N*1000/1001
+        # (unless that is a whole number: 999.999 is not 1001000/1001 = 1000).
+        if ntsc >= 10 and ntsc % 1001 and value != ntsc and abs(value * 1.001 / ntsc - 1) < 1e-5:
+            rate = Fraction(ntsc * 1000, 1001)
+        else:
+            rate = Fraction(value)
+    rate = rate.limit_denominator(_MAX_RATE_DENOMINATOR)
+    if codec is not None and rate > CODECS[codec].max_fps:
+        faster = ", ".join(name for name, spec in CODECS.items() if spec.max_fps >= rate)
+        raise InvalidArgument(f"{codec} encodes at most {CODECS[codec].max_fps:g} fps, got {value:g}; "
+                              f"use {faster} for faster rates")
+    return rate
 
 
 def _sequence_name(pattern: Path, number: int) -> Path:
@@ -388,29 +496,73 @@ def _sequence_name(pattern: Path, number: int) -> Path:
                               "percent sign as %%", path=pattern) from exc
 
 
+# Why an OSError stopped the output, in words (strerror is "File name too long" and so on).
+_REASONS = {
+    errno.ENOENT: "a folder in the path does not exist",
+    errno.ENOTDIR: "a folder in the path is not a folder",
+    errno.EISDIR: "it is a folder",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop)",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for this file system",
+}
+
+
+def _output_error(exc: BaseException, path: Path, action: str = "cannot write") -> OutputError:
+    """One OutputError naming the final output (never the hidden temporary) for any OS failure."""
+    code = getattr(exc, "errno", None)
+    reason = _REASONS.get(code) if isinstance(code, int) else None
+    if reason is None:
+        reason = getattr(exc, "strerror", None) or str(exc)
+    return OutputError(f"{action}: {reason}", path=path)
+
+
 def _check_folder(target: Path) -> None:
+    """Refuse before any work an output whose folder or name cannot be written."""
     folder = target.parent
-    if not folder.is_dir():
-        raise OutputError(f"output folder {str(folder)!r} does not exist", path=target)
-    if target.is_dir():
+    where = f"'{display_path(folder)}'"
+    if "\0" in str(target):
+        raise OutputError("invalid file name (it contains a NUL byte)", path=target)
+    try:
+        folder_st = os.stat(folder)
+    except FileNotFoundError:
+        raise OutputError(f"output folder {where} does not exist", path=target) from None
+    except OSError as exc:
+        raise _output_error(exc, target) from None
+    if not stat.S_ISDIR(folder_st.st_mode):
+        raise OutputError(f"output folder {where} is not a folder", path=target)
+    try:
+        target_mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        target_mode = 0
+    except OSError as exc:  # the final name itself: too long, a symlink loop ...
+        raise _output_error(exc, target) from None
+    if stat.S_ISDIR(target_mode):
         raise OutputError("output path is a folder", path=target)
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"output folder {str(folder)!r} is not writable", path=target)
+        raise OutputError(f"output folder {where} is not writable", path=target)
     _unlink(_reserve_temp(target))  # os.access can be wrong (root, network mounts): really try
 
 
 def _reserve_temp(target: Path) -> Path:
-    """Create a new empty hidden file next to ``target`` with the same extension."""
+    """Create a new empty hidden file in ``target``'s folder.
+
+    The name is short and fixed-length, whatever the final name: a final name near the file
+    system's 255-byte limit must not fail only because of its temporary.
+    """
     for _ in range(16):
-        temp = target.with_name(f".{target.stem}.partial-{secrets.token_hex(4)}{target.suffix}")
+        temp = target.with_name(f".holoscope-{secrets.token_hex(4)}.partial")
         try:
-            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
             return temp
         except FileExistsError:
             continue
         except OSError as exc:
-            raise OutputError(f"cannot write in {str(target.parent)!r}: {exc.strerror}",
-                              path=target) from exc
+            raise _output_error(exc, target, f"cannot write in '{display_path(target.parent)}'") from exc
     raise OutputError("cannot create a temporary file", path=target)
 
 

@@ -124,6 +124,35 @@ class GlSplatRenderer:
         self._buffers, self._order, self._projected, self.cloud = [], None, None, None
 
 
+# The GL limits a render target must fit: its renderbuffer, the viewport, and the texture size
+# (a video frame drawn into a target of its own size is a texture).
+_SIZE_LIMITS = ("GL_MAX_TEXTURE_SIZE", "GL_MAX_RENDERBUFFER_SIZE", "GL_MAX_VIEWPORT_DIMS")
+GL43_MIN_SIZE = 16384  # what every OpenGL 4.3 implementation must support
+
+
+def max_target_size(ctx: moderngl.Context) -> tuple[int, int]:
+    """(max width, max height) of a render target on ``ctx``: the smallest of its size limits."""
+    widths, heights = [], []
+    for name in _SIZE_LIMITS:
+        value = ctx.info.get(name, 0)
+        w, h = (value[0], value[1]) if isinstance(value, (tuple, list)) else (value, value)
+        # Some contexts (Qt's, through moderngl's detection) report 0: ignore those rather than
+        # refusing every size.
+        widths += [int(w)] if w else []
+        heights += [int(h)] if h else []
+    return min(widths, default=GL43_MIN_SIZE), min(heights, default=GL43_MIN_SIZE)
+
+
+def check_target_size(ctx: moderngl.Context, width: int, height: int) -> None:
+    """Refuse a target larger than this GL implementation supports, before allocating it."""
+    max_w, max_h = max_target_size(ctx)
+    if width > max_w or height > max_h:
+        raise InvalidArgument(
+            f"{width}x{height} is larger than this GPU supports ({max_w}x{max_h}: the smallest of "
+            f"{', '.join(_SIZE_LIMITS)})"
+        )
+
+
 class OffscreenTarget:
     """A float RGBA framebuffer, composited over the background on read.
 
@@ -133,12 +162,7 @@ class OffscreenTarget:
     """
 
     def __init__(self, ctx: moderngl.Context, width: int, height: int, dtype: str = "f2") -> None:
-        # Some contexts (Qt's, through moderngl's detection) report 0: fall back to the GL 4.3
-        # guaranteed minimum rather than refusing every size.
-        limits = [v for v in (ctx.info.get("GL_MAX_RENDERBUFFER_SIZE", 0), ctx.info.get("GL_MAX_VIEWPORT_DIMS", (0,))[0]) if v]
-        limit = min(limits) if limits else 16384
-        if width > limit or height > limit:
-            raise InvalidArgument(f"{width}x{height} exceeds this GPU's {limit}px framebuffer limit")
+        check_target_size(ctx, width, height)
         self.ctx, self.width, self.height = ctx, width, height
         self.color = ctx.renderbuffer((width, height), 4, dtype=dtype)
         self.fbo = ctx.framebuffer(color_attachments=[self.color])
