@@ -313,6 +313,22 @@ def test_packed_cloud_decodes_within_quantisation(tmp_path: Path, n: int, degree
         assert np.abs(cloud.sh[:, 1:] - sh_rest).max() <= 8 / 256 / 2 + 1e-6
 
 
+def test_big_endian_and_extra_elements(tmp_path: Path) -> None:
+    """Byte order comes from the header; an unknown fixed-size element before the others is skipped."""
+    means, log_scales, quats, rgb, opacities, sh_rest = known_cloud(300, 1, seed=13)
+    chunks, vertex, sh = pack_cloud(means, log_scales, quats, rgb, opacities, sh_rest)
+    plain = read_compressed_ply(write_compressed(tmp_path / "le.compressed.ply", chunks, vertex, sh))
+    extra = np.zeros(3, dtype=[("version", "<i4"), ("scale", "<f8")])
+    elements = [plyfile.PlyElement.describe(extra, "meta"), plyfile.PlyElement.describe(chunks, "chunk"),
+                plyfile.PlyElement.describe(vertex, "vertex"), plyfile.PlyElement.describe(sh, "sh")]  # fmt: skip
+    path = tmp_path / "be.compressed.ply"
+    plyfile.PlyData(elements, byte_order=">").write(str(path))
+    assert b"binary_big_endian" in path.read_bytes()[:60]
+    other = read_compressed_ply(path)
+    for name in ("means", "scales", "quats", "opacities", "sh"):
+        np.testing.assert_array_equal(getattr(other, name), getattr(plain, name), err_msg=name)
+
+
 def test_non_finite_chunk_bounds_drop_that_chunk(tmp_path: Path) -> None:
     means, log_scales, quats, rgb, opacities, _ = known_cloud(600, 0, seed=5)
     chunks, vertex, _ = pack_cloud(means, log_scales, quats, rgb, opacities, nan_chunk=1)
@@ -519,6 +535,14 @@ def test_forged_headers(splats_dir: Path, tmp_path: Path) -> None:
             else:
                 failures.append(f"{name}: opened without an error")
     assert not failures, "\n".join(failures)
+
+
+def test_all_splats_non_finite(tmp_path: Path) -> None:
+    means, log_scales, quats, rgb, opacities, _ = known_cloud(300, 0, seed=14)
+    chunks, vertex, _ = pack_cloud(means, log_scales, quats, rgb, opacities)
+    chunks["max_y"] = np.nan
+    with pytest.raises(EmptyMedia, match="all 300 splats hold non-finite values"):
+        read_compressed_ply(write_compressed(tmp_path / "nan.compressed.ply", chunks, vertex))
 
 
 def test_zero_splats(tmp_path: Path) -> None:

@@ -320,6 +320,15 @@ def test_f_rest_count_matching_no_degree(splats_dir: Path, tmp_path: Path) -> No
         read_ply(write_vertices(tmp_path / "rest44.ply", restructure(raw, names)))
 
 
+def test_f_rest_names_with_a_gap(splats_dir: Path, tmp_path: Path) -> None:
+    raw = raw_vertices(splats_dir / "lod5.ply")
+    names = list(raw.dtype.names)
+    renamed = restructure(raw, names)
+    renamed.dtype.names = tuple("f_rest_99" if n == "f_rest_7" else n for n in names)
+    with pytest.raises(CorruptStream, match="not f_rest_0..f_rest_44"):
+        read_ply(write_vertices(tmp_path / "gap.ply", renamed))
+
+
 def test_zero_splats(splats_dir: Path, tmp_path: Path) -> None:
     raw = raw_vertices(splats_dir / "lod5.ply")[:0]
     path = write_vertices(tmp_path / "zero.ply", raw)
@@ -349,7 +358,7 @@ def test_nan_rows_are_dropped_with_a_warning(splats_dir: Path, tmp_path: Path, c
 def test_all_rows_nan(splats_dir: Path, tmp_path: Path) -> None:
     raw = raw_vertices(splats_dir / "lod5.ply")
     raw["opacity"] = np.nan
-    with pytest.raises(EmptyMedia, match="NaN"):
+    with pytest.raises(EmptyMedia, match=r"all 111 splats hold non-finite values \(NaN"):
         open_media(write_vertices(tmp_path / "all_nan.ply", raw))
 
 

@@ -285,3 +285,77 @@ def test_extra_per_vertex_properties(tmp_path: Path) -> None:
     for name in ("means", "scales", "quats", "opacities", "sh"):
         np.testing.assert_array_equal(getattr(cloud, name), getattr(plain, name), err_msg=name)
     assert cloud.metadata["ply_properties"] == len(rec.dtype.names)
+
+
+# Layouts around the vertex element ----------------------------------------------------------------
+
+
+def coloured_mesh(points: np.ndarray, colours: np.ndarray, faces: np.ndarray, *, text: bool = False,
+                  faces_first: bool = False) -> plyfile.PlyData:  # fmt: skip
+    vertex = plyfile.PlyElement.describe(point_records(points, "u1", colours), "vertex")
+    face_records = np.empty(len(faces), dtype=[("vertex_indices", "O")])
+    face_records["vertex_indices"] = list(faces)
+    face = plyfile.PlyElement.describe(face_records, "face", len_types={"vertex_indices": "u1"},
+                                       val_types={"vertex_indices": "i4"})  # fmt: skip
+    return plyfile.PlyData([face, vertex] if faces_first else [vertex, face], text=text, byte_order="<")
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_coloured_mesh_reads_as_a_point_cloud_and_its_faces_are_skipped(tmp_path: Path, text: bool) -> None:
+    points = grid_points(0.1, side=6)
+    colours = np.random.default_rng(6).integers(0, 256, (len(points), 3), dtype=np.uint8)
+    faces = np.random.default_rng(7).integers(0, len(points), (500, 3)).astype(np.int32)
+    path = tmp_path / "mesh.ply"
+    coloured_mesh(points, colours, faces, text=text).write(str(path))
+    check_point_cloud(read_ply(path), points, colours / 255.0, POINT_OPACITY, 0.1)
+
+
+def test_ascii_elements_before_the_vertex_are_skipped(tmp_path: Path) -> None:
+    points = grid_points(0.1, side=5)
+    colours = np.random.default_rng(8).integers(0, 256, (len(points), 3), dtype=np.uint8)
+    faces = np.random.default_rng(9).integers(0, len(points), (300, 4)).astype(np.int32)
+    path = tmp_path / "faces_first.ply"
+    coloured_mesh(points, colours, faces, text=True, faces_first=True).write(str(path))
+    check_point_cloud(read_ply(path), points, colours / 255.0, POINT_OPACITY, 0.1)
+
+
+def test_binary_fixed_size_element_before_the_vertex(tmp_path: Path) -> None:
+    camera = np.zeros(2, dtype=[("view_px", "<f4"), ("view_py", "<f4"), ("flags", "u1")])
+    rec = inria_records(30, 1, seed=5)
+    path = tmp_path / "camera_first.ply"
+    plyfile.PlyData([plyfile.PlyElement.describe(camera, "camera"), plyfile.PlyElement.describe(rec, "vertex")]).write(
+        str(path)
+    )
+    plain = read_ply(write_vertices(tmp_path / "plain.ply", rec))
+    cloud = read_ply(path)
+    for name in ("means", "scales", "quats", "opacities", "sh"):
+        np.testing.assert_array_equal(getattr(cloud, name), getattr(plain, name), err_msg=name)
+
+
+def test_list_before_the_vertex_in_binary_is_refused_clearly(tmp_path: Path) -> None:
+    points = grid_points(0.1, side=3)
+    path = tmp_path / "binary_faces_first.ply"
+    coloured_mesh(points, np.zeros((len(points), 3), np.uint8), np.zeros((4, 3), np.int32), faces_first=True).write(
+        str(path)
+    )
+    with pytest.raises(CorruptStream, match="'face' has list properties and comes before 'vertex'"):
+        read_ply(path)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\r"])
+def test_header_with_other_line_endings(tmp_path: Path, newline: bytes) -> None:
+    rec = inria_records(12, 0, seed=3)
+    data = write_vertices(tmp_path / "lf.ply", rec).read_bytes()
+    end = data.index(b"end_header\n") + len(b"end_header\n")
+    path = tmp_path / "other.ply"
+    path.write_bytes(data[:end].replace(b"\n", newline) + data[end:])
+    cloud = read_ply(path)
+    np.testing.assert_array_equal(cloud.sh[:, 0], np.stack([rec[f"f_dc_{c}"] for c in range(3)], axis=1))
+
+
+def test_big_endian_point_cloud(tmp_path: Path) -> None:
+    points = grid_points(0.25, side=4)
+    colours = np.random.default_rng(10).integers(0, 65536, (len(points), 3)).astype(np.uint16)
+    path = write_vertices(tmp_path / "be.ply", point_records(points, "<u2", colours), byte_order=">")
+    assert b"binary_big_endian" in path.read_bytes()[:100]
+    check_point_cloud(read_ply(path), points, colours / 65535.0, POINT_OPACITY, 0.25)

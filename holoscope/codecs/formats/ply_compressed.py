@@ -18,9 +18,11 @@ Decoding (all vectorised, in blocks of whole chunks spread over a few threads):
   is sqrt(1 − Σ²).
 - SH byte v: n = 0 (v = 0), 1 (v = 255), else (v + 0.5) / 256; coefficient = (n − 0.5)·8.
 
-plyfile parses the header and checks that every element fits in the file (binary elements are
-memory-mapped, never allocated from a header count); each block's rows of an element are then
-read with one ``np.fromfile``, and decoded straight into the output arrays.
+The file is opened once (``core.files.open_regular``: a FIFO or device is refused, never waited
+on); ``ply_inria.read_ply_header`` parses the header from at most 1 MiB and checks every
+element's count against the bytes present; the chunk, vertex and sh counts are checked against
+each other and the decode budget before anything is allocated. Each block's rows of an element
+are then read with one ``readinto`` at their offset, and decoded straight into the output arrays.
 """
 
 from __future__ import annotations
@@ -28,15 +30,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-import plyfile
 
-from holoscope.codecs.formats.common import check_count, require_nonempty, static_splat_media
-from holoscope.core.errors import CorruptStream, EmptyMedia, SourceNotFound
+from holoscope.codecs.formats.common import check_count, static_splat_media
+from holoscope.codecs.formats.ply_inria import PlyHeader, read_ply_header
+from holoscope.core import budget
+from holoscope.core.errors import CorruptStream, EmptyMedia
+from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -46,7 +52,6 @@ READER_NAME = "holoscope.ply_compressed"
 FORMAT_NAME = "compressed-ply"
 CHUNK_SIZE = 256
 SCALE_CLAMP = 20.0
-_MAX_HEADER = 1 << 20
 
 CHUNK_BOUNDS = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
                 "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x", "max_scale_y", "max_scale_z")  # fmt: skip
@@ -63,76 +68,65 @@ _SH_LUT = np.array(
 )
 
 
-def _load(path: Path) -> plyfile.PlyData:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
-    except IsADirectoryError as exc:
-        raise CorruptStream("is a directory, not a compressed PLY file", path=path) from exc
-    except OSError as exc:
-        raise CorruptStream(f"cannot read ({exc.strerror or exc})", path=path) from exc
-    if not head.startswith((b"ply\n", b"ply\r\n")):
-        raise CorruptStream("not a PLY file (no 'ply' magic)", path=path)
-    _precheck_header(path)
-    try:
-        ply = plyfile.PlyData.read(str(path), mmap="r")
-    except plyfile.PlyHeaderParseError as exc:
-        raise CorruptStream(f"bad PLY header ({exc})", path=path) from exc
-    except (plyfile.PlyParseError, ValueError, EOFError, OverflowError, TypeError, UnicodeDecodeError) as exc:
-        raise CorruptStream(f"truncated or damaged PLY data ({exc})", path=path) from exc
-    except MemoryError as exc:
-        raise CorruptStream("the header declares more PLY data than can be loaded", path=path) from exc
-    except OSError as exc:
-        raise CorruptStream(f"cannot read PLY ({exc})", path=path) from exc
-    return ply
+def _load(path: Path) -> tuple[BinaryIO, PlyHeader]:
+    """Open the file and parse its header: the open file (the caller closes it) and the header.
 
-
-def _precheck_header(path: Path) -> None:
-    """Refuse, before plyfile reads any data, the layouts it would load row by row in Python.
-
-    plyfile memory-maps binary elements without list properties and checks their size against
-    the file first; for ASCII data or list properties it instead allocates the header's count and
-    parses rows one at a time. A compressed PLY never has either, so both are refused here.
+    Refuses what a compressed PLY never has and plyfile-style readers would load row by row:
+    ASCII data and list properties.
     """
-    with open(path, "rb") as fh:
-        head = fh.read(_MAX_HEADER)
-    end = head.find(b"end_header")
-    if end < 0:
-        raise CorruptStream("bad PLY header (no end_header in the first 1 MiB)", path=path)
-    for raw in head[:end].splitlines():
-        words = raw.split()
-        if words[:1] == [b"format"] and words[1:2] not in ([b"binary_little_endian"], [b"binary_big_endian"]):
-            kind = words[1].decode("ascii", "replace") if len(words) > 1 else "?"
-            raise CorruptStream(f"a compressed PLY must be binary, not '{kind}'", path=path)
-        if words[:2] == [b"property", b"list"]:
-            raise CorruptStream("a compressed PLY has no list properties", path=path)
+    fh = open_regular(path)
+    try:
+        header = read_ply_header(fh, path)
+        if header.is_ascii:
+            raise CorruptStream(f"a compressed PLY must be binary, not '{header.format}'", path=path)
+        for element in header.elements:
+            if element.list_property:
+                raise CorruptStream(
+                    f"a compressed PLY has no list properties (element '{element.name}' has "
+                    f"'{element.list_property}')",
+                    path=path,
+                )  # fmt: skip
+        return fh, header
+    except BaseException:
+        fh.close()
+        raise
 
 
-def _element_rows(ply: plyfile.PlyData, name: str, path: Path) -> Callable[[int, int], np.ndarray]:
+def _element_rows(fh: BinaryIO, lock: threading.Lock, header: PlyHeader, name: str,
+                  path: Path) -> Callable[[int, int], np.ndarray]:  # fmt: skip
     """A reader of one element's records: rows(start, stop) -> in-memory structured array.
 
-    Each call is one sequential read of just those rows (plyfile has checked that the element
-    fits in the file), so that row blocks can be read, and decoded while hot in the CPU caches,
-    on several threads at once.
+    Each call is one read of just those rows at their offset (the header check has made sure
+    the element fits in the file), so that row blocks can be read, and decoded while hot in the
+    CPU caches, on several threads at once; ``lock`` (one per file) covers the seek and the read.
     """
-    data = ply[name].data
-    if not (isinstance(data, np.memmap) and data.size):
-        records = np.asarray(data)
-        return lambda start, stop: records[start:stop]
-    dtype, offset = data.dtype, data.offset
+    element = header.element(name)
+    assert element is not None
+    dtype = element.dtype(header.byte_order)
+    offset = header.binary_offset(name, path)
 
     def rows(start: int, stop: int) -> np.ndarray:
+        records = np.empty(stop - start, dtype)
+        buffer = records.view(np.uint8).reshape(-1)
         try:
-            records = np.fromfile(path, dtype=dtype, count=stop - start, offset=offset + start * dtype.itemsize)
-        except (OSError, ValueError) as exc:
-            raise CorruptStream(f"truncated or damaged PLY data ({exc})", path=path) from exc
-        if len(records) != stop - start:  # the file shrank after its header was checked
+            with lock:
+                fh.seek(offset + start * dtype.itemsize)
+                got = fh.readinto(buffer)
+        except OSError as exc:
+            raise os_error(exc, path) from exc
+        if got != buffer.nbytes:  # the file shrank after its header was checked
             raise CorruptStream(f"truncated PLY data in element '{name}'", path=path)
         return records
 
     return rows
+
+
+def _require_memory(n: int, degree: int, chunk_bytes: int, path: Path) -> None:
+    """The decode budget: the cloud (twice when non-finite splats are dropped: a subset copies
+    it), the chunk records and their bounds, and each worker's block of temporaries."""
+    workers = min(-(-n // _BLOCK), _worker_count())
+    extra = 2 * chunk_bytes + workers * _BLOCK * _BLOCK_BYTES_PER_SPLAT
+    budget.require_splats(n, degree, path=path, peak_factor=PEAK_FACTOR, extra=extra)
 
 
 def _require(fields: tuple[str, ...], names: tuple[str, ...], element: str, path: Path) -> None:
@@ -162,6 +156,12 @@ _FIELDS_8888 = _Fields((24, 8), (16, 8), (8, 8), (0, 8))
 # disjoint rows of the output arrays.
 _BLOCK = 64 * CHUNK_SIZE
 _MAX_WORKERS = 16
+# The decode budget (see _require_memory): the finished cloud times PEAK_FACTOR, plus per worker
+# _BLOCK splats of temporaries at this many bytes each. Measured with tracemalloc on 1M-splat
+# files: 2.0x the cloud plus ~1 % when a non-finite chunk is dropped (subset copies the cloud),
+# 1.0x otherwise; block temporaries 110-160 bytes per splat (SH degree 0-3).
+PEAK_FACTOR = 2.2
+_BLOCK_BYTES_PER_SPLAT = 256
 # Chunk bounds up to this magnitude cannot overflow float32 in the lerp or the DC scaling.
 _SAFE_BOUND = 1e30
 
@@ -251,32 +251,33 @@ def _put_columns(out: np.ndarray, stacked: np.ndarray) -> None:
 def read_compressed_ply(path: str | Path) -> SplatCloud:
     """Read a PlayCanvas compressed PLY into an activated :class:`SplatCloud`."""
     path = Path(path)
-    ply = _load(path)
-    names = [e.name for e in ply.elements]
-    for element in ("chunk", "vertex"):
-        if element not in names:
-            raise CorruptStream(f"not a compressed PLY: no '{element}' element", path=path)
+    fh, header = _load(path)
+    with fh:
+        return _decode(fh, header, path)
 
-    # plyfile has already refused elements that overrun the file (without allocating them); this
-    # repeats the check with holoscope's own limits and messages before anything is decoded.
-    file_bytes = path.stat().st_size
-    chunk_bytes = ply["chunk"].dtype().itemsize
-    n_chunks = check_count(ply["chunk"].count, path=path, available=file_bytes, bytes_each=chunk_bytes, what="chunks")
-    vertex_bytes = ply["vertex"].dtype().itemsize
-    n = check_count(ply["vertex"].count, path=path, available=file_bytes - n_chunks * chunk_bytes,
-                    bytes_each=vertex_bytes, what="splats")  # fmt: skip
+
+def _decode(fh: BinaryIO, header: PlyHeader, path: Path) -> SplatCloud:
+    chunk_el, vertex_el, sh_el = header.element("chunk"), header.element("vertex"), header.element("sh")
+    if chunk_el is None or vertex_el is None:
+        missing = "chunk" if chunk_el is None else "vertex"
+        raise CorruptStream(f"not a compressed PLY: no '{missing}' element", path=path)
+
+    # read_ply_header has refused counts whose rows overrun the file; these are the format's own
+    # rules: one chunk per 256 splats (no more, no fewer), one sh row per splat.
+    n_chunks = check_count(chunk_el.count, path=path, what="chunks")
+    n = check_count(vertex_el.count, path=path, what="splats")
     needed = -(-n // CHUNK_SIZE)
     if n_chunks != needed:
         raise CorruptStream(
             f"{n:,} splats need {needed:,} chunks of {CHUNK_SIZE}, but the file has {n_chunks:,}", path=path
         )
 
-    chunk_fields = tuple(p.name for p in ply["chunk"].properties)
-    vertex_props = {p.name: p for p in ply["vertex"].properties}
+    chunk_fields = chunk_el.names
+    vertex_props = {p.name: p for p in vertex_el.properties}
     _require(chunk_fields, CHUNK_BOUNDS, "chunk", path)
     _require(tuple(vertex_props), PACKED, "vertex", path)
     for name in PACKED:
-        if vertex_props[name].val_dtype not in ("u4", "i4"):
+        if vertex_props[name].type not in ("u4", "i4"):
             raise CorruptStream(f"vertex property {name} is not a 32-bit integer", path=path)
     colour_present = [c in chunk_fields for c in CHUNK_COLOUR]
     if any(colour_present) and not all(colour_present):
@@ -285,14 +286,12 @@ def read_compressed_ply(path: str | Path) -> SplatCloud:
     has_colour_bounds = all(colour_present)
 
     sh_rest = 0
-    if "sh" in names:
-        sh_el = ply["sh"]
-        sh_props = {p.name: p for p in sh_el.properties}
-        sh_rest = len(sh_props)
+    if sh_el is not None:
+        sh_rest = len(sh_el.properties)
         if sh_rest not in SH_REST:
             raise CorruptStream(f"{sh_rest} SH properties do not match SH degree 1-3 (9, 24 or 45)", path=path)
-        _require(tuple(sh_props), tuple(f"f_rest_{i}" for i in range(sh_rest)), "sh", path)
-        if any(p.val_dtype not in ("u1",) for p in sh_props.values()):
+        _require(sh_el.names, tuple(f"f_rest_{i}" for i in range(sh_rest)), "sh", path)
+        if any(p.type != "u1" for p in sh_el.properties):
             raise CorruptStream("SH properties must be uchar", path=path)
         if sh_el.count != n:
             raise CorruptStream(f"the sh element holds {sh_el.count:,} rows for {n:,} splats", path=path)
@@ -300,10 +299,12 @@ def read_compressed_ply(path: str | Path) -> SplatCloud:
 
     if n == 0:
         raise EmptyMedia("the file holds zero splats", path=path)
+    _require_memory(n, degree, n_chunks * chunk_el.dtype().itemsize, path)
 
-    bounds = _ChunkBounds(_element_rows(ply, "chunk", path)(0, n_chunks), has_colour_bounds)
-    vertex_rows = _element_rows(ply, "vertex", path)
-    sh_rows = _element_rows(ply, "sh", path) if degree else None
+    lock = threading.Lock()
+    bounds = _ChunkBounds(_element_rows(fh, lock, header, "chunk", path)(0, n_chunks), has_colour_bounds)
+    vertex_rows = _element_rows(fh, lock, header, "vertex", path)
+    sh_rows = _element_rows(fh, lock, header, "sh", path) if degree else None
 
     means = np.empty((n, 3), np.float32)
     scales = np.empty((n, 3), np.float32)
@@ -342,9 +343,10 @@ def read_compressed_ply(path: str | Path) -> SplatCloud:
     if not bounds.safe.all():
         finite = np.isfinite(means).all(axis=1) & np.isfinite(scales).all(axis=1) & np.isfinite(sh[:, 0]).all(axis=1)
         dropped = int(n - np.count_nonzero(finite))
+        if dropped == n:  # the same words as common.make_cloud
+            raise EmptyMedia(f"all {n:,} splats hold non-finite values (NaN or infinity)", path=path)
         if dropped:
             cloud = cloud.subset(finite)
-    require_nonempty(cloud.count, path)
     cloud.metadata["dropped_nonfinite"] = dropped
     cloud.metadata["format_info"] = {"chunks": n_chunks, "sh_degree": degree}
     if dropped:
