@@ -136,7 +136,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format", "color_matrix", "color_range",
-                   "bitrate", "duration", "decode_path")  # fmt: skip
+                   "bitrate", "duration", "decode_path", "frames_estimated", "frame_count_source")  # fmt: skip
 
 
 def describe(path: Path, forced: str | None = None) -> dict:

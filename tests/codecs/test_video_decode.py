@@ -430,9 +430,9 @@ def _patch_open(monkeypatch: pytest.MonkeyPatch, on_device) -> list[str]:  # noq
     original = decode._open_container
     asked: list[str] = []
 
-    def fake(path: Path, device: str | None = None):  # noqa: ANN202
+    def fake(path: Path, device: str | None = None, **kwargs):  # noqa: ANN202, ANN003
         if device is None:
-            return original(path)
+            return original(path, **kwargs)
         asked.append(device)
         return on_device(path, device)
 

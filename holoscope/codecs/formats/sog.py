@@ -35,9 +35,14 @@ the RGB of pixels with alpha 0 is replaced by 0. Only sh0 carries a data alpha t
 what it encodes is exactly what decodes.
 
 Safety: every member is read with a size limit derived from the splat count (declared sizes are
-checked before reading, actual sizes while reading, so a ZIP bomb stops at the limit), WebP
-dimensions are read from the VP8L header and checked against the count before any pixel is
-decoded, and damaged input of any kind raises :class:`CorruptStream`.
+checked before reading, actual sizes while reading, so a ZIP bomb stops at the limit). Before any
+pixel is decoded, every image's VP8L header is read and checked against meta.json (per-splat
+images hold the count in at most :data:`SPARE_ROWS` rows more than it needs, the shN centroid
+image is exactly as wide as its bands need and no taller than its palette), and the decode
+budget (:mod:`holoscope.core.budget`) is asked for every decoded picture plus the cloud. Members
+of an unbundled folder are opened as regular files only, without blocking, and may not be links
+that lead out of the folder. Damaged input of any kind raises a one-line holoscope error
+(:class:`CorruptStream` for bad contents).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ import json
 import logging
 import lzma
 import math
+import os
 import struct
 import time
 import zipfile
@@ -64,7 +70,9 @@ from holoscope.codecs.formats.common import (
     sigmoid,
     static_splat_media,
 )
+from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, InvalidArgument, OutputError, SourceNotFound
+from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -74,9 +82,21 @@ READER_NAME = "holoscope.sog"
 FORMAT_NAME = "sog"
 
 META_NAME = "meta.json"
-MAX_META_BYTES = 16 << 20  # a v2 meta.json is ~10 KB (three 256-entry codebooks)
+# A v2 meta.json is ~10 KB (three 256-entry codebooks). JSON can cost ~20 times its size in
+# Python objects (`[[],[],...]`), so 1 MB keeps json.loads to tens of megabytes.
+MAX_META_BYTES = 1 << 20
 MAX_WEBP_SIDE = 16383  # the WebP format limit is 16384; the SOG writer keeps to 16383
 MAX_PALETTE = 1 << 16  # shN labels are 16-bit
+# Rows a per-splat image may hold beyond ceil(count / width): splat-transform and holoscope pad
+# the height to a multiple of 4 (at most 3 spare rows), PlayCanvas' sogs writes exact squares.
+SPARE_ROWS = 4
+# Peak memory of a decode, in units of the finished cloud, on top of the decoded pictures and
+# the compressed members: measured (peak RSS) 2.24 for 1M splats without SH (the float64 means
+# temporaries dominate), 2.04 for 1M splats with SH degree 3.
+PEAK_FACTOR = 2.5
+# A SOG zip lists about ten members; zipfile builds a ZipInfo (~600 bytes) for every entry of the
+# central directory before anything can be checked, so a huge directory is refused first.
+MAX_ZIP_DIRECTORY = 1 << 20
 SH_COEFFS = {1: 3, 2: 8, 3: 15}  # non-DC coefficients per channel for 1/2/3 bands
 V1_BANDS_BY_WIDTH = {64 * c: b for b, c in SH_COEFFS.items()}  # 192/512/960 -> 1/2/3
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -193,18 +213,52 @@ def _member_name(name: Any, where: str, path: Path | str | None) -> str:
     return str(pure)
 
 
+def _check_zip_directory(fh: Any, path: Path) -> None:
+    """Refuse a central directory far larger than a SOG's before zipfile parses it."""
+    try:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - (22 + 0xFFFF)))  # the end record and its comment
+        tail = fh.read()
+        pos = tail.rfind(b"PK\x05\x06")
+        if pos < 0 or pos + 22 > len(tail):
+            return  # not a zip (or a damaged one): zipfile says so
+        (directory,) = struct.unpack_from("<I", tail, pos + 12)
+        locator = pos - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":  # zip64: zipfile uses its record
+            (record_at,) = struct.unpack_from("<Q", tail, locator + 8)
+            fh.seek(min(record_at, size))
+            record = fh.read(56)
+            if len(record) == 56 and record[:4] == b"PK\x06\x06":
+                directory = max(directory, struct.unpack_from("<Q", record, 40)[0])
+    except OSError as exc:
+        raise os_error(exc, path) from exc
+    finally:
+        fh.seek(0)
+    if directory > MAX_ZIP_DIRECTORY:
+        raise CorruptStream(f"the zip's directory takes {directory:,} bytes; a SOG lists about ten members", path=path)
+
+
+def _require_member(name: str, size: int, held: int, path: Path) -> None:
+    # Members are read whole before the decode is budgeted (their headers give the sizes).
+    budget.require(held + size, what=f"the SOG member {name} ({size:,} bytes, {held:,} already read)", path=path)
+
+
 class _ZipSource:
     """Members of a .sog ZIP, at the root or under one top-level folder."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fh: Any) -> None:
         self.path = path
+        self._fh = fh  # zipfile leaves a file object it was given open
         try:
-            self.zip = zipfile.ZipFile(path)
+            _check_zip_directory(fh, path)
+            self.zip = zipfile.ZipFile(fh)
             infos = self.zip.infolist()
-        except FileNotFoundError as exc:
-            raise SourceNotFound("no such file", path=path) from exc
         except _ZIP_ERRORS as exc:
+            fh.close()
             raise CorruptStream(f"not a readable SOG zip ({exc})", path=path) from exc
+        except BaseException:
+            fh.close()
+            raise
         names = {i.filename: i for i in infos if not i.is_dir()}
         self.prefix = ""
         if META_NAME not in names:
@@ -214,9 +268,10 @@ class _ZipSource:
                 raise CorruptStream(f"the zip holds no {META_NAME}: not a SOG", path=path)
             self.prefix = nested[0][: -len(META_NAME)]
         self.infos = names
-        self.total_bytes = path.stat().st_size
+        self.total_bytes = os.fstat(fh.fileno()).st_size
 
-    def read(self, name: str, limit: int) -> bytes:
+    def read(self, name: str, limit: int, held: int = 0) -> bytes:
+        """Member ``name``, at most ``limit`` bytes; ``held``: bytes of members read before it."""
         info = self.infos.get(self.prefix + name)
         if info is None:
             raise CorruptStream(f"the zip has no member {name!r} (named in meta.json)", path=self.path)
@@ -225,6 +280,7 @@ class _ZipSource:
                 f"member {name!r} declares {info.file_size:,} bytes, more than the {limit:,} its role allows",
                 path=self.path,
             )
+        _require_member(name, info.file_size, held, self.path)
         try:
             with self.zip.open(info) as fh:
                 data = fh.read(limit + 1)
@@ -236,6 +292,7 @@ class _ZipSource:
 
     def close(self) -> None:
         self.zip.close()
+        self._fh.close()
 
 
 class _FolderSource:
@@ -247,21 +304,28 @@ class _FolderSource:
         self.meta_name = meta_name
         self.total_bytes = 0
 
-    def read(self, name: str, limit: int) -> bytes:
+    def read(self, name: str, limit: int, held: int = 0) -> bytes:
+        """File ``name``, at most ``limit`` bytes; ``held``: bytes of members read before it."""
         file = self.folder / (self.meta_name if name == META_NAME else name)
+        if name != META_NAME:
+            # meta.json's names cannot leave the folder ('..' is refused); a link must not either.
+            root = os.path.realpath(self.folder)
+            if os.path.commonpath([root, os.path.realpath(file)]) != root:
+                raise CorruptStream(f"{name!r} is a link to a file outside the SOG folder", path=file)
         try:
-            size = file.stat().st_size
+            fh = open_regular(file)  # a FIFO or device is refused, never waited on
+        except SourceNotFound as exc:
+            raise CorruptStream(f"missing file {name!r} (named in meta.json)", path=self.folder) from exc
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
             if size > limit:
                 raise CorruptStream(f"{name!r} holds {size:,} bytes, more than the {limit:,} its role allows",
                                     path=file)  # fmt: skip
-            with file.open("rb") as fh:
+            _require_member(name, size, held, self.path)
+            try:
                 data = fh.read(limit + 1)
-        except FileNotFoundError as exc:
-            raise CorruptStream(f"missing file {name!r} (named in meta.json)", path=self.folder) from exc
-        except IsADirectoryError as exc:
-            raise CorruptStream(f"{name!r} is a folder, not a file", path=self.folder) from exc
-        except OSError as exc:
-            raise CorruptStream(f"cannot read {name!r} ({exc.strerror or exc})", path=self.folder) from exc
+            except OSError as exc:
+                raise os_error(exc, file) from exc
         if len(data) > limit:
             raise CorruptStream(f"{name!r} grew beyond {limit:,} bytes while reading", path=file)
         self.total_bytes += len(data)
@@ -272,19 +336,23 @@ class _FolderSource:
 
 
 def _open_source(path: Path) -> _ZipSource | _FolderSource:
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name too long, a symlink loop
+        raise os_error(exc, path) from exc
+    if is_dir:
         if not (path / META_NAME).is_file():
             raise CorruptStream(f"the folder holds no {META_NAME}: not an unbundled SOG", path=path)
         return _FolderSource(path)
+    fh = open_regular(path)
     try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError as exc:
-        raise SourceNotFound("no such file", path=path) from exc
+        head = fh.read(4)
     except OSError as exc:
-        raise CorruptStream(f"cannot read ({exc.strerror or exc})", path=path) from exc
+        fh.close()
+        raise os_error(exc, path) from exc
     if head.startswith(b"PK") or path.suffix.lower() == ".sog":
-        return _ZipSource(path)
+        return _ZipSource(path, fh)
+    fh.close()
     return _FolderSource(path.parent, path.name)  # a meta.json (any name) beside its images
 
 
@@ -361,44 +429,75 @@ def _parse_meta(data: bytes, path: Path | str | None) -> dict:
     return meta
 
 
-def _image_limits(count: int) -> int:
-    """Most pixels a per-splat image may hold: the count plus generous padding, within WebP."""
-    return min((MAX_WEBP_SIDE + 1) ** 2, 2 * count + 65536)
-
-
 def _member_limit(max_pixels: int) -> int:
     # A VP8L stream of P pixels is about 4 bytes per pixel at worst; 8 leaves room for any encoder.
     return 8 * max_pixels + 65536
 
 
 class _Images:
-    """Reads and decodes the images named in meta.json, each within its limits."""
+    """The images named in meta.json: each read and checked from its header first (:meth:`add`,
+    :meth:`add_palette`), then the whole decode budgeted (:meth:`require`), then decoded."""
 
     def __init__(self, source: _ZipSource | _FolderSource, count: int) -> None:
         self.source = source
         self.count = count
-        self.max_pixels = _image_limits(count)
         self.sizes: dict[str, list[int]] = {}
+        self._data: dict[str, bytes] = {}
+        self._pixels: list[int] = []  # one entry per decode to come (a name may serve twice)
 
-    def per_splat(self, name: str) -> np.ndarray:
-        """The first ``count`` pixels of a per-splat image, [count, 4] uint8."""
-        data = self.source.read(name, _member_limit(self.max_pixels))
+    def _read(self, name: str, max_pixels: int) -> tuple[bytes, int, int]:
+        data = self._data.get(name)
+        if data is None:
+            held = sum(len(d) for d in self._data.values())
+            data = self._data[name] = self.source.read(name, _member_limit(max_pixels), held)
         width, height = webp_dimensions(data, name=name, path=self.source.path)
+        self.sizes.setdefault(name, [width, height])
+        self._pixels.append(width * height)
+        return data, width, height
+
+    def add(self, name: str) -> None:
+        """A per-splat image: it must hold ``count`` pixels in at most SPARE_ROWS spare rows."""
+        _, width, height = self._read(name, self.count + (SPARE_ROWS + 1) * (MAX_WEBP_SIDE + 1))
         if width * height < self.count:
             raise CorruptStream(
                 f"{name} holds {width}x{height} = {width * height:,} pixels, fewer than the "
                 f"{self.count:,} splats meta.json declares",
                 path=self.source.path,
             )
-        image = decode_webp_rgba(data, name=name, path=self.source.path, max_pixels=self.max_pixels)
-        self.sizes[name] = [width, height]
-        return image.reshape(-1, 4)[: self.count]
+        rows = -(-self.count // width)
+        if height > rows + SPARE_ROWS:
+            raise CorruptStream(f"{name} is {width}x{height}, but {self.count:,} splats fill {rows} rows of "
+                                f"{width}: not an image of this scene", path=self.source.path)  # fmt: skip
 
-    def palette(self, name: str, max_pixels: int) -> np.ndarray:
-        data = self.source.read(name, _member_limit(max_pixels))
-        image = decode_webp_rgba(data, name=name, path=self.source.path, max_pixels=max_pixels)
-        self.sizes[name] = [image.shape[1], image.shape[0]]
-        return image
+    def add_palette(self, name: str, bands_by_width: dict[int, int], max_rows: int, why: str) -> int:
+        """The shN centroid image: its width says the SH bands (returned), at most ``max_rows`` rows."""
+        _, width, height = self._read(name, max(bands_by_width) * max_rows)
+        bands = bands_by_width.get(width)
+        if bands is None:
+            raise CorruptStream(f"{name} is {width} pixels wide; {why}", path=self.source.path)
+        if height > max_rows:
+            raise CorruptStream(f"{name} has {height} rows; the shN palette fills at most {max_rows}",
+                                path=self.source.path)  # fmt: skip
+        return bands
+
+    def require(self, sh_degree: int) -> None:
+        """Ask the decode budget for everything at once, before any pixel is decoded: every
+        decoded picture (RGBA), FFmpeg's frame beside the largest one while it is reordered,
+        the compressed members and the cloud with the decode's temporaries."""
+        pictures = 4 * (sum(self._pixels) + max(self._pixels, default=0))
+        compressed = sum(len(d) for d in self._data.values())
+        budget.require_splats(self.count, sh_degree, path=self.source.path, peak_factor=PEAK_FACTOR,
+                              extra=pictures + compressed)  # fmt: skip
+
+    def decode(self, name: str) -> np.ndarray:
+        """A whole image, [H, W, 4] uint8 (its header was checked by :meth:`add` or :meth:`add_palette`)."""
+        data = self._data[name]
+        width, height = self.sizes[name]
+        return decode_webp_rgba(data, name=name, path=self.source.path, max_pixels=width * height)
+
+    def per_splat(self, name: str) -> np.ndarray:
+        """The first ``count`` pixels of a per-splat image, [count, 4] uint8."""
+        return self.decode(name).reshape(-1, 4)[: self.count]
 
 
 def _decode_means(lo: np.ndarray, hi: np.ndarray, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
@@ -477,6 +576,14 @@ def _read_v2(meta: dict, images: _Images, m: _Meta) -> tuple[np.ndarray, ...]:
         palette = m.integer(shn_obj, "count", "shN.", 1, MAX_PALETTE)
         shn_cb = m.numbers(shn_obj, "codebook", "shN.", max_size=256)
         shn_files = m.files(shn_obj, "shN.", 2)
+    for name in (*mean_files, quat_file, scale_file, sh0_file):
+        images.add(name)
+    if shn_obj is not None:
+        coeffs = SH_COEFFS[bands]
+        images.add_palette(shn_files[0], {64 * coeffs: bands}, math.ceil(palette / 64),
+                           f"{bands} SH bands need {64 * coeffs}")  # fmt: skip
+        images.add(shn_files[1])
+    images.require(bands if shn_obj is not None else 0)
 
     positions = _decode_means(images.per_splat(mean_files[0]), images.per_splat(mean_files[1]), mins, maxs)
     quats = _decode_quats(images.per_splat(quat_file), images.source.path)
@@ -487,11 +594,7 @@ def _read_v2(meta: dict, images: _Images, m: _Meta) -> tuple[np.ndarray, ...]:
     opacities = c[:, 3].astype(np.float32) / np.float32(255.0)
     rest, codebooks = None, {"scales": len(scale_cb), "sh0": len(sh0_cb), "shN": 0}
     if shn_obj is not None:
-        coeffs = SH_COEFFS[bands]
-        centroids = images.palette(shn_files[0], 64 * coeffs * (MAX_PALETTE // 64))
-        if centroids.shape[1] != 64 * coeffs:
-            raise CorruptStream(f"{shn_files[0]} is {centroids.shape[1]} pixels wide; {bands} SH bands need "
-                                f"{64 * coeffs}", path=images.source.path)  # fmt: skip
+        centroids = images.decode(shn_files[0])
         labels = images.per_splat(shn_files[1])
         label = labels[:, 0].astype(np.intp) | (labels[:, 1].astype(np.intp) << 8)
         used = centroids[: math.ceil(palette / 64), : 64 * coeffs, :3]
@@ -528,6 +631,14 @@ def _read_v1(meta: dict, images: _Images, m: _Meta) -> tuple[np.ndarray, ...]:
     if shn_obj is not None:
         shn_min, shn_max = m.number(shn_obj, "mins", "shN."), m.number(shn_obj, "maxs", "shN.")
         shn_files = m.files(shn_obj, "shN.", 2)
+    for name in (*mean_files, quat_file, scale_file, sh0_file):
+        images.add(name)
+    bands = 0
+    if shn_obj is not None:  # the band count follows from the palette's width
+        bands = images.add_palette(shn_files[0], V1_BANDS_BY_WIDTH, MAX_PALETTE // 64,
+                                   "v1 SH palettes are 192, 512 or 960 wide")  # fmt: skip
+        images.add(shn_files[1])
+    images.require(bands)
 
     positions = _decode_means(images.per_splat(mean_files[0]), images.per_splat(mean_files[1]), mins, maxs)
     quats = _decode_quats(images.per_splat(quat_file), images.source.path)
@@ -536,11 +647,7 @@ def _read_v1(meta: dict, images: _Images, m: _Meta) -> tuple[np.ndarray, ...]:
     dc, opacities = c[:, :3], sigmoid(c[:, 3])
     rest, codebooks = None, {"scales": 0, "sh0": 0, "shN": 0}
     if shn_obj is not None:
-        centroids = images.palette(shn_files[0], 960 * (MAX_PALETTE // 64))
-        bands = V1_BANDS_BY_WIDTH.get(centroids.shape[1])
-        if bands is None:
-            raise CorruptStream(f"{shn_files[0]} is {centroids.shape[1]} pixels wide; v1 SH palettes are 192, 512 "
-                                "or 960 wide", path=images.source.path)  # fmt: skip
+        centroids = images.decode(shn_files[0])
         coeffs = SH_COEFFS[bands]
         labels = images.per_splat(shn_files[1])
         label = labels[:, 0].astype(np.intp) | (labels[:, 1].astype(np.intp) << 8)
@@ -595,8 +702,7 @@ def _read(path: Path) -> tuple[SplatCloud, int]:
     cloud = make_cloud(positions, scales, quats, opacities, sh, path=source.path, format_info=info)
     if cloud.metadata["dropped_nonfinite"]:
         log.warning("%s: dropped %d of %d splats with non-finite values", path, cloud.metadata["dropped_nonfinite"], n)
-    total = source.total_bytes if isinstance(source, _FolderSource) else path.stat().st_size
-    return cloud, total
+    return cloud, source.total_bytes
 
 
 def read_sog(path: str | Path) -> SplatCloud:

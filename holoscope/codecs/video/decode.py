@@ -49,6 +49,19 @@ path, and its native ``av1`` decoder failed on NVDEC there ("get_buffer() failed
 
 Threads: one decoder may be used from several threads (for example a decode-ahead worker and
 the GUI); every use of the container and the codec context holds the decoder's lock.
+
+Hostile files: the path must be a regular file (checked before FFmpeg opens it, so a FIFO never
+blocks). Opening reads for at most ``_OPEN_TIMEOUT`` seconds and one demux read for at most
+``_READ_TIMEOUT`` seconds (PyAV's interrupt callback): a few frames followed by a multi-GB
+sparse tail would otherwise be scanned byte by byte (about 7 s per GB) in ``avformat_find_stream_info``,
+when counting frames or when the decoder is flushed at the end; a read cut short ends the data
+there, like a damaged tail. Frame counts come from the container (MP4), else from counting packets
+for at most ``_COUNT_SECONDS`` (Matroska stores no count), else from duration x rate, flagged
+``info["frames_estimated"]``; the whole file is never demuxed to open it. Before any picture is
+decoded, the frames a playback holds (decoder references and threads, the prefetch queue) are
+asked of the decode budget (:mod:`holoscope.core.budget`), and FFmpeg's ``max_pixels`` refuses
+any picture larger than the budget allows, so a tiny file that declares 16384 x 16384 is refused
+with one line instead of allocating.
 """
 
 from __future__ import annotations
@@ -56,6 +69,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
@@ -64,14 +78,15 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
+from holoscope.core import budget
 from holoscope.core.errors import (
     CorruptStream,
     DecoderUnavailable,
     EmptyMedia,
     FormatNotRecognized,
     HoloscopeError,
-    SourceNotFound,
 )
+from holoscope.core.files import check_regular
 from holoscope.core.frames import VideoFrame
 from holoscope.core.media import Media, MediaKind
 
@@ -96,6 +111,20 @@ _HW_ORDER = ("cuda", "vaapi", "videotoolbox", "d3d12va", "d3d11va", "dxva2", "vd
 _MIN_FORWARD_WINDOW = 16  # decode forward instead of seeking when the target is this close
 _END_TOLERANCE = 2  # frames the stated count may exceed what a clean stream really holds
 _MAX_CONSECUTIVE_ERRORS = 8  # undecodable packets in a row before the stream counts as broken
+
+# Time limits on FFmpeg's reading (see the module doc). A local file never needs seconds for one
+# packet; a sparse tail scans at ~150 MB/s. Worst case for `info` on a hostile file: probe open +
+# count + decoder open + first-picture flush = 2 + 1 + 2 + 3 s (plus 5 s per hardware attempt).
+_OPEN_TIMEOUT = 2.0
+_READ_TIMEOUT = 3.0
+_COUNT_SECONDS = 1.0  # counting Matroska packets; longer files get duration x rate (estimated)
+# Frames a playback holds, for the decode budget. Measured peak RSS while playing through a
+# FramePrefetcher, in frames (1080p and 4K H.264 with 16 reference frames): 28-35 with 1-3
+# decoder threads, 39-56 with 16. The decoder: 16 references + the picture being decoded +
+# reorder delay, plus one per frame thread; beside it 4 queued frames, the frame on screen and
+# the decoder's held / peeked pictures.
+_DECODER_FRAMES = 20
+_HELD_FRAMES = 8
 
 
 # ---- hardware selection ---------------------------------------------------------------------------
@@ -169,10 +198,11 @@ class VideoDecoder:
         self._end_index: int | None = None  # last decodable frame, once a run reached EOF early
         self._end_is_damage = False  # that early end is a truncation, not a count off by one
         self._first_pts: int | None = None  # timestamp of frame 0 (stream time base)
+        self._last_error: av.FFmpegError | None = None  # the last packet the decoder refused
         self._reset_position()
         self._container: Any = None
 
-        probe = _open_container(self.path)
+        probe = _open_container(self.path, read_timeout=_COUNT_SECONDS)
         try:
             self._read_metadata(probe)
         except av.FFmpegError as exc:
@@ -201,11 +231,15 @@ class VideoDecoder:
         self._stream_index = stream.index
         self._time_base = float(stream.time_base) if stream.time_base else None
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        count = int(stream.frames or 0)
-        counted = False
-        if count <= 0:  # Matroska/WebM store no frame count: count the packets (no decoding)
-            count, counted = _count_packets(container, stream), True
         duration = _container_duration(container, stream)
+        count, source, estimated = int(stream.frames or 0), "container", False
+        if count <= 0:  # Matroska/WebM store no frame count: count packets, briefly
+            count, complete = _count_packets(container, stream)
+            source = "counted packets" if complete else "counted packets (partial)"
+            if not complete:
+                estimated = True
+                if rate and duration:
+                    count, source = max(count, round(duration * float(rate))), "duration x rate"
         if not rate and count and duration:
             rate = Fraction(count / duration).limit_denominator(1001)
         if not rate or rate <= 0:
@@ -222,6 +256,8 @@ class VideoDecoder:
         sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
         self._sample_aspect = Fraction(sar) if sar and sar > 0 else Fraction(1)
         width, height = cc.width, cc.height
+        if width > 0 and height > 0:
+            _require_playback(width, height, cc.pix_fmt, self.path)
         self.info: dict[str, Any] = {
             "container": _container_name(container.format.name, self.path),
             "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
@@ -234,7 +270,8 @@ class VideoDecoder:
             "fps": round(self.fps, 6),
             "frame_rate": str(Fraction(rate)),
             "frames": count,
-            "frame_count_source": "counted packets" if counted else "container",
+            "frame_count_source": source,
+            "frames_estimated": estimated,
             "duration": round(duration if duration else count / self.fps, 6),
             "bitrate": bit_rate,
             "file_bytes": size,
@@ -288,11 +325,16 @@ class VideoDecoder:
             cc = stream.codec_context
             if device is None:
                 cc.thread_type = "AUTO"  # frame + slice threads; set before the codec opens
+            # FFmpeg refuses a picture larger than the budget allows before allocating it (the
+            # in-band size may differ from the container's).
+            cc.options = {**(cc.options or {}), "max_pixels": str(_max_pixels())}
             self._container, self._stream, self._cc = container, stream, cc
             self._reset_position()
             self._raw = self._decode_run()
-            if self._peek() is None:
-                raise CorruptStream("no picture could be decoded", path=self.path)
+            first = self._peek()
+            if first is None:
+                raise CorruptStream(f"no picture could be decoded{self._why_no_picture()}", path=self.path)
+            _require_playback(first.frame.width, first.frame.height, first.frame.format.name, self.path)
             if device is not None and not _decoded_on_device(cc, device):
                 raise _HardwareRefused("the stream decoded in software (profile not supported?)")
             return True
@@ -306,6 +348,15 @@ class VideoDecoder:
             if isinstance(exc, HoloscopeError):
                 raise
             raise CorruptStream(f"cannot decode: {exc}", path=self.path) from exc
+
+    def _why_no_picture(self) -> str:
+        error = self._last_error
+        if error is None:
+            return ""
+        if isinstance(error, av.ArgumentError):  # what FFmpeg's max_pixels refusal raises
+            return (f" (the decoder refused it: {error.strerror}; pictures over {_max_pixels():,} pixels "
+                    "are refused under the memory budget)")
+        return f" ({error.strerror or error})"
 
     # -- public access ----------------------------------------------------------------------------
 
@@ -359,6 +410,9 @@ class VideoDecoder:
     # -- positioning --------------------------------------------------------------------------
 
     def _reset_position(self) -> None:
+        old = getattr(self, "_raw", None)
+        if old is not None:
+            old.close()  # its demux generator resets the container's read timeout as it ends
         self._raw: Iterator[_Raw] | None = None  # decoded pictures from the current position
         self._peeked: _Raw | None = None  # next picture, read but not consumed
         self._held: _Raw | None = None  # last consumed picture
@@ -432,6 +486,7 @@ class VideoDecoder:
     def _reposition(self, index: int) -> None:
         first = self._first_pts or 0
         ts = first + round(index / self.fps / self._time_base) if self._time_base else first
+        self._reset_position()  # ends the old demux run first: it holds PyAV's read timer
         try:
             self._container.seek(int(ts), backward=True, any_frame=False, stream=self._stream)
         except av.FFmpegError as exc:
@@ -451,6 +506,12 @@ class VideoDecoder:
         """Pictures in display order from the current container position, with their indices."""
         container, stream, cc = self._container, self._stream, self._cc
         demux = container.demux(stream)
+        try:
+            yield from self._decode_packets(demux, cc)
+        finally:
+            demux.close()
+
+    def _decode_packets(self, demux: Iterator[Any], cc: Any) -> Iterator[_Raw]:
         consecutive = 0
         while True:
             try:
@@ -458,7 +519,8 @@ class VideoDecoder:
             except StopIteration:
                 return
             except av.FFmpegError:
-                # Damaged or cut-off data: decode what the decoder still holds, then stop.
+                # Damaged or cut-off data, or a read past _READ_TIMEOUT (a scan through a
+                # sparse tail): decode what the decoder still holds, then stop.
                 self._run_errors += 1
                 self.decode_errors += 1
                 try:
@@ -473,6 +535,7 @@ class VideoDecoder:
             except av.FFmpegError as exc:
                 self._run_errors += 1
                 self.decode_errors += 1
+                self._last_error = exc
                 consecutive += 1
                 if consecutive > _MAX_CONSECUTIVE_ERRORS:
                     raise CorruptStream(f"{consecutive} packets in a row failed to decode: {exc}",
@@ -630,12 +693,15 @@ def _range_of(frame: Any) -> str:
 # ---- container helpers ------------------------------------------------------------------------------
 
 
-def _open_container(path: Path, device: str | None = None) -> Any:
+def _open_container(path: Path, device: str | None = None, read_timeout: float = _READ_TIMEOUT) -> Any:
     """The file opened for reading; with ``device``, its decoders set up on that device."""
-    if not path.is_file():
-        raise SourceNotFound("no such file", path=path)
-    # Damaged metadata must not fail the open with a UnicodeDecodeError.
-    options: dict[str, Any] = {"metadata_errors": "replace"}
+    check_regular(path)  # FFmpeg would block in open() on a FIFO
+    options: dict[str, Any] = {
+        "metadata_errors": "replace",  # damaged metadata must not fail the open
+        "timeout": (_OPEN_TIMEOUT, read_timeout),
+        # Applies to the decoders avformat_find_stream_info opens (it decodes a picture or more).
+        "options": {"max_pixels": str(_max_pixels())},
+    }
     if device is not None:
         # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
         options["hwaccel"] = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
@@ -664,15 +730,54 @@ def _container_name(demuxer: str, path: Path) -> str:
     return suffix if suffix in names else names[0]
 
 
-def _count_packets(container: Any, stream: Any) -> int:
-    count = 0
+def _count_packets(container: Any, stream: Any) -> tuple[int, bool]:
+    """(packets of the stream, whether that is all of them): counting stops after
+    ``_COUNT_SECONDS`` or at a read that runs past the container's read timeout."""
+    count, deadline = 0, time.monotonic() + _COUNT_SECONDS
+    demux = container.demux(stream)
     try:
-        for packet in container.demux(stream):
+        for packet in demux:
             if packet.size:
                 count += 1
+            if time.monotonic() > deadline:
+                return count, False
+    except av.ExitError:  # the read timeout: a stall, or a scan through junk
+        return count, False
     except av.FFmpegError:
         pass  # a damaged tail: the frames before it still play
-    return count
+    finally:
+        demux.close()
+    return count, True
+
+
+def _picture_bytes(pixel_format: str | None, width: int, height: int) -> tuple[int, int]:
+    """(bytes of one decoded picture, of the VideoFrame it becomes); 4 and 3 bytes per pixel
+    for a format FFmpeg does not describe (or a hardware surface)."""
+    pixels = width * height
+    try:
+        fmt = av.VideoFormat(pixel_format or "", width, height)
+    except (ValueError, TypeError, av.FFmpegError):
+        return 4 * pixels, 3 * pixels
+    decoded = sum((c.bits + 7) // 8 * c.width * c.height for c in fmt.components) or 4 * pixels
+    return decoded, (pixels * 3 // 2 if _output_format(fmt) == "yuv420p" else 3 * pixels)
+
+
+def _decoder_threads() -> int:
+    return min((os.cpu_count() or 1) + 1, 16)  # FFmpeg's automatic frame-thread count
+
+
+def _require_playback(width: int, height: int, pixel_format: str | None, path: Path) -> None:
+    """Ask the decode budget for the frames a playback holds (see ``_DECODER_FRAMES``)."""
+    decoded, delivered = _picture_bytes(pixel_format, width, height)
+    need = decoded * (_DECODER_FRAMES + _decoder_threads()) + delivered * _HELD_FRAMES
+    budget.require(need, what=f"{width}x{height} video ({pixel_format or 'unknown pixel format'})", path=path)
+
+
+def _max_pixels() -> int:
+    """The largest picture FFmpeg may allocate: what the budget allows at the least a pixel can
+    cost (8-bit 4:2:0, 1.5 bytes); :func:`_require_playback` then checks the real format."""
+    frames = _DECODER_FRAMES + _decoder_threads() + _HELD_FRAMES
+    return max(64 * 64, min(int(budget.current().limit / (1.5 * frames)), (1 << 31) - 1))
 
 
 def _container_duration(container: Any, stream: Any) -> float:
@@ -740,10 +845,9 @@ def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _open_input(path: str | os.PathLike[str], **kwargs: Any) -> Any:
-    if not Path(path).is_file():
-        raise SourceNotFound("no such file", path=path)
+    check_regular(path)
     try:
-        return av.open(str(path), "r", **kwargs)
+        return av.open(str(path), "r", timeout=(_OPEN_TIMEOUT, _READ_TIMEOUT), **kwargs)
     except av.FFmpegError as exc:
         raise FormatNotRecognized(f"cannot open: {exc}", path=path) from exc
 
