@@ -392,6 +392,8 @@ class Terminated(KeyboardInterrupt):
 
 def emit(text: str) -> None:
     """One line to standard output, flushed, so a closed pipe or a full disk is noticed here."""
+    if sys.stdout is None:  # started with standard output closed (`holoscope info x >&-`)
+        raise OutputError("cannot write to standard output: it is closed")
     try:
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
@@ -403,6 +405,8 @@ def emit(text: str) -> None:
 
 def _say(text: str) -> None:
     """One line to standard error; if even that is gone, there is nobody left to tell."""
+    if sys.stderr is None:  # print(file=None) would write to stdout instead
+        return
     try:
         print(" ".join(text.split("\n")), file=sys.stderr, flush=True)
     except (OSError, ValueError):
@@ -509,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             _apply_memory_option(args)
             code = args.func(args)
-            sys.stdout.flush()
+            if sys.stdout is not None:
+                sys.stdout.flush()
             return code
         except BaseException as exc:  # noqa: BLE001 - every ending maps to one line and a code
             if isinstance(exc, SystemExit):

@@ -71,7 +71,7 @@ from holoscope.codecs.formats.common import (
     static_splat_media,
 )
 from holoscope.core import budget
-from holoscope.core.errors import CorruptStream, EmptyMedia, InvalidArgument, OutputError, SourceNotFound
+from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, InvalidArgument, OutputError, SourceNotFound
 from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
@@ -929,8 +929,6 @@ def encode_sog(cloud: SplatCloud, *, iterations: int = 6, level: int = 4, seed: 
     arrays = (cloud.means, cloud.scales, cloud.quats, cloud.opacities, cloud.sh)
     if not all(np.isfinite(a).all() for a in arrays):
         raise InvalidArgument("the cloud holds NaN or infinite values; SOG cannot store them")
-    if (cloud.scales <= 0).any():
-        raise InvalidArgument("the cloud holds scales <= 0; SOG stores log scales")
     width, height = _texture_size(n)
     if width > MAX_WEBP_SIDE or height > MAX_WEBP_SIDE:
         raise InvalidArgument(f"{n:,} splats need {width}x{height} images, beyond the WebP limit")
@@ -963,7 +961,11 @@ def encode_sog(cloud: SplatCloud, *, iterations: int = 6, level: int = 4, seed: 
     images["quats.webp"] = _as_image(packed, width, height)
 
     # scales: one codebook of log sigma shared by the three axes.
-    scale_cb, scale_idx = quantize_1d(np.log(cloud.scales[order]))
+    # A scale of 0 (a PLY log scale of -1000 underflows) or a negative one (.splat stores linear
+    # scales with a sign the renderer ignores, since it squares them) has no log: store |s|,
+    # floored where the reader's own floor (e^-80) puts it, which looks the same.
+    log_scales = np.log(np.maximum(np.abs(cloud.scales[order]), np.float32(np.exp(-80.0))))
+    scale_cb, scale_idx = quantize_1d(log_scales)
     px = np.full((n, 4), 255, np.uint8)
     px[:, :3] = scale_idx
     images["scales.webp"] = _as_image(px, width, height)
@@ -1019,7 +1021,12 @@ def write_sog(cloud: SplatCloud, path: str | Path, *, iterations: int = 6, level
     unbundled folder (each file written atomically). See :func:`encode_sog` for the encoding."""
     path = Path(path)
     started = time.perf_counter()
-    files = encode_sog(cloud, iterations=iterations, level=level, seed=seed)
+    try:
+        files = encode_sog(cloud, iterations=iterations, level=level, seed=seed)
+    except HoloscopeError as exc:
+        if exc.path is None:  # name the output, as every other error does
+            raise type(exc)(str(exc), path=path) from exc
+        raise
     if path.name.lower().endswith(META_NAME):
         if not path.parent.is_dir():
             raise OutputError("the folder for the unbundled SOG does not exist", path=path.parent)
