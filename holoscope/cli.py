@@ -479,10 +479,10 @@ def _report(exc: BaseException, debug: bool) -> int:
         _say(f"holoscope: error: {exc}")
         return EXIT_BAD_INPUT
     if isinstance(exc, MemoryError):
-        from holoscope.core import budget
-
-        _say(f"holoscope: error: out of memory (the decode budget is {budget.format_bytes(budget.current().limit)}; "
-             f"lower it with --max-memory to be refused earlier)")  # fmt: skip
+        # The budget is worked out before a decode; this is the last resort when an estimate
+        # fell short. The budget *now* would mislead (memory is nearly exhausted), so none is quoted.
+        _say("holoscope: error: out of memory while decoding; set a lower --max-memory so that "
+             "files too large for this machine are refused up front")  # fmt: skip
         return EXIT_BAD_INPUT
     if isinstance(exc, OSError):  # an I/O failure nobody mapped: still the user's file, one line
         name = f"{display_path(exc.filename)}: " if exc.filename else ""

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from holoscope.codecs.formats import splat as splat_module
 from holoscope.codecs.formats.splat import BYTES_PER_SPLAT, READER_NAME, read_splat, write_splat
 from holoscope.core.errors import (
     CorruptStream,
@@ -140,6 +141,15 @@ def test_writer_sorts_by_descending_volume_times_opacity(tmp_path: Path) -> None
     assert np.all(np.diff(key[order]) <= 0)
     tied = order[np.isin(order, np.arange(50))]
     np.testing.assert_array_equal(tied, np.arange(50))
+
+
+def test_writer_fills_records_in_runs_without_changing_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud = random_cloud(100, 1, seed=4)
+    cloud.opacities[::3], cloud.scales[::3] = 0.5, 0.01  # ties across runs keep the cloud's order
+    write_splat(cloud, tmp_path / "whole.splat")
+    monkeypatch.setattr(splat_module, "PACK_ROWS", 7)  # runs that do not divide the count
+    write_splat(cloud, tmp_path / "runs.splat")
+    assert (tmp_path / "runs.splat").read_bytes() == (tmp_path / "whole.splat").read_bytes()
 
 
 def test_writer_through_the_registry(tmp_path: Path) -> None:

@@ -237,6 +237,16 @@ def test_written_v3_is_a_plain_legacy_stream(tmp_path: Path) -> None:
     np.testing.assert_array_equal(alphas, np.floor(cloud.opacities.astype(np.float64) * 255 + 0.5))
 
 
+@pytest.mark.parametrize("version", [3, 4])
+def test_writer_packs_in_runs_without_changing_the_file(tmp_path: Path, version: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    cloud = random_cloud(100, 3, seed=13)
+    write_spz(cloud, tmp_path / "whole.spz", version=version)
+    monkeypatch.setattr(spz_module, "PACK_ROWS", 7)  # runs that do not divide the count
+    write_spz(cloud, tmp_path / "runs.spz", version=version)
+    assert (tmp_path / "runs.spz").read_bytes() == (tmp_path / "whole.spz").read_bytes()
+
+
 def test_written_v4_layout(tmp_path: Path) -> None:
     cloud = random_cloud(10, 1, seed=4)
     write_spz(cloud, tmp_path / "c.spz", version=4)

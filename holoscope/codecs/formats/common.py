@@ -32,7 +32,10 @@ def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader
     """Wrap a static cloud as one-frame Media (shared by every static splat format)."""
     info = {"splats": cloud.count, "sh_degree": cloud.sh_degree, **cloud.metadata.get("format_info", {})}
     if path is not None:
-        info["file_bytes"] = Path(path).stat().st_size
+        try:
+            info["file_bytes"] = Path(path).stat().st_size
+        except OSError:  # gone since it was read: the cloud is still good
+            pass
     return Media(
         kind=MediaKind.SPLATS,
         format=fmt,

@@ -27,21 +27,33 @@ A quantised position is ``(u − range) · (blockSize / 2 / range) + bucket cent
 section lies in bucket ``i // capacity`` while i < fullBuckets · capacity, then in the partial
 buckets in order. RGB = (0.5 + C0·f_dc)·255, A = sigmoid(opacity)·255.
 
-Every count and offset is checked against the file size before any slice is taken, so a
-truncated or forged file raises :class:`CorruptStream`.
+Every count and offset is checked against the file size before anything is read, so a
+truncated or forged file raises :class:`CorruptStream`. Only what the headers say is needed is
+read: the headers, then per section its partial-bucket lengths, the centres of the buckets its
+splats use and its ``splatCount`` records (not the spare room, nor anything after the last
+section), so an 8 GB sparse file costs what its splats cost. The decode budget is asked before
+the splats are read. At most ``MAX_SECTIONS`` (65,536) sections: GaussianSplats3D writes one
+per scene, or one per partition where asked to (20,000 splats each by default in the versions
+that partitioned), so real files hold a handful to a few thousand; the limit keeps a forged
+file of a million one-splat sections from taking minutes (65,536 take about 2 s).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 import struct
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from holoscope.codecs.formats.common import read_source_bytes, MAX_SPLATS, check_count, make_cloud, static_splat_media
+from holoscope.codecs.formats.common import MAX_SPLATS, check_count, make_cloud, static_splat_media
+from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia
+from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -54,6 +66,18 @@ SECTION_HEADER_BYTES = 1024
 DEFAULT_QUANT_RANGE = 32767
 DEFAULT_SH_RANGE = (-1.5, 1.5)
 MAX_SH_DEGREE = 2
+MAX_SECTIONS = 1 << 16
+# Memory per section header: the 1024 bytes read and the Python dict _layout makes of it
+# (measured: 1,772 bytes at the peak of _layout).
+SECTION_COST = 2048
+# Memory per partial bucket read: its u32 length, that as int64 and their running sum.
+PARTIAL_COST = 20
+# Peak memory of a read besides the section table and the largest section's records and bucket
+# tables (centres as float64: 24 bytes a bucket more): the output arrays, per-section float64
+# dequantisation and SH reordering, then make_cloud's float64 quaternion work or its copy when
+# splats are dropped. Measured on one section of 1M splats, modes 0-2 and SH degrees 0-2: at
+# most 2.55 x the cloud with tracemalloc, 2.81 x in resident memory (modes 1-2, SH degree 0).
+PEAK_FACTOR = 3.25
 # A scale of zero or below has no logarithm; the reference readers store log σ = -10 for it.
 MIN_SCALE = float(np.exp(-10.0))
 
@@ -77,6 +101,7 @@ _SECTION_DTYPE = np.dtype(
 )
 
 
+@functools.cache
 def sh_component_order(degree: int) -> np.ndarray:
     """[K-1, 3] index of each (coefficient 1..K-1, channel) among a splat's stored SH components.
 
@@ -90,9 +115,12 @@ def sh_component_order(degree: int) -> np.ndarray:
         for j in range(width):
             order.append([base + channel * width + j for channel in range(3)])
         base += 3 * width
-    return np.array(order, np.intp).reshape(-1, 3)
+    out = np.array(order, np.intp).reshape(-1, 3)
+    out.setflags(write=False)  # cached: shared by every caller
+    return out
 
 
+@functools.cache
 def _splat_dtype(mode: int, degree: int) -> np.dtype:
     pos, scale, rot, sh, fixed = _MODES[mode]
     size = np.dtype(pos).itemsize
@@ -118,61 +146,31 @@ def _sh_range(lo: float, hi: float) -> tuple[float, float]:
 def read_ksplat(path: str | Path) -> SplatCloud:
     """Read a ``.ksplat`` file into an activated :class:`SplatCloud`."""
     path = Path(path)
-    data = read_source_bytes(path)
-    size = len(data)
-    if size < MAIN_HEADER_BYTES:
-        raise CorruptStream(f"{size:,} bytes is shorter than the {MAIN_HEADER_BYTES}-byte .ksplat header", path=path)
-    major, minor = data[0], data[1]
-    if major != 0 or minor < 1:
-        raise CorruptStream(f"unsupported .ksplat version {major}.{minor} (expected 0.1 or later)", path=path)
-    (max_sections,) = struct.unpack_from("<I", data, 4)
-    (total,) = struct.unpack_from("<I", data, 16)
-    (mode,) = struct.unpack_from("<H", data, 20)
-    sh_lo, sh_hi = _sh_range(*struct.unpack_from("<ff", data, 36))
-    if mode not in _MODES:
-        raise CorruptStream(f"unknown compression mode {mode} (expected 0, 1 or 2)", path=path)
-    check_count(max_sections, path=path, available=size - MAIN_HEADER_BYTES, bytes_each=SECTION_HEADER_BYTES,
-                what="sections")  # fmt: skip
-    check_count(total, path=path, what="splats")
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        max_sections, total, mode, sh_range = _read_main_header(fh, size, path)
+        budget.require(max_sections * SECTION_COST, what=f"{max_sections:,} section headers", path=path)
+        sections = _layout(_read(fh, MAIN_HEADER_BYTES, _SECTION_DTYPE, max_sections, path), mode, size, path)
+        found = sum(s["splat_count"] for s in sections)
+        if found != total:
+            raise CorruptStream(f"the header promises {total:,} splats but the sections hold {found:,}", path=path)
+        if total == 0:
+            raise EmptyMedia("the file holds zero splats", path=path)
+        live = [s for s in sections if s["splat_count"]]
+        degree = max(s["sh_degree"] for s in live)
+        budget.require_splats(total, degree, path=path, peak_factor=PEAK_FACTOR,
+                              extra=max_sections * SECTION_COST + max(map(_section_bytes, live)))  # fmt: skip
 
-    headers = np.frombuffer(data, _SECTION_DTYPE, count=max_sections, offset=MAIN_HEADER_BYTES)
-    sections = _layout(headers, mode, size, path)
-    found = sum(s["splat_count"] for s in sections)
-    if found != total:
-        raise CorruptStream(f"the header promises {total:,} splats but the sections hold {found:,}", path=path)
-    if total == 0:
-        raise EmptyMedia("the file holds zero splats", path=path)
-    degree = max((s["sh_degree"] for s in sections if s["splat_count"]), default=0)
-
-    means = np.empty((total, 3), np.float32)
-    scales = np.empty((total, 3), np.float32)
-    quats = np.empty((total, 4), np.float32)
-    rgba = np.empty((total, 4), np.uint8)
-    sh = np.zeros((total, sh_coeff_count(degree), 3), np.float32)
-    start = 0
-    for s in sections:
-        count = s["splat_count"]
-        if count == 0:
-            continue
-        rows = slice(start, start + count)
-        records = np.frombuffer(data, _splat_dtype(mode, s["sh_degree"]), count=count, offset=s["splats_at"])
-        if mode == 0:
-            means[rows] = records["pos"]
-        else:
-            means[rows] = _dequantise(data, s, records["pos"], path)
-        scales[rows] = records["scale"]
-        quats[rows] = records["rot"]
-        rgba[rows] = records["rgba"]
-        if s["sh_degree"]:
-            raw = records["sh"]
-            if mode == 2:
-                with np.errstate(over="ignore", invalid="ignore"):  # absurd header ranges: dropped below
-                    values = (sh_lo + raw.astype(np.float32) * np.float32(1 / 255) * (sh_hi - sh_lo)).astype(np.float32)
-            else:
-                values = raw.astype(np.float32)
-            order = sh_component_order(s["sh_degree"])
-            sh[rows, 1 : 1 + len(order)] = values[:, order]
-        start += count
+        means = np.empty((total, 3), np.float32)
+        scales = np.empty((total, 3), np.float32)
+        quats = np.empty((total, 4), np.float32)
+        rgba = np.empty((total, 4), np.uint8)
+        sh = np.zeros((total, sh_coeff_count(degree), 3), np.float32)
+        start = 0
+        for s in live:  # each section's records are freed before the next one's are read
+            rows = slice(start, start + s["splat_count"])
+            _decode_section(fh, s, mode, sh_range, path, (means[rows], scales[rows], quats[rows], rgba[rows], sh[rows]))
+            start += s["splat_count"]
 
     with np.errstate(invalid="ignore"):
         scales = np.where(scales <= 0, np.float32(MIN_SCALE), scales)
@@ -197,6 +195,75 @@ def read_ksplat(path: str | Path) -> SplatCloud:
     return cloud
 
 
+def _read_main_header(fh: BinaryIO, size: int, path: Path) -> tuple[int, int, int, tuple[float, float]]:
+    """(maxSections, splatCount, compressionMode, SH range) from the main header, checked."""
+    if size < MAIN_HEADER_BYTES:
+        raise CorruptStream(f"{size:,} bytes is shorter than the {MAIN_HEADER_BYTES}-byte .ksplat header", path=path)
+    head = _read(fh, 0, np.dtype(np.uint8), MAIN_HEADER_BYTES, path).tobytes()
+    major, minor = head[0], head[1]
+    if major != 0 or minor < 1:
+        raise CorruptStream(f"unsupported .ksplat version {major}.{minor} (expected 0.1 or later)", path=path)
+    (max_sections,) = struct.unpack_from("<I", head, 4)
+    (total,) = struct.unpack_from("<I", head, 16)
+    (mode,) = struct.unpack_from("<H", head, 20)
+    if mode not in _MODES:
+        raise CorruptStream(f"unknown compression mode {mode} (expected 0, 1 or 2)", path=path)
+    check_count(max_sections, path=path, available=size - MAIN_HEADER_BYTES, bytes_each=SECTION_HEADER_BYTES,
+                what="sections")  # fmt: skip
+    if max_sections > MAX_SECTIONS:
+        raise CorruptStream(f"{max_sections:,} sections is beyond any real file (limit {MAX_SECTIONS:,})", path=path)
+    check_count(total, path=path, what="splats")
+    return max_sections, total, mode, _sh_range(*struct.unpack_from("<ff", head, 36))
+
+
+def _section_bytes(s: dict) -> int:
+    """What decoding section ``s`` holds at once besides the cloud: its records, partial-bucket
+    lengths and bucket records (then centres as float64). An upper bound on the buckets read: no
+    more than the section has, nor than its splats and partial buckets can reach."""
+    buckets = min(s["bucket_count"], max(s["splat_count"], s["full_buckets"]) + s["partial_buckets"])
+    return s["splat_count"] * s["stride"] + PARTIAL_COST * s["partial_buckets"] + (s["bucket_storage"] + 24) * buckets
+
+
+def _decode_section(fh: BinaryIO, s: dict, mode: int, sh_range: tuple[float, float], path: Path,
+                    out: tuple[np.ndarray, ...]) -> None:  # fmt: skip
+    """Read section ``s``'s splat records and decode them into ``out`` (means, scales, quats,
+    rgba, sh: views of the section's rows)."""
+    means, scales, quats, rgba, sh = out
+    records = _read(fh, s["splats_at"], _splat_dtype(mode, s["sh_degree"]), s["splat_count"], path)
+    means[:] = records["pos"] if mode == 0 else _dequantise(fh, s, records["pos"], path)
+    scales[:] = records["scale"]
+    quats[:] = records["rot"]
+    rgba[:] = records["rgba"]
+    if s["sh_degree"]:
+        raw = records["sh"]
+        if mode == 2:
+            lo, hi = sh_range
+            with np.errstate(over="ignore", invalid="ignore"):  # absurd header ranges: dropped later
+                values = (lo + raw.astype(np.float32) * np.float32(1 / 255) * (hi - lo)).astype(np.float32)
+        else:
+            values = raw.astype(np.float32)
+        order = sh_component_order(s["sh_degree"])
+        sh[:, 1 : 1 + len(order)] = values[:, order]
+
+
+def _read(fh: BinaryIO, offset: int, dtype: np.dtype, count: int, path: Path) -> np.ndarray:
+    """``count`` items of ``dtype`` at byte ``offset``, read straight into an array (the range
+    was checked against the file size; a file that shrinks meanwhile is reported)."""
+    out = np.empty(count, dtype)
+    buffer = memoryview(out.view(np.uint8))
+    done = 0
+    try:
+        fh.seek(offset)
+        while done < len(buffer):
+            got = fh.readinto(buffer[done:])
+            if not got:
+                raise CorruptStream(f"file ended at byte {offset + done:,} while it was read", path=path)
+            done += got
+    except OSError as exc:
+        raise os_error(exc, path) from exc
+    return out
+
+
 def _layout(headers: np.ndarray, mode: int, size: int, path: Path) -> list[dict]:
     """Validate every section header against the file size; return where each part lies."""
     splat_base = _MODES[mode][4]
@@ -216,7 +283,7 @@ def _layout(headers: np.ndarray, mode: int, size: int, path: Path) -> list[dict]
             raise CorruptStream(
                 f"{where}: room for {s['max_splat_count']:,} splats is beyond any real scene", path=path
             )
-        stride = splat_base + 3 * (sh_coeff_count(s["sh_degree"]) - 1) * sh_bytes
+        s["stride"] = stride = splat_base + 3 * (sh_coeff_count(s["sh_degree"]) - 1) * sh_bytes
         s["partials_at"] = offset
         s["buckets_at"] = offset + 4 * s["partial_buckets"]
         s["splats_at"] = s["buckets_at"] + s["bucket_storage"] * s["bucket_count"]
@@ -230,7 +297,7 @@ def _layout(headers: np.ndarray, mode: int, size: int, path: Path) -> list[dict]
     return sections
 
 
-def _dequantise(data: bytes, s: dict, quantised: np.ndarray, path: Path) -> np.ndarray:
+def _dequantise(fh: BinaryIO, s: dict, quantised: np.ndarray, path: Path) -> np.ndarray:
     """u16 bucket-relative positions [n, 3] -> world positions, through the bucket centres."""
     count = s["splat_count"]
     capacity, full, partial = s["bucket_capacity"], s["full_buckets"], s["partial_buckets"]
@@ -239,7 +306,7 @@ def _dequantise(data: bytes, s: dict, quantised: np.ndarray, path: Path) -> np.n
     bucket = np.empty(count, np.int64)
     bucket[:in_full] = np.arange(in_full, dtype=np.int64) // max(capacity, 1)
     if count > in_full:
-        lengths = np.frombuffer(data, "<u4", count=partial, offset=s["partials_at"]).astype(np.int64)
+        lengths = _read(fh, s["partials_at"], np.dtype("<u4"), partial, path).astype(np.int64)
         ends = np.cumsum(lengths)
         rest = count - in_full
         if partial == 0 or ends[-1] < rest:
@@ -255,7 +322,7 @@ def _dequantise(data: bytes, s: dict, quantised: np.ndarray, path: Path) -> np.n
     if s["bucket_storage"] < 12:
         raise CorruptStream(f"{where}: bucket records of {s['bucket_storage']} bytes cannot hold a centre", path=path)
     centre_dtype = np.dtype({"names": ["c"], "formats": [("<f4", 3)], "offsets": [0], "itemsize": s["bucket_storage"]})
-    centres = np.frombuffer(data, centre_dtype, count=used, offset=s["buckets_at"])["c"].astype(np.float64)
+    centres = _read(fh, s["buckets_at"], centre_dtype, used, path)["c"].astype(np.float64)
     quant_range = s["quant_range"] or DEFAULT_QUANT_RANGE
     with np.errstate(over="ignore", invalid="ignore"):
         step = np.float64(s["block_size"]) / 2.0 / quant_range

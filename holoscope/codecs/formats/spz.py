@@ -52,14 +52,24 @@ before encoding, so writing with ``flip=s`` and reading back with ``flip=s`` giv
 back (up to quantisation), and the flip itself is exact. The viewer's up-axis toggle covers
 the same case interactively.
 
-Safety: every count is checked before anything is allocated (against ``MAX_SPLATS`` and against
-the most data the bytes present could possibly hold, given deflate's 1032:1 and zstd's 32768:1
-ceilings); gzip is inflated in one pass that never yields more than the header implies, so a
-decompression bomb stops there, and zlib checks the member's CRC32 and length trailer itself (a
-stream cut short, even inside its trailer, or followed by other data, is refused); a zstd frame
-that declares a different size than the header promises is refused before it is inflated, one
-that inflates to any other size or is followed by other bytes in its stream is refused, and
-zstd checks each frame's checksum. No loop runs over splats in Python.
+Safety: every count is checked before anything is allocated, against ``MAX_SPLATS`` and against
+the most data the bytes present could hold. Each stream is held to its codec's own ceiling
+(deflate's 1032:1, zstd's 32768:1: a constant array, every alpha 255 or every rotation the
+identity, really does compress that far). The payload as a whole is held to a plausibility
+bound: beyond ``PLAUSIBLE_FREE_BYTES`` it may be at most ``MAX_PLAUSIBLE_RATIO`` (64) times the
+compressed bytes. Real scenes compress 1.5-3:1 (positions, scales, rotations and colours are
+noisy measurements; with all-zero SH a file still stays near 10:1); to pass 64:1 nearly every
+splat must repeat its neighbour in every attribute, which no captured or trained scene does, and
+small files (a test scene of identical splats) are never held to it. Then, before anything is
+inflated, :func:`_require_memory` asks the decode budget for the cloud's arrays plus the file
+and the inflated bytes held alongside, so a plausible file too large for this machine is
+refused up front, naming what it would need. Gzip is inflated in one pass that never yields more
+than the header implies, so a decompression bomb stops there, and zlib checks the member's
+CRC32 and length trailer itself (a stream cut short, even inside its trailer, or followed by
+other data, is refused); a zstd frame that declares a different size than the header promises
+is refused before it is inflated, one that inflates to any other size or is followed by other
+bytes in its stream is refused, and zstd checks each frame's checksum. No loop runs over splats
+in Python.
 
 Speed
 -----
@@ -94,16 +104,17 @@ from typing import Self
 import numpy as np
 
 from holoscope.codecs.formats.common import (
-    read_source_bytes,
     MAX_SPLATS,
     atomic_output,
     check_count,
     make_cloud,
     normalize_quats,
+    read_source_bytes,
     require_nonempty,
     static_splat_media,
 )
-from holoscope.core.errors import CorruptStream, InvalidArgument
+from holoscope.core import budget
+from holoscope.core.errors import BudgetExceeded, CorruptStream, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
 from holoscope.core.splat_math import flip_axes
@@ -127,11 +138,15 @@ INT24_MAX = (1 << 23) - 1
 SH1_BITS, SH_REST_BITS = 5, 4  # the reference writer's SH quantisation
 GZIP_LEVEL = 6  # zlib's default, as the reference writer uses
 ZSTD_LEVEL = 12
+PACK_ROWS = 1 << 16  # splats quantised at a time by the writer
 
 # Upper bounds on what a compressed byte can expand to: deflate's longest match (258 bytes)
 # costs at least 2 bits, and a zstd block (at most 128 KiB) costs at least 4 bytes.
 MAX_DEFLATE_RATIO = 1032
 MAX_ZSTD_RATIO = 32768
+# Beyond this much payload, a file must hold at least 1/64 of it (see "Safety" above).
+MAX_PLAUSIBLE_RATIO = 64
+PLAUSIBLE_FREE_BYTES = 16 << 20
 # Extension records of legacy streams sit between the header and the arrays, with no length
 # in the header: allow this much for them (real records are a few dozen bytes).
 LEGACY_EXTENSION_ALLOWANCE = 1 << 20
@@ -144,6 +159,17 @@ DECODE_ROWS = 1 << 15  # splats per decode job
 PARALLEL_MIN_SPLATS = 1 << 16  # below this, everything runs on the calling thread
 MAX_THREADS = 8  # decode threads besides the calling one, at most
 MAX_WAIT = 0.02  # seconds a job may wait for a thread before the calling thread runs jobs too
+
+# Peak memory of a read, for the decode budget: the cloud's arrays times PEAK_FACTOR, plus the
+# file and the inflated bytes that may be held beside them (see _read_legacy and _read_v4), plus
+# RUN_SCRATCH bytes a row for the run each decoding thread works on (version 1-2 rotations are
+# normalised in float64, ~110 bytes a row; a run straddling two inflated pieces is joined, up to
+# 72 more). Measured with tracemalloc on 1M-splat files of every container and version, SH 0, 3
+# and 4, the peak less those terms is at most 0.96 x the cloud; version 1 goes through
+# make_cloud (float64 quaternions, a copy when splats are dropped): at most 2.29 x.
+PEAK_FACTOR = 1.15
+PEAK_FACTOR_V1 = 3.0
+RUN_SCRATCH = 256
 
 
 def _layout(version: int, sh_degree: int) -> list[tuple[str, int]]:
@@ -191,8 +217,10 @@ def read_spz(path: str | Path, *, flip: tuple[int, int, int] | None = None) -> S
             raise CorruptStream("file is empty", path=path)
         else:
             raise CorruptStream("not an SPZ file: neither the NGSP magic nor a gzip stream", path=path)
-    except MemoryError as exc:
-        raise CorruptStream("the header declares more SPZ data than can be loaded", path=path) from exc
+    except BudgetExceeded:
+        raise
+    except MemoryError as exc:  # the estimate fell short of what this process can get
+        raise BudgetExceeded("ran out of memory while decoding", path=path) from exc
     dropped = cloud.metadata["dropped_nonfinite"]
     if dropped:
         log.warning("%s: dropped %d of %d splats with NaN or infinite values", path, dropped, cloud.count + dropped)
@@ -232,6 +260,7 @@ def _read_legacy(data: bytes, path: Path, *, gzipped: bool) -> SplatCloud:
     if gzipped:
         count = check_count(count, path=path)
         _check_inflatable(count * per_splat, len(data), MAX_DEFLATE_RATIO, "gzip", path)
+        _check_plausible(count * per_splat, len(data), path)
     else:
         count = check_count(count, path=path, available=len(data) - LEGACY_HEADER.size, bytes_each=per_splat)
     require_nonempty(count, path)
@@ -239,6 +268,10 @@ def _read_legacy(data: bytes, path: Path, *, gzipped: bool) -> SplatCloud:
     limit = needed + (LEGACY_EXTENSION_ALLOWANCE if has_extensions else 0)
     if not gzipped and len(data) > limit:
         raise CorruptStream(f"{len(data) - needed:,} bytes beyond what the header describes", path=path)
+    # Inflated bytes held beside the cloud: none for a raw stream (the file is the payload), the
+    # payload when it is decoded as it comes (runs may queue), twice it when it is joined.
+    inflated = 0 if not gzipped else count * per_splat * (2 if has_extensions else 1)
+    _require_memory(count, version, sh_degree, len(data) + inflated, path)
     decoder = _Decoder(count, version, sh_degree, frac_bits)
     names = [name for name, _ in layout]
     with _Jobs(_thread_count(count)) as jobs:
@@ -321,12 +354,15 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
     count = check_count(count, path=path)
     _check_inflatable(count * per_splat, stream_bytes, MAX_ZSTD_RATIO, "zstd", path)
     require_nonempty(count, path)
-    if sum(compressed for compressed, _ in toc) > stream_bytes:
+    compressed_bytes = sum(compressed for compressed, _ in toc)
+    if compressed_bytes > stream_bytes:
         raise CorruptStream(
-            f"the table of contents lists {sum(c for c, _ in toc):,} compressed bytes but only "
+            f"the table of contents lists {compressed_bytes:,} compressed bytes but only "
             f"{stream_bytes:,} follow it: truncated",
             path=path,
         )
+    # The frames, not whatever follows them: padding cannot make a bomb look plausible.
+    _check_plausible(count * per_splat, compressed_bytes, path)
     # Every stream is checked before anything is inflated or allocated.
     frames: dict[str, memoryview] = {}
     offset = toc_end
@@ -344,6 +380,8 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
         offset += compressed
         _check_zstd_frame(frame, expected, name, path)
         frames[name] = frame
+    # Every stream may be inflated at once (the threads inflate theirs while this one inflates SH).
+    _require_memory(count, 4, sh_degree, len(data) + count * per_splat, path)
     decoder = _Decoder(count, 4, sh_degree, frac_bits)
 
     def inflate(name: str) -> bytes:
@@ -370,6 +408,15 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
     return decoder.cloud(path, info)
 
 
+def _require_memory(count: int, version: int, sh_degree: int, held: int, path: Path) -> None:
+    """Ask the decode budget for a read of ``count`` splats before anything is inflated or
+    allocated for them: the cloud (SH kept up to degree 3) and the reader's temporaries, plus
+    ``held`` bytes alongside it (the file, inflated streams) and each thread's run scratch."""
+    scratch = (_thread_count(count) + 1) * min(count, DECODE_ROWS) * RUN_SCRATCH
+    factor = PEAK_FACTOR_V1 if version == 1 else PEAK_FACTOR
+    budget.require_splats(count, min(sh_degree, 3), path=path, peak_factor=factor, extra=held + scratch)
+
+
 def _check_inflatable(needed: int, compressed: int, ratio: int, what: str, path: Path) -> None:
     """Refuse a header whose arrays could not fit in the compressed bytes present, before
     anything is allocated for them."""
@@ -377,6 +424,17 @@ def _check_inflatable(needed: int, compressed: int, ratio: int, what: str, path:
         raise CorruptStream(
             f"the header promises {needed:,} bytes of splat data, more than {compressed:,} bytes of {what} "
             f"can hold (at most {ratio}:1): truncated or damaged",
+            path=path,
+        )
+
+
+def _check_plausible(needed: int, compressed: int, path: Path) -> None:
+    """Refuse a payload no real scene compresses to (see "Safety" in the module docstring)."""
+    if needed > PLAUSIBLE_FREE_BYTES and needed > compressed * MAX_PLAUSIBLE_RATIO:
+        raise CorruptStream(
+            f"the header promises {needed:,} bytes of splat data from {compressed:,} compressed bytes "
+            f"({needed / max(compressed, 1):,.0f}:1); real SPZ files compress under {MAX_PLAUSIBLE_RATIO}:1: "
+            "damaged or a decompression bomb",
             path=path,
         )
 
@@ -712,26 +770,33 @@ def fractional_bits_for(means: np.ndarray) -> int:
 
 def pack_arrays(cloud: SplatCloud, frac_bits: int) -> list[tuple[str, bytes]]:
     """The attribute arrays of ``cloud`` in file order (v3+ encodings: smallest-three rotations),
-    quantised like the reference writer."""
+    quantised like the reference writer, ``PACK_ROWS`` splats at a time (the float64 work of a
+    whole SH-3 cloud would take over 1 KB a splat)."""
     n = cloud.count
-    fixed = _round(cloud.means.astype(np.float64) * 2.0**frac_bits).astype("<i4")
-    positions = fixed.view(np.uint8).reshape(n * 3, 4)[:, :3]
-    alphas = _to_u8(cloud.opacities.astype(np.float64) * 255)
-    colors = _to_u8(cloud.sh[:, 0].astype(np.float64) * (COLOR_SCALE * 255) + 127.5)
+    packed = {name: np.empty(n * size, np.uint8) for name, size in _layout(3, cloud.sh_degree)}
+    for lo in range(0, n, PACK_ROWS):
+        hi = min(lo + PACK_ROWS, n)
+        for name, rows in _pack_rows(cloud, slice(lo, hi), frac_bits).items():
+            size = len(packed[name]) // n
+            packed[name][lo * size : hi * size] = rows.reshape(-1)
+    return [(name, packed.pop(name).tobytes()) for name in list(packed)]
+
+
+def _pack_rows(cloud: SplatCloud, rows: slice, frac_bits: int) -> dict[str, np.ndarray]:
+    """Splats ``rows`` of each array, as uint8 arrays of their bytes."""
+    fixed = _round(cloud.means[rows].astype(np.float64) * 2.0**frac_bits).astype("<i4")
+    out = {
+        "positions": fixed.view(np.uint8).reshape(-1, 4)[:, :3],
+        "alphas": _to_u8(cloud.opacities[rows].astype(np.float64) * 255),
+        "colors": _to_u8(cloud.sh[rows, 0].astype(np.float64) * (COLOR_SCALE * 255) + 127.5),
+    }
     with np.errstate(divide="ignore"):
-        log_scales = np.log(np.maximum(cloud.scales.astype(np.float64), 1e-30))
-    scales = _to_u8((log_scales + 10) * 16)
-    rotations = _pack_smallest_three(cloud.quats)
-    arrays = [
-        ("positions", positions.tobytes()),
-        ("alphas", alphas.tobytes()),
-        ("colors", colors.tobytes()),
-        ("scales", scales.tobytes()),
-        ("rotations", rotations.tobytes()),
-    ]
+        log_scales = np.log(np.maximum(cloud.scales[rows].astype(np.float64), 1e-30))
+    out["scales"] = _to_u8((log_scales + 10) * 16)
+    out["rotations"] = _pack_smallest_three(cloud.quats[rows]).view(np.uint8)
     if cloud.sh_degree > 0:
-        arrays.append(("sh", _pack_sh(cloud.sh[:, 1:]).tobytes()))
-    return arrays
+        out["sh"] = _pack_sh(cloud.sh[rows, 1:])
+    return out
 
 
 def _pack_smallest_three(quats: np.ndarray) -> np.ndarray:
