@@ -29,9 +29,10 @@ from holoscope.codecs.formats.ksplat import MAX_SECTIONS, read_ksplat
 from holoscope.codecs.formats.splat import read_splat, write_splat
 from holoscope.codecs.formats.spz import pack_arrays, read_spz, write_spz
 from holoscope.core import budget
-from holoscope.core.errors import BudgetExceeded, CorruptStream, EmptyMedia, NotAFile, SourceNotFound
+from holoscope.core.errors import BudgetExceeded, CorruptStream, EmptyMedia, FormatNotRecognized, NotAFile, SourceNotFound
 from .test_ksplat import build_ksplat, random_section
 from .test_spz import legacy_stream, random_cloud
+from tests.capped import holoscope, run_capped
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
@@ -351,14 +352,7 @@ def test_a_file_that_shrinks_while_read_is_reported(tmp_path: Path, suffix: str,
 
 
 def _run_info(path: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    import resource
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (2 * GIB, 2 * GIB))
-
-    env = {k: v for k, v in os.environ.items() if k != budget.ENV_VAR}
-    return subprocess.run([sys.executable, "-m", "holoscope", "info", *options, str(path)], capture_output=True,
-                          text=True, timeout=20, preexec_fn=cap, env=env, cwd=REPO_ROOT)  # fmt: skip
+    return run_capped(holoscope("info", *options, path), 2 * GIB, timeout=20, cwd=REPO_ROOT)
 
 
 @pytest.mark.timeout(180)
@@ -371,7 +365,7 @@ def test_info_on_hostile_files_under_a_2gb_address_space_cap(tmp_path: Path) -> 
         "bomb.spz": (v4_zero_streams(2_000_000, 3), None, ()),  # 130 MB of payload in ~4 KB
         # Plausible (a 5 MB gzip comment), but 4M SH-3 splats need about 1.3 GB, over any budget a
         # 2 GB address space leaves. (Forced: the probe reads 4 KB, short of the end of the comment.)
-        "padded.spz": (gzip_zero_payload(4_000_000, 3, comment=5 << 20), None, ("--format", "spz")),
+        "padded.spz": (gzip_zero_payload(4_000_000, 3, comment=5 << 20), None, ()),  # probed past a 5 MB comment
     }
     failures = []
     for name, (data, size, options) in hostile.items():
@@ -395,3 +389,22 @@ def test_info_on_hostile_files_under_a_2gb_address_space_cap(tmp_path: Path) -> 
     if proc.returncode != 0 or proc.stderr:
         failures.append(f"tail.ksplat: exit {proc.returncode}, stderr {proc.stderr!r}")
     assert not failures, "\n".join(failures)
+
+
+def test_gzip_spz_whose_header_outgrows_the_probe_is_still_recognised(tmp_path: Path) -> None:
+    import gzip
+
+    from holoscope.core.registry import resolve
+
+    plain = tmp_path / "plain.spz"
+    write_spz(random_cloud(50, 1), plain)
+    payload = gzip.decompress(plain.read_bytes())
+    padded = tmp_path / "padded.spz"
+    with open(padded, "wb") as raw, gzip.GzipFile(filename="n" * 6000, mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(payload)  # FNAME of 6,000 bytes: the NGSP magic starts beyond the 4 KiB peek
+    assert resolve(padded).name == "spz"
+    assert read_spz(padded).count == 50
+    other = tmp_path / "other.spz"
+    other.write_bytes(gzip.compress(b"hello, not a splat"))
+    with pytest.raises(FormatNotRecognized):
+        resolve(other)  # a complete gzip header that does not hold NGSP is still refused

@@ -22,6 +22,7 @@ from holoscope.codecs.formats.ply_compressed import read_compressed_ply
 from holoscope.codecs.formats.ply_inria import MAX_HEADER, REQUIRED, read_ply
 from holoscope.core import budget
 from holoscope.core.errors import BudgetExceeded, CorruptStream, EmptyMedia, HoloscopeError, NotAFile
+from tests.capped import holoscope, run_capped
 
 FAST = 2.0  # seconds: generous on a busy machine; allocating what these headers claim takes far longer
 
@@ -341,14 +342,7 @@ def test_budget_estimates_bound_the_measured_peak(tmp_path: Path, monkeypatch) -
 
 
 def _capped_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    import resource
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
-
-    env = {k: v for k, v in os.environ.items() if k != budget.ENV_VAR}  # the default budget, from the cap
-    return subprocess.run([sys.executable, "-m", "holoscope", *args], capture_output=True, text=True, timeout=20,
-                          preexec_fn=cap, cwd=cwd, env=env)  # fmt: skip
+    return run_capped(holoscope(*args), timeout=20, cwd=cwd)  # the default budget, from the cap
 
 
 def _cli_files(tmp_path: Path) -> dict[str, Path]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from holoscope.codecs.formats import sog
 from holoscope.codecs.formats.sog import decode_webp_rgba, read_sog, webp_dimensions
 from holoscope.core import budget
 from holoscope.core.errors import BudgetExceeded, CorruptStream, HoloscopeError, NotAFile
+from tests.capped import holoscope, run_capped
 
 ADDRESS_SPACE = 2 << 30  # the RLIMIT_AS every command line test runs under
 
@@ -83,10 +83,6 @@ def write_folder(folder: Path, members: dict[str, bytes]) -> Path:
     return folder
 
 
-def limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 @pytest.fixture
 def one_gb_budget():
     budget.set_limit(1 << 30, "the test")
@@ -96,11 +92,8 @@ def one_gb_budget():
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 20) -> tuple[subprocess.CompletedProcess, float]:
     """``python -m holoscope ARGS`` under a 2 GB address-space limit, the budget from that limit."""
-    env = {k: v for k, v in os.environ.items() if k != budget.ENV_VAR}
-
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "holoscope", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env, preexec_fn=limit_address_space)  # fmt: skip
+    proc = run_capped(holoscope(*args), timeout=timeout, cwd=cwd)
     return proc, time.perf_counter() - started
 
 
@@ -325,7 +318,5 @@ def test_every_real_wave_frame_still_opens_under_the_limit(samples_dir, tmp_path
         "for path in sys.argv[1:]:\n"
         "    assert read_sog(path).count == 4225, path\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != budget.ENV_VAR}
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, frames)], capture_output=True, text=True,
-                          timeout=110, env=env, preexec_fn=limit_address_space)  # fmt: skip
+    proc = run_capped([sys.executable, "-c", code, *map(str, frames)], timeout=110)
     assert proc.returncode == 0, proc.stderr[-2000:]

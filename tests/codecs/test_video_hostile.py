@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from holoscope.core.errors import BudgetExceeded, CorruptStream, HoloscopeError,
 from holoscope.core.playback import FramePrefetcher
 
 from .test_video_decode import frame_number, frame_planes, make_video
+from tests.capped import run_capped
 
 ADDRESS_SPACE = 2 << 30  # the RLIMIT_AS every command line test runs under
 TAIL = 64 << 30
@@ -89,18 +89,13 @@ def png_mov_claiming(path: Path, side: int) -> Path:
     return path
 
 
-def limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
-
-
 def run_python(code: str, *args: str | Path, cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
     """``python -c CODE ARGS`` (``-m holoscope ARGS`` for "cli") under a 2 GB address-space limit."""
     env = {k: v for k, v in os.environ.items() if k != budget.ENV_VAR}
     env["HOLOSCOPE_HWDEC"] = "no"
     argv = [sys.executable, "-m", "holoscope"] if code == "cli" else [sys.executable, "-c", code]
     started = time.perf_counter()
-    proc = subprocess.run([*argv, *map(str, args)], capture_output=True, text=True, timeout=30, env=env,
-                          cwd=cwd, preexec_fn=limit_address_space)  # fmt: skip
+    proc = run_capped([*argv, *map(str, args)], timeout=30, env=env, cwd=cwd)
     return proc, time.perf_counter() - started
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import resource
-import subprocess
 import sys
 
 import pytest
 
 from holoscope.core import budget
 from holoscope.core.errors import BudgetExceeded, HoloscopeError, InvalidArgument
+from tests.capped import run_capped
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +74,7 @@ def test_default_follows_the_address_space_limit():
     # A child with a 2 GB address-space cap must get a budget well inside it.
     code = "from holoscope.core import budget; b = budget.current(); print(b.limit, b.source)"
     cap = 2 << 30
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
-                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))  # fmt: skip
+    out = run_capped([sys.executable, "-c", code], cap, check=True, timeout=60)
     limit, source = out.stdout.split(maxsplit=1)
     assert 0 < int(limit) < cap * budget.DEFAULT_SHARE
     assert "address-space" in source

@@ -21,12 +21,10 @@ Set ``HOLOSCOPE_HOSTILE_REPORT=file.jsonl`` to get every result as JSON lines as
 
 from __future__ import annotations
 
-import ctypes
 import gzip
 import io
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -99,31 +97,15 @@ class Result:
         return self.stderr.decode("utf-8", "backslashreplace")[:limit]
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: a forked child must not dlopen
+LAUNCHER = Path(__file__).with_name("launch.py")
 
 
-def _drop_dac_capabilities() -> None:
-    """Root keeps its uid but loses CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH across the exec."""
-    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if _LIBC.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
-def _preexec(case: Case) -> Callable[[], None]:
-    def setup() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
-        if case.umask is not None:
-            os.umask(case.umask)
-        if case.stdout == "closed":
-            os.close(1)
-        if case.user == "nobody":
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-        elif case.user == "nocaps":
-            _drop_dac_capabilities()
-
-    return setup
+def _launch(case: Case) -> list[Arg]:
+    """The case's command behind launch.py, which sets limits, umask and user, then execs."""
+    umask = "-" if case.umask is None else f"{case.umask:o}"
+    close = "1" if case.stdout == "closed" else "0"
+    return [sys.executable, str(LAUNCHER), str(ADDRESS_SPACE_LIMIT), umask, case.user, close, "--",
+            *command(case.args)]  # fmt: skip
 
 
 def command(args: Sequence[Arg]) -> list[Arg]:
@@ -164,8 +146,8 @@ class _Running:
             to_close.append(stderr)
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            command(case.args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-            cwd=out if out is not None else None, env=child_env(case.env), preexec_fn=_preexec(case),
+            _launch(case), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            cwd=out if out is not None else None, env=child_env(case.env),
         )  # fmt: skip
         for item in to_close:
             os.close(item) if isinstance(item, int) else item.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .cases import NOBODY, _drop_dac_capabilities
+from .cases import ADDRESS_SPACE_LIMIT, LAUNCHER, NOBODY
 
 
 @pytest.fixture(scope="session")
@@ -63,26 +63,22 @@ def world_dir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _probe(preexec, folder: Path) -> bool:
-    """Can a command started with ``preexec`` run holoscope but not read a mode-000 file?"""
+def _probe(user: str, folder: Path) -> bool:
+    """Can a command started as ``user`` (through launch.py) run holoscope but not read a
+    mode-000 file?"""
     secret = folder / "probe-secret"
     secret.write_text("x")
     secret.chmod(0)
     code = "import holoscope, sys\ntry:\n    open(sys.argv[1]).read()\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(3)\n"
+    launch = [sys.executable, str(LAUNCHER), str(ADDRESS_SPACE_LIMIT), "-", user, "0", "--"]
     try:
-        proc = subprocess.run([sys.executable, "-c", code, str(secret)], preexec_fn=preexec, cwd=folder,
+        proc = subprocess.run([*launch, sys.executable, "-c", code, str(secret)], cwd=folder,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)  # fmt: skip
         return proc.returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
     finally:
         secret.unlink()
-
-
-def _as_nobody() -> None:
-    os.setgroups([])
-    os.setgid(NOBODY)
-    os.setuid(NOBODY)
 
 
 @pytest.fixture(scope="session")
@@ -95,9 +91,9 @@ def unprivileged():
     folder = Path(tempfile.mkdtemp(prefix="holoscope-probe-"))
     try:
         folder.chmod(0o777)
-        if _probe(_as_nobody, folder):
+        if _probe("nobody", folder):
             return "nobody"
-        if _probe(_drop_dac_capabilities, folder):
+        if _probe("nocaps", folder):
             return "nocaps"
     finally:
         shutil.rmtree(folder, ignore_errors=True)

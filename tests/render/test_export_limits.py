@@ -21,6 +21,7 @@ from holoscope.core.frames import SplatCloud
 from holoscope.render import export
 from holoscope.render.export import check_output_size, output_bytes, render_to_output
 from holoscope.render.gl.splat_renderer import OffscreenTarget, check_target_size, max_target_size
+from tests.capped import run_capped
 
 W, H = 48, 32
 
@@ -175,16 +176,7 @@ def test_render_to_a_non_utf8_name(gl_ctx, tmp_path: Path) -> None:
 
 
 def run_child(code: str, limit_as: int | None = None) -> subprocess.CompletedProcess:
-    def limit() -> None:
-        import resource
-
-        if limit_as:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
-
-    env = dict(os.environ)
-    env.pop("HOLOSCOPE_MAX_MEMORY", None)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300, preexec_fn=limit, env=env)  # fmt: skip
+    return run_capped([sys.executable, "-c", textwrap.dedent(code)], limit_as, timeout=300)
 
 
 @pytest.mark.gl
