@@ -448,7 +448,7 @@ def test_signals_leave_no_partial_output(tmp_path, demo_ready):
     cases.append(Case("SIGTERM during convert demo out.sog", ["convert", "demo", folder / "out.sog"],
                       expect=128 + signal.SIGTERM, out_dir=folder, signals=(signal.SIGTERM,),
                       signal_ready="start", signal_delay=3.0))  # fmt: skip
-    _run(cases)
+    assert_all_pass(run_cases(cases, jobs=2))  # each render runs several threads: two at a time
 
 
 # 6. Options and camera paths -----------------------------------------------------------------
