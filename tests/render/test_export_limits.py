@@ -183,8 +183,8 @@ def run_child(code: str, limit_as: int | None = None) -> subprocess.CompletedPro
 def test_huge_size_under_an_address_space_cap_is_refused_not_a_crash(tmp_path: Path) -> None:
     code = f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_export_limits import small_cloud, small_path
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.render.test_export_limits import small_cloud, small_path
         from holoscope.core.errors import BudgetExceeded
         from holoscope.render.export import render_to_output
         for name in ("x.mp4", "x.png"):
@@ -205,8 +205,8 @@ def test_huge_size_under_an_address_space_cap_is_refused_not_a_crash(tmp_path: P
 def test_render_makes_and_releases_its_own_context(tmp_path: Path) -> None:
     code = f"""
         import os, sys, threading
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_export_limits import small_cloud, small_path
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.render.test_export_limits import small_cloud, small_path
         from holoscope.render.export import render_to_output
         out = {str(tmp_path)!r}
         assert render_to_output(small_cloud(), small_path(2), os.path.join(out, "a.png")) == 1
