@@ -143,3 +143,24 @@ class VideoFrame:
     @property
     def display_aspect(self) -> float:
         return float(self.width * self.sample_aspect) / self.height
+
+
+@dataclass(frozen=True)
+class FailedFrame:
+    """Stands in for a frame of a timed medium that could not be decoded (a damaged file in a
+    splat sequence): players show a warning naming it and go on with the next frame."""
+
+    index: int
+    message: str  # the one-line error, already naming the file
+    nbytes: int = 0
+
+
+def frame_nbytes(frame: object) -> int:
+    """Bytes a decoded frame holds, for decode-ahead memory budgets."""
+    nbytes = getattr(frame, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes  # SplatCloud, FailedFrame
+    planes = getattr(frame, "planes", None)
+    if planes is not None:
+        return sum(getattr(p, "nbytes", 0) for p in planes)
+    return 0

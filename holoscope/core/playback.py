@@ -29,9 +29,10 @@ import collections
 import math
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from holoscope.core.clock import PresentationClock
+from holoscope.core.frames import frame_nbytes
 from holoscope.core.media import Media
 
 _TIMING_WINDOW = 32  # frames in the decode-time moving average
@@ -49,13 +50,22 @@ class FramePrefetcher:
     seek threw away) and ``decode_ms`` (moving average of the time per frame).
     """
 
-    def __init__(self, media: Media, capacity: int = 4, *, start: int | None = 0, name: str = "holoscope-prefetch") -> None:
+    def __init__(self, media: Media, capacity: int = 4, *, start: int | None = 0, name: str = "holoscope-prefetch",
+                 max_bytes: int | None = None, size_of: Callable[[Any], int] = frame_nbytes) -> None:  # fmt: skip
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
         self.media = media
         self.capacity = int(capacity)
+        # A memory budget for what the queue holds (frames of a splat sequence differ in size, so
+        # a count alone does not bound memory). One frame is always allowed, however large.
+        self.max_bytes = max_bytes
+        self._size_of = size_of
+        self._queued_bytes = 0
+        self.peak_queued_bytes = 0
         self._cond = threading.Condition()
-        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._queue: collections.deque[tuple[int, Any, int]] = collections.deque()  # index, frame, bytes
         self._generation = 0
         self._start: int | None = None  # start index of the requested run
         self._run_generation = -1  # generation the worker last started
@@ -86,7 +96,7 @@ class FramePrefetcher:
             self._start = index
             self._next_index = index
             self.frames_flushed += len(self._queue)
-            self._queue.clear()
+            self._clear_queue()
             self._error = None  # it belonged to the run this seek replaces
             self._running = False
             self._cond.notify_all()
@@ -169,7 +179,10 @@ class FramePrefetcher:
                 "frames_dropped": self.frames_dropped,
                 "frames_flushed": self.frames_flushed,
                 "queued": len(self._queue),
+                "queued_bytes": self._queued_bytes,
+                "peak_queued_bytes": self.peak_queued_bytes,
                 "capacity": self.capacity,
+                "max_bytes": self.max_bytes,
                 "decode_ms": round(avg, 3),
             }
 
@@ -177,7 +190,7 @@ class FramePrefetcher:
         """Stop the worker and join it (it finishes the frame it is decoding). Idempotent."""
         with self._cond:
             self._closed = True
-            self._queue.clear()
+            self._clear_queue()
             self._cond.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -201,13 +214,27 @@ class FramePrefetcher:
     def _pop(self, index: int) -> Any | None:
         queue = self._queue
         while queue and queue[0][0] < index:
-            queue.popleft()
+            self._popleft()
             self.frames_dropped += 1
             self._cond.notify_all()  # room for the decoder
         if queue and queue[0][0] == index:
             self._cond.notify_all()
-            return queue.popleft()[1]
+            return self._popleft()
         return None
+
+    def _popleft(self) -> Any:
+        _, frame, size = self._queue.popleft()
+        self._queued_bytes -= size
+        return frame
+
+    def _clear_queue(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+
+    def _full(self, incoming: int) -> bool:
+        if len(self._queue) >= self.capacity:
+            return True
+        return bool(self.max_bytes is not None and self._queue and self._queued_bytes + incoming > self.max_bytes)
 
     def _queue_head(self) -> int:
         return self._queue[0][0] if self._queue else self._next_index
@@ -251,14 +278,17 @@ class FramePrefetcher:
                     break
                 elapsed = time.perf_counter() - t0
                 index = getattr(frame, "index", expected)
+                size = self._size_of(frame)
                 with self._cond:
                     if not self._accept(generation):
                         return
-                    while len(self._queue) >= self.capacity:
+                    while self._full(size):
                         self._cond.wait()
                         if not self._accept(generation):
                             return
-                    self._queue.append((index, frame))
+                    self._queue.append((index, frame, size))
+                    self._queued_bytes += size
+                    self.peak_queued_bytes = max(self.peak_queued_bytes, self._queued_bytes)
                     self._next_index = index + 1
                     self.frames_decoded += 1
                     self._times.append(elapsed)

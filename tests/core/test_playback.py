@@ -246,3 +246,52 @@ def test_prefetcher_on_a_real_video(tmp_path: Path, threads_before, monkeypatch:
             assert pf.stats()["decode_ms"] > 0
     finally:
         media.release()
+
+
+# Decode-ahead within a memory budget (frames of a splat sequence differ in size) -------------
+
+
+@dataclass(frozen=True)
+class SizedFrame:
+    index: int
+    nbytes: int
+
+
+def sized_media(sizes: list[int]) -> Media:
+    def iter_from(start: int) -> Iterator[SizedFrame]:
+        for i in range(start, len(sizes)):
+            yield SizedFrame(i, sizes[i])
+
+    return Media(kind=MediaKind.SPLAT_SEQUENCE, format="test", reader="test", frame_count=len(sizes), fps=30.0,
+                 load_frame=lambda i: SizedFrame(i, sizes[i]), iter_from=iter_from)  # fmt: skip
+
+
+def test_queue_stays_within_its_byte_budget():
+    sizes = [100, 400, 50, 300, 300, 10, 10, 900, 20, 20] * 3
+    with FramePrefetcher(sized_media(sizes), capacity=100, max_bytes=1000) as pre:
+        got = []
+        for i in range(len(sizes)):
+            time.sleep(0.002)  # let the decoder run ahead as far as the budget allows
+            got.append(pre.wait_for(i, timeout=5).nbytes)
+            assert pre.stats()["queued_bytes"] <= 1000
+        assert got == sizes
+        assert 0 < pre.peak_queued_bytes <= 1000
+        assert pre.frames_decoded == len(sizes)
+
+
+def test_a_frame_larger_than_the_budget_still_plays_alone():
+    with FramePrefetcher(sized_media([10, 5000, 10]), capacity=8, max_bytes=100) as pre:
+        assert [pre.wait_for(i, timeout=5).nbytes for i in range(3)] == [10, 5000, 10]
+        assert pre.peak_queued_bytes == 5000  # held alone, never beside another frame
+
+
+def test_seek_releases_the_budget():
+    with FramePrefetcher(sized_media([400] * 20), capacity=100, max_bytes=1000) as pre:
+        assert pre.wait_for(0, timeout=5).nbytes == 400
+        deadline = time.monotonic() + 5
+        while pre.stats()["queued_bytes"] < 800 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert pre.stats()["queued_bytes"] == 800  # two more frames fit, a third would not
+        pre.seek(10)
+        assert pre.wait_for(10, timeout=5).index == 10
+        assert pre.stats()["queued_bytes"] <= 1000
