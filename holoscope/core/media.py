@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 class MediaKind(enum.Enum):
     SPLATS = "splats"  # static Gaussian splat scene
+    SPLAT_SEQUENCE = "splat-sequence"  # per-frame splat files played in time
     SPLAT_VIDEO = "splat-video"  # volumetric Gaussian video
     NEURAL_VIDEO = "neural-video"  # NeRV-family streams
     NEURAL_SCENE = "neural-scene"  # hash-grid scenes
