@@ -23,6 +23,9 @@ from holoscope.render.gl.shaders import shader_source
 from holoscope.render.sort import sort_back_to_front
 
 
+GROWTH = 1.25  # headroom of a GPU buffer that has to grow: the next slightly larger frame fits
+
+
 @dataclass(frozen=True)
 class RenderSettings:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -41,6 +44,8 @@ class GlSplatRenderer:
             fragment_shader=shader_source("splat.frag.glsl"),
         )
         self.vao = ctx.vertex_array(self.program, [])
+        # Centres, covariances, SH (bindings 0-2), then the order and the projected records:
+        # kept from frame to frame, a later frame that fits is written into them (see upload).
         self._buffers: list[moderngl.Buffer] = []
         self._projected: moderngl.Buffer | None = None
         self._order: moderngl.Buffer | None = None
@@ -49,29 +54,56 @@ class GlSplatRenderer:
 
     # Data ------------------------------------------------------------------------------
     def upload(self, cloud: SplatCloud) -> None:
-        """Copy a cloud to the GPU (replacing any previous one)."""
-        self._release_buffers()
-        centers = np.empty((cloud.count, 4), np.float32)
+        """Copy a cloud to the GPU (replacing any previous one).
+
+        The GPU buffers are kept from frame to frame: a cloud that fits them (its splat count
+        and SH size, in bytes) is written into the existing buffers, so a sequence of frames of
+        similar size allocates nothing per frame. A buffer that is too small is replaced by one
+        with ``GROWTH`` headroom. Buffers never shrink (``release`` frees them); every pass uses
+        the current cloud's count and SH stride, never the capacity, and the order is reset, so
+        nothing of a larger previous frame is drawn.
+        """
+        n = cloud.count
+        centers = np.empty((n, 4), np.float32)
         centers[:, :3] = cloud.means
         centers[:, 3] = cloud.opacities
         sh = np.ascontiguousarray(cloud.sh, np.float32)
-        # GL buffers cannot be empty; a zero-splat cloud gets placeholders and draws nothing.
-        self._buffers = [
-            self.ctx.buffer(data.tobytes() if data.size else b"\0" * 16)
-            for data in (centers, packed_covariances(cloud.scales, cloud.quats), sh)
-        ]
-        self._order = self.ctx.buffer(reserve=max(4, 4 * cloud.count))
-        self._projected = self.ctx.buffer(reserve=max(48, 48 * cloud.count))  # 3 vec4 per splat
-        self._order_count = 0
+        data = (centers, packed_covariances(cloud.scales, cloud.quats), sh)
+        self._order_count, self.cloud = 0, None
+        try:
+            old = self._buffers or [None] * len(data)
+            self._buffers = [self._fit(buf, arr.nbytes, 16) for buf, arr in zip(old, data)]
+            for buf, arr in zip(self._buffers, data):
+                if arr.size:  # GL buffers cannot be empty: a zero-splat cloud keeps placeholders
+                    buf.write(arr)  # the array itself (buffer protocol): no bytes copy
+            self._order = self._fit(self._order, 4 * n, 4)
+            self._projected = self._fit(self._projected, 48 * n, 48)  # 3 vec4 per splat
+        except BaseException:  # e.g. out of GPU memory while growing: no half-replaced state
+            self._release_buffers()
+            raise
         self.cloud = cloud
 
+    def _fit(self, buf: moderngl.Buffer | None, nbytes: int, minimum: int) -> moderngl.Buffer:
+        """``buf`` if it holds ``nbytes``, else a new buffer with headroom (``buf`` released)."""
+        if buf is not None and buf.size >= nbytes:
+            return buf
+        if buf is not None:
+            buf.release()
+        size = max(minimum, nbytes if buf is None else int(nbytes * GROWTH))
+        return self.ctx.buffer(reserve=-(-size // 16) * 16)
+
     def set_order(self, order: np.ndarray) -> None:
-        """Upload a back-to-front index list (uint32) produced by the sorter."""
-        if self._order is None:
+        """Upload a back-to-front index list (uint32) produced by the sorter for the current
+        cloud: at most ``cloud.count`` indices, each below it (the buffers may be larger than
+        the cloud, and an index past it would draw a stale splat of an earlier frame)."""
+        if self._order is None or self.cloud is None:
             raise InvalidArgument("no splats uploaded")
         order = np.ascontiguousarray(order, np.uint32)
+        count = self.cloud.count
+        if order.size > count or (order.size and int(order.max()) >= count):
+            raise InvalidArgument(f"the order does not belong to the uploaded {count}-splat cloud")
         if order.size:
-            self._order.write(order.tobytes())
+            self._order.write(order)
         self._order_count = int(order.size)
 
     # Drawing ---------------------------------------------------------------------------
