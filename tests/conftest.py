@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real sample files live, and a private cache folder."""
+"""Shared fixtures: where the real sample files live, a private cache folder, and the built-in
+formats registered as the program's entry points do."""
 
 from __future__ import annotations
 
@@ -31,3 +32,12 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("HOLOSCOPE_CACHE", None)
     else:
         os.environ["HOLOSCOPE_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _builtin_formats() -> None:
+    """The core registry starts empty and ``holoscope.cli.main`` / ``create_window`` fill it;
+    tests that call the registry directly get the built-in formats the same way."""
+    from holoscope.codecs.builtin import register_builtin_formats
+
+    register_builtin_formats()

@@ -76,7 +76,7 @@ def test_bundle_holds_package_data_and_every_module(app_dir):
     listing = subprocess.run([sys.executable, "-m", "PyInstaller.utils.cliutils.archive_viewer", "-r", "-b",
                               str(app_dir / "holoscope")], capture_output=True, text=True, check=True).stdout  # fmt: skip
     bundled = {line.strip() for line in listing.splitlines()}
-    # Readers are registered by dotted name and the Qt app is imported lazily: all must be inside.
+    # Readers are imported lazily by their loaders and the Qt app on demand: all must be inside.
     for path in (REPO_ROOT / "holoscope").rglob("*.py"):
         rel = path.relative_to(REPO_ROOT).with_suffix("")
         module = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)

@@ -23,7 +23,9 @@ def create_window(paths: list[str]):  # -> MainWindow (imported lazily)
     from PySide6.QtGui import QIcon
 
     from holoscope.app.window import MainWindow
+    from holoscope.codecs.builtin import register_builtin_formats
 
+    register_builtin_formats()  # idempotent: the CLI did it already, a test building a window may not
     window = MainWindow()
     icon = Path(__file__).resolve().parent.parent / "assets" / "icons" / "holoscope.svg"
     if icon.is_file():

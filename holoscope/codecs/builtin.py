@@ -1,11 +1,64 @@
-"""The table of built-in formats. Imports nothing heavy: openers are dotted paths."""
+"""The table of built-in formats and :func:`register_builtin_formats`, which the program's entry
+points call at start-up (the core registry imports nothing from codecs).
+
+Imports nothing heavy: each opener and writer is a ``registry.lazy`` callable whose loader imports
+the reader module only when a file of that format is used, so opening a PLY never imports PyAV,
+zstandard, the WebP decoder or torch.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from holoscope.core.media import MediaKind
-from holoscope.core.registry import FormatSpec, register
+from holoscope.core.registry import FormatSpec, is_registered, lazy, register
+
+
+# Each loader imports one reader module (a plain import statement, visible to PyInstaller and to
+# the layering test); registry.lazy calls it, then takes the named function, at each use.
+
+
+def _ply_inria() -> ModuleType:
+    from holoscope.codecs.formats import ply_inria
+
+    return ply_inria
+
+
+def _video_decode() -> ModuleType:
+    from holoscope.codecs.video import decode
+
+    return decode
+
+
+def _ply_compressed() -> ModuleType:
+    from holoscope.codecs.formats import ply_compressed
+
+    return ply_compressed
+
+
+def _spz() -> ModuleType:
+    from holoscope.codecs.formats import spz
+
+    return spz
+
+
+def _sog() -> ModuleType:
+    from holoscope.codecs.formats import sog
+
+    return sog
+
+
+def _ksplat() -> ModuleType:
+    from holoscope.codecs.formats import ksplat
+
+    return ksplat
+
+
+def _splat() -> ModuleType:
+    from holoscope.codecs.formats import splat
+
+    return splat
 
 
 def _is_inria_ply(head: bytes) -> bool:
@@ -14,18 +67,16 @@ def _is_inria_ply(head: bytes) -> bool:
     return head.startswith((b"ply\n", b"ply\r\n")) and b"element chunk" not in head.split(b"end_header")[0]
 
 
-register(
-    FormatSpec(
-        name="ply",
-        description="INRIA 3D Gaussian Splatting PLY (SH degree 0-3)",
-        kind=MediaKind.SPLATS,
-        extensions=(".ply",),
-        opener="holoscope.codecs.formats.ply_inria:open_ply",
-        writer="holoscope.codecs.formats.ply_inria:write_ply",
-        probe=_is_inria_ply,
-        magic="'ply' + float x..rot_3 vertex properties",
-        priority=10,
-    )
+PLY = FormatSpec(
+    name="ply",
+    description="INRIA 3D Gaussian Splatting PLY (SH degree 0-3)",
+    kind=MediaKind.SPLATS,
+    extensions=(".ply",),
+    opener=lazy(_ply_inria, "open_ply"),
+    writer=lazy(_ply_inria, "write_ply"),
+    probe=_is_inria_ply,
+    magic="'ply' + float x..rot_3 vertex properties",
+    priority=10,
 )
 
 
@@ -43,17 +94,15 @@ def _is_video_container(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide") and head[:4] != b"\0\0\0\0"
 
 
-register(
-    FormatSpec(
-        name="video",
-        description="Plain video (MP4/MOV or Matroska/WebM; H.264, HEVC, AV1, VP9 ... via PyAV)",
-        kind=MediaKind.VIDEO,
-        extensions=(".mp4", ".m4v", ".mov", ".mkv", ".webm"),
-        opener="holoscope.codecs.video.decode:open_video",
-        probe=_is_video_container,
-        magic="'ftyp' box at byte 4 (ISO-BMFF) or EBML 1A 45 DF A3 (Matroska)",
-        priority=5,
-    )
+VIDEO = FormatSpec(
+    name="video",
+    description="Plain video (MP4/MOV or Matroska/WebM; H.264, HEVC, AV1, VP9 ... via PyAV)",
+    kind=MediaKind.VIDEO,
+    extensions=(".mp4", ".m4v", ".mov", ".mkv", ".webm"),
+    opener=lazy(_video_decode, "open_video"),
+    probe=_is_video_container,
+    magic="'ftyp' box at byte 4 (ISO-BMFF) or EBML 1A 45 DF A3 (Matroska)",
+    priority=5,
 )
 
 
@@ -90,63 +139,65 @@ def _is_sog_dir(path: Path) -> bool:
     return (path / "meta.json").is_file()
 
 
-register(
-    FormatSpec(
-        name="compressed-ply",
-        description="PlayCanvas compressed PLY (256-splat chunks, packed attributes, optional SH)",
-        kind=MediaKind.SPLATS,
-        extensions=(".compressed.ply",),
-        opener="holoscope.codecs.formats.ply_compressed:open_compressed_ply",
-        probe=_is_compressed_ply,
-        magic="'ply' + element chunk",
-        priority=20,
-    )
+COMPRESSED_PLY = FormatSpec(
+    name="compressed-ply",
+    description="PlayCanvas compressed PLY (256-splat chunks, packed attributes, optional SH)",
+    kind=MediaKind.SPLATS,
+    extensions=(".compressed.ply",),
+    opener=lazy(_ply_compressed, "open_compressed_ply"),
+    probe=_is_compressed_ply,
+    magic="'ply' + element chunk",
+    priority=20,
 )
-register(
-    FormatSpec(
-        name="spz",
-        description="Niantic SPZ, versions 1-4 (gzip or zstd streams)",
-        kind=MediaKind.SPLATS,
-        extensions=(".spz",),
-        opener="holoscope.codecs.formats.spz:open_spz",
-        writer="holoscope.codecs.formats.spz:write_spz",
-        probe=_is_spz,
-        magic="NGSP (raw or inside gzip 1F 8B)",
-        priority=15,
-    )
+SPZ = FormatSpec(
+    name="spz",
+    description="Niantic SPZ, versions 1-4 (gzip or zstd streams)",
+    kind=MediaKind.SPLATS,
+    extensions=(".spz",),
+    opener=lazy(_spz, "open_spz"),
+    writer=lazy(_spz, "write_spz"),
+    probe=_is_spz,
+    magic="NGSP (raw or inside gzip 1F 8B)",
+    priority=15,
 )
-register(
-    FormatSpec(
-        name="sog",
-        description="PlayCanvas SOG, versions 1-2 (.sog zip or a folder with meta.json)",
-        kind=MediaKind.SPLATS,
-        extensions=(".sog", "meta.json"),
-        opener="holoscope.codecs.formats.sog:open_sog",
-        writer="holoscope.codecs.formats.sog:write_sog",
-        probe=_is_sog,
-        magic="ZIP (PK 03 04) with meta.json + WebP",
-        priority=12,
-        directory_probe=_is_sog_dir,
-    )
+SOG = FormatSpec(
+    name="sog",
+    description="PlayCanvas SOG, versions 1-2 (.sog zip or a folder with meta.json)",
+    kind=MediaKind.SPLATS,
+    extensions=(".sog", "meta.json"),
+    opener=lazy(_sog, "open_sog"),
+    writer=lazy(_sog, "write_sog"),
+    probe=_is_sog,
+    magic="ZIP (PK 03 04) with meta.json + WebP",
+    priority=12,
+    directory_probe=_is_sog_dir,
 )
-register(
-    FormatSpec(
-        name="ksplat",
-        description="mkkellogg GaussianSplats3D .ksplat (compression modes 0-2)",
-        kind=MediaKind.SPLATS,
-        extensions=(".ksplat",),
-        opener="holoscope.codecs.formats.ksplat:open_ksplat",
-        magic="4096-byte header, u8 version 0.x (by extension)",
-    )
+KSPLAT = FormatSpec(
+    name="ksplat",
+    description="mkkellogg GaussianSplats3D .ksplat (compression modes 0-2)",
+    kind=MediaKind.SPLATS,
+    extensions=(".ksplat",),
+    opener=lazy(_ksplat, "open_ksplat"),
+    magic="4096-byte header, u8 version 0.x (by extension)",
 )
-register(
-    FormatSpec(
-        name="splat",
-        description="antimatter15 .splat (32 bytes per splat, no header, no SH)",
-        kind=MediaKind.SPLATS,
-        extensions=(".splat",),
-        opener="holoscope.codecs.formats.splat:open_splat",
-        writer="holoscope.codecs.formats.splat:write_splat",
-        magic="none (by extension; size a multiple of 32)",
-    )
+SPLAT = FormatSpec(
+    name="splat",
+    description="antimatter15 .splat (32 bytes per splat, no header, no SH)",
+    kind=MediaKind.SPLATS,
+    extensions=(".splat",),
+    opener=lazy(_splat, "open_splat"),
+    writer=lazy(_splat, "write_splat"),
+    magic="none (by extension; size a multiple of 32)",
 )
+
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT)
+
+
+def register_builtin_formats() -> None:
+    """Register the built-in formats; the program's entry points call this at start-up.
+
+    Idempotent: a name already registered is left alone, so calling it again changes nothing
+    and a format registered earlier under a built-in's name (a plugin) keeps its place."""
+    for spec in BUILTIN_FORMATS:
+        if not is_registered(spec.name):
+            register(spec)

@@ -6,21 +6,58 @@ Resolution order (as mpv and moderngl-window do it):
   3. the file extension (matched on the full suffix chain, so ``.compressed.ply`` works).
 If nothing matches, :class:`FormatNotRecognized` lists every registered format.
 
-Readers are dotted-path strings imported on first use, so opening a PLY never imports torch.
+The registry starts empty and imports no other holoscope layer: whoever starts the program
+registers the formats (the built-ins with ``holoscope.codecs.builtin.register_builtin_formats``).
+Openers and writers are plain callables; the built-in ones import their reader module on first
+call, so opening a PLY never imports torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from holoscope.core.errors import CorruptStream, FormatNotRecognized, SourceNotFound
+from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, SourceNotFound
 from holoscope.core.files import open_regular, os_error
 from holoscope.core.media import Media, MediaKind
 
 PEEK_BYTES = 4096
+
+
+class NoFormatsRegistered(HoloscopeError, LookupError):
+    """The registry is empty: the program's entry point did not register any format (call
+    ``holoscope.codecs.builtin.register_builtin_formats()`` at start-up)."""
+
+
+class LazyCallable:
+    """A function fetched at each call: ``load()`` returns a module (the layer that owns the
+    reader imports it there, so the registry imports nothing) and ``name`` is taken from it.
+    Keeps start-up light: a reader module is imported when a file of its format is used."""
+
+    __slots__ = ("load", "name")
+
+    def __init__(self, load: Callable[[], Any], name: str) -> None:
+        self.load = load
+        self.name = name
+
+    def resolve(self) -> Callable[..., Any]:
+        return getattr(self.load(), self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<lazy {self.name} via {getattr(self.load, '__qualname__', self.load)}>"
+
+
+def lazy(load: Callable[[], Any], name: str) -> LazyCallable:
+    """An opener or writer for a :class:`FormatSpec` whose module is imported on first use."""
+    return LazyCallable(load, name)
+
+
+def _resolved(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return fn.resolve() if isinstance(fn, LazyCallable) else fn
 
 
 @dataclass(frozen=True)
@@ -29,12 +66,18 @@ class FormatSpec:
     description: str
     kind: MediaKind
     extensions: tuple[str, ...]
-    opener: str  # "module:function" -> (path: Path) -> Media
+    opener: Callable[[Path], Media]  # (path) -> Media; see lazy() to defer the import
     probe: Callable[[bytes], bool] | None = None  # looks at the first PEEK_BYTES bytes
     magic: str = ""  # human-readable signature for listings
-    writer: str | None = None  # "module:function" -> (payload, path: Path) -> None
+    writer: Callable[..., None] | None = None  # (payload, path: Path) -> None
     priority: int = 0  # higher probes first (more specific signatures)
     directory_probe: Callable[[Path], bool] | None = None  # for formats stored as a folder
+
+    def __post_init__(self) -> None:
+        # Dotted "module:function" strings are not resolved any more (core imports no reader).
+        for field, fn in (("opener", self.opener), ("writer", self.writer)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"FormatSpec {self.name!r}: {field} must be a callable, got {fn!r}")
 
     @property
     def can_write(self) -> bool:
@@ -54,9 +97,12 @@ def register(spec: FormatSpec) -> FormatSpec:
     return spec
 
 
+def is_registered(name: str) -> bool:
+    return name in _FORMATS
+
+
 def formats() -> list[FormatSpec]:
-    """All registered formats, most specific probe first."""
-    _ensure_builtin_formats()
+    """All registered formats, most specific probe first (empty until some are registered)."""
     return sorted(_FORMATS.values(), key=lambda s: (-s.priority, s.name))
 
 
@@ -68,9 +114,15 @@ def supported_summary() -> str:
     return ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in formats())
 
 
-def _load(dotted: str) -> Callable[..., Any]:
-    module_name, _, attr = dotted.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+def _registered_formats() -> list[FormatSpec]:
+    """``formats()`` for a lookup: an empty registry is a start-up mistake, said clearly."""
+    specs = formats()
+    if not specs:
+        raise NoFormatsRegistered(
+            "no file formats are registered (the program must call "
+            "holoscope.codecs.builtin.register_builtin_formats() at start-up)"
+        )
+    return specs
 
 
 def _check_source(path: Path) -> None:
@@ -97,7 +149,7 @@ def _is_dir(path: Path) -> bool:
 def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
     """Pick the format for ``path`` (see the module docstring for the order)."""
     path = Path(path)
-    specs = formats()
+    specs = _registered_formats()
     if forced is not None:
         by_name = {s.name: s for s in specs}
         if forced not in by_name:
@@ -140,13 +192,13 @@ def open_media(path: str | Path, forced: str | None = None) -> Media:
     spec = resolve(path, forced)
     if forced is not None and not (_is_dir(path) and spec.directory_probe is not None):
         _check_source(path)
-    return _load(spec.opener)(path)
+    return spec.opener(path)
 
 
 def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:
     """The writer for an output path, chosen by forced name, then extension."""
     path = Path(path)
-    every = formats()
+    every = _registered_formats()
     candidates = [s for s in every if s.can_write]
     names = ", ".join(f"{s.name} ({' '.join(s.extensions)})" for s in candidates)
     if forced is not None:
@@ -160,15 +212,5 @@ def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec,
     spec = match[0]
     if not spec.can_write:
         raise FormatNotRecognized(f"holoscope reads {spec.name} but cannot write it; writable formats: {names}", path=path)
-    return spec, _load(spec.writer)  # type: ignore[arg-type]
+    return spec, _resolved(spec.writer)  # type: ignore[arg-type]
 
-
-_builtins_loaded = False
-
-
-def _ensure_builtin_formats() -> None:
-    # Built-in formats register themselves from a table that imports nothing heavy.
-    global _builtins_loaded
-    if not _builtins_loaded:
-        _builtins_loaded = True
-        importlib.import_module("holoscope.codecs.builtin")

@@ -20,9 +20,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import moderngl
+from typing import TYPE_CHECKING, Callable
 
 from holoscope.codecs.video.output import classify_output, open_output
 from holoscope.core.camera import Camera
@@ -34,6 +32,9 @@ from holoscope.core.playback import FramePrefetcher
 from holoscope.render.export import ExportOptions, SplatFrameRenderer, check_output_size
 from holoscope.render.gl.context import create_headless_context
 from holoscope.render.gl.splat_renderer import to_uint8
+
+if TYPE_CHECKING:  # the context is created in render/gl; this module only passes it on
+    import moderngl
 
 log = logging.getLogger("holoscope")
 

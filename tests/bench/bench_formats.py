@@ -31,7 +31,10 @@ _ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(_ROOT))
 
 from holoscope.core.frames import SH_C0, SplatCloud  # noqa: E402
+from holoscope.codecs.builtin import register_builtin_formats  # noqa: E402
 from holoscope.core.registry import open_media, writer_for  # noqa: E402
+
+register_builtin_formats()  # a script, not the CLI: it registers the formats itself
 
 SAMPLES = _ROOT.parent / "shared" / "samples"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +12,10 @@ import pytest
 
 from holoscope.codecs.formats.ply_inria import READER_NAME, write_ply
 from holoscope.core import registry
-from holoscope.core.errors import CorruptStream, FormatNotRecognized, NotAFile, SourceNotFound
+from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, NotAFile, SourceNotFound
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.registry import FormatSpec, open_media, register, resolve
+from holoscope.core.registry import FormatSpec, NoFormatsRegistered, open_media, register, resolve
 
 
 def tiny_cloud(n: int = 3) -> SplatCloud:
@@ -147,7 +149,8 @@ def _open_custom(path: Path) -> Media:
 
 @pytest.fixture
 def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry.formats()  # load the built-ins into the real table first
+    # The built-ins are in the real table already (tests/conftest.py registers them, as the
+    # program's entry points do); a copy keeps what a test registers out of the real one.
     monkeypatch.setattr(registry, "_FORMATS", dict(registry._FORMATS))
 
 
@@ -158,7 +161,7 @@ def test_register_custom_format_wins_by_magic(isolated_registry: None, tmp_path:
         description="test format",
         kind=MediaKind.VIDEO,
         extensions=(".tst",),
-        opener=f"{__name__}:_open_custom",
+        opener=_open_custom,
         probe=lambda head: head.startswith(b"TST1"),
         priority=100,
     )
@@ -187,7 +190,7 @@ def test_extension_only_format(isolated_registry: None, tmp_path: Path) -> None:
             description="no probe",
             kind=MediaKind.VIDEO,
             extensions=(".ext.only",),
-            opener=f"{__name__}:_open_custom",
+            opener=_open_custom,
         )
     )
     path = tmp_path / "clip.ext.only"
@@ -196,3 +199,66 @@ def test_extension_only_format(isolated_registry: None, tmp_path: Path) -> None:
     # A valid PLY still wins by magic whatever the extension-only formats say.
     write_ply(tiny_cloud(), tmp_path / "real.ext.only")
     assert resolve(tmp_path / "real.ext.only").name == "ply"
+
+
+# Who registers the formats ----------------------------------------------------------------
+
+
+def test_an_empty_registry_says_so(monkeypatch: pytest.MonkeyPatch, ply_file: Path) -> None:
+    monkeypatch.setattr(registry, "_FORMATS", {})
+    assert registry.formats() == []
+    for call in (lambda: resolve(ply_file), lambda: open_media(ply_file), lambda: open_media(ply_file, forced="ply"),
+                 lambda: registry.writer_for(ply_file)):  # fmt: skip
+        with pytest.raises(NoFormatsRegistered) as info:
+            call()
+        assert isinstance(info.value, HoloscopeError)
+        assert "no file formats are registered" in str(info.value)
+
+
+def test_register_builtin_formats_is_idempotent_and_keeps_overrides(isolated_registry: None) -> None:
+    from holoscope.codecs.builtin import BUILTIN_FORMATS, register_builtin_formats
+
+    before = registry.formats()
+    register_builtin_formats()
+    register_builtin_formats()
+    assert registry.formats() == before
+    assert {s.name for s in BUILTIN_FORMATS} <= set(registry.format_names())
+    custom = register(FormatSpec("splat", "a plugin's reader", MediaKind.SPLATS, (".splat",), opener=_open_custom))
+    register_builtin_formats()
+    assert {s.name: s for s in registry.formats()}["splat"] is custom
+
+
+def test_builtin_openers_and_writers_are_callables_resolved_on_use() -> None:
+    from holoscope.codecs.formats.ply_inria import open_ply
+
+    for spec in registry.formats():
+        assert callable(spec.opener) and not isinstance(spec.opener, str), spec.name
+        assert spec.writer is None or callable(spec.writer), spec.name
+    spec = {s.name: s for s in registry.formats()}["ply"]
+    assert isinstance(spec.opener, registry.LazyCallable) and spec.opener.resolve() is open_ply
+    assert registry.writer_for("x.ply")[1] is write_ply  # the real function, not the wrapper
+
+
+def test_dotted_string_openers_are_refused() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        FormatSpec("old", "old style", MediaKind.SPLATS, (".old",), opener="holoscope.codecs.formats.splat:open_splat")  # type: ignore[arg-type]
+
+
+def test_registering_the_builtins_imports_no_reader(samples_dir: Path) -> None:
+    # A fresh process: the registry alone is empty; after the entry point's registration,
+    # opening a PLY imports its reader only, never PyAV, the other readers, torch or Qt.
+    code = (
+        "import sys\n"
+        "from holoscope.core import registry\n"
+        "assert registry.formats() == []\n"
+        "assert not [m for m in sys.modules if m.startswith('holoscope.codecs')], 'core imported codecs'\n"
+        "from holoscope.codecs.builtin import register_builtin_formats\n"
+        "register_builtin_formats()\n"
+        "assert not [m for m in sys.modules if m.startswith('holoscope.codecs.formats.')]\n"
+        f"assert registry.open_media({str(samples_dir / 'splats' / 'lod5.ply')!r}).frame(0).count == 111\n"
+        "heavy = [m for m in ('av', 'torch', 'PySide6', 'holoscope.codecs.formats.sog', 'holoscope.codecs.formats.spz',\n"
+        "         'holoscope.codecs.video.decode') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
