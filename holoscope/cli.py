@@ -94,7 +94,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from holoscope.render.export import ExportOptions, check_output_size, default_orbit, render_to_output
     from holoscope.render.gl.splat_renderer import RenderSettings
 
-    up = parse_up(args.up)
+    up = None if args.up is None else parse_up(args.up)  # checked before the scene is read
     background = parse_color(args.background)
     fov = check_fov(args.fov, "--fov")
     if args.camera_path and args.orbit is not None:
@@ -123,6 +123,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     media, cloud = _open_splats(path, args.format)
     if cams is None:
         frames = 1 if kind == "image" else (args.orbit or 120)
+        if up is None:  # the scene's own default: its format's, or what the file says
+            up = parse_up(str(media.info.get("default_up") or "+y"))
         orbit = default_orbit(cloud, fov_y=fov, aspect=width / height, up=up)
         cams = orbit_path(orbit, frames, width=width, height=height, fov_y=fov, fps=fps,
                           near=auto_near(orbit.distance))  # fmt: skip
@@ -268,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--codec", help="h264 | hevc | av1 | ffv1 (default: h264, av1 for .webm)")
     r.add_argument("--crf", type=int, help="constant rate factor (quality; lower is better)")
     r.add_argument("--background", default="0,0,0", metavar="R,G,B", help="0..1 floats or 0..255 (default black)")
-    r.add_argument("--up", default="+y", help="scene up axis for generated orbits: +y, -y (COLMAP), +z")
+    r.add_argument("--up", help="scene up axis for generated orbits: +y, -y (COLMAP), +z "
+                               "(default: the file's: -y for PLY, SOG, .splat, .ksplat; +y or the file's own for SPZ)")
     r.add_argument("--fov", type=float, default=50.0, help="vertical field of view for orbits, degrees")
     r.add_argument("--sh-degree", type=int, help="limit the SH degree evaluated (0-3)")
     r.add_argument("--format", help="force the input format instead of probing")
@@ -494,6 +497,9 @@ def _report(exc: BaseException, debug: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    from holoscope.codecs.builtin import register_builtin_formats
+
+    register_builtin_formats()  # the core registry starts empty: the program's entry fills it
     debug = "--debug" in argv
     _printable_streams()
     logger = logging.getLogger("holoscope")

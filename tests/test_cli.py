@@ -98,6 +98,23 @@ def test_demo_renders_without_input(tmp_path):
     assert img.std() > 10, "the demo scene is visible"
 
 
+def test_render_up_defaults_to_the_scene_default_and_the_option_wins(samples_dir, tmp_path, capsys):
+    """Issue 8: lod4 (INRIA PLY of a COLMAP scene) renders upright with no --up (its default,
+    -y, as in the app), and an explicit --up still decides."""
+    lod4 = samples_dir / "splats" / "lod4.ply"
+    images = {}
+    for name, extra in (("default", []), ("-y", ["--up", "-y"]), ("+y", ["--up", "+y"]), ("+z", ["--up", "z"])):
+        out = tmp_path / f"lod4{name}.png"
+        assert main(["render", str(lod4), "-o", str(out), "--size", "64x48", "-q", *extra]) == 0
+        images[name] = read_image(out)
+    np.testing.assert_array_equal(images["default"], images["-y"])
+    assert not np.array_equal(images["default"], images["+y"])
+    assert not np.array_equal(images["+y"], images["+z"])
+    # An invalid --up is refused before the scene is read, as before.
+    assert main(["render", str(tmp_path / "missing.ply"), "-o", str(tmp_path / "x.png"), "--up", "+w"]) == 2
+    assert "up axis" in capsys.readouterr().err
+
+
 def test_info_json(samples_dir, capsys):
     ply = samples_dir / "splats" / "lod4.ply"
     assert main(["info", str(ply), "--json"]) == 0

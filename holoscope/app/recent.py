@@ -7,6 +7,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from holoscope.core.camera import UP_AXES
+
 MAX_RECENT = 10
 
 
@@ -38,8 +40,10 @@ def _file_key(path: str) -> str:
 
 
 def remembered_up(path: str) -> str | None:
+    """The up axis the user chose for this file, if any (a value that is not an up axis, from
+    a damaged or foreign settings file, counts as none: the file's default applies)."""
     value = settings().value(f"up/{_file_key(path)}")
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and value in UP_AXES else None
 
 
 def remember_up(path: str, up: str) -> None:

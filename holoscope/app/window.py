@@ -151,7 +151,8 @@ class MainWindow(QMainWindow):
         tb.addWidget(QLabel(" Up ", self))
         self.up_box = QComboBox(self)
         self.up_box.addItems(UP_CHOICES)
-        self.up_box.setToolTip("World up axis (-Y for COLMAP-trained scenes); remembered per file")
+        self.up_box.setToolTip("World up axis: each file opens with its format's default (-Y for PLY, "
+                               "SOG, .splat, .ksplat; +Y or the file's own for SPZ); a choice is remembered per file")
         self.up_box.currentTextChanged.connect(self.set_up_axis)
         tb.addWidget(self.up_box)
         tb.addWidget(QLabel(" FOV ", self))
@@ -233,7 +234,11 @@ class MainWindow(QMainWindow):
         self.pause()
         old = self.media
         self.media, self.media_path = media, path
-        up = recent.remembered_up(path) or self.up_box.currentText()
+        # The user's choice for this file, else the file's own default (its format's, or what
+        # the file says), else +Y.
+        up = recent.remembered_up(path) or media.info.get("default_up") or "+y"
+        if up not in UP_CHOICES:  # a reader's default that the box does not offer
+            up = "+y"
         self.up_box.blockSignals(True)
         self.up_box.setCurrentText(up)
         self.up_box.blockSignals(False)

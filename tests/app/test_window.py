@@ -58,8 +58,11 @@ def test_startup_shows_the_demo(qtbot):
     win = create_window([])
     qtbot.addWidget(win)
     win.show()
-    wait_for_media(qtbot, win, "demo-v1.ply")
+    from holoscope.assets.demo import DEMO_VERSION
+
+    wait_for_media(qtbot, win, f"demo-v{DEMO_VERSION}.ply")
     assert "demo" in win.windowTitle()
+    assert win.up_box.currentText() == "-y", "the demo is a PLY in COLMAP axes: upright with -Y up"
     img = win.viewport.screenshot()
     assert img.width() > 100 and img.height() > 100
     pixels = np.array([img.pixelColor(x, y).value() for x in range(0, img.width(), 37) for y in range(0, img.height(), 37)])
@@ -190,6 +193,45 @@ def test_up_axis_is_remembered_per_file(window, qtbot, samples_dir):
     from holoscope.app import recent
 
     assert str(lod4.resolve()) in recent.recent_files()
+
+
+def test_files_open_upright_and_the_users_choice_wins(window, qtbot, samples_dir, tmp_path):
+    """Issue 8: a PLY opens with -Y up (its format's default), an SPZ with +Y (the default is
+    per file, not whatever the box showed last), and a choice made for a file wins on reopening."""
+    import shutil
+
+    from holoscope.app import recent
+
+    scene = shutil.copy(samples_dir / "splats" / "lod4.ply", tmp_path / "scene.ply")
+    other = shutil.copy(samples_dir / "splats" / "lod4.ply", tmp_path / "other.ply")
+    spz = shutil.copy(samples_dir / "splats" / "minimal-v3.spz", tmp_path / "minimal.spz")
+    assert recent.remembered_up(str(scene)) is None
+
+    def shows(up: str) -> bool:
+        camera_up = window.viewport.current_camera().camera_to_world[:3, 1]
+        axis = {"+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1)}[up]
+        return window.up_box.currentText() == up and window.viewport.rig.up == up and camera_up @ axis > 0.8
+
+    window.open_paths([str(scene)])
+    wait_for_media(qtbot, window, "scene.ply")
+    assert shows("-y")
+    assert recent.remembered_up(str(scene)) is None, "a default is not a choice"
+    window.up_box.setCurrentText("+z")  # the user's choice
+    assert shows("+z") and recent.remembered_up(str(scene)) == "+z"
+
+    window.open_paths([str(spz)])
+    wait_for_media(qtbot, window, "minimal.spz")
+    assert shows("+y")
+    window.open_paths([str(other)])
+    wait_for_media(qtbot, window, "other.ply")
+    assert shows("-y")
+    recent.remember_up(str(other), "sideways")  # a damaged setting is no choice
+    window.open_paths([str(scene)])
+    wait_for_media(qtbot, window, "scene.ply")
+    assert shows("+z")
+    window.open_paths([str(other)])
+    wait_for_media(qtbot, window, "other.ply")
+    assert shows("-y")
 
 
 def test_view_settings_change_the_picture(window, qtbot, samples_dir):

@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from holoscope.core import budget
-from holoscope.core.errors import CorruptStream, EmptyMedia, OutputError
+from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, OutputError
 from holoscope.core.files import open_regular, os_error
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media, MediaKind
@@ -28,9 +28,34 @@ from holoscope.core.media import Media, MediaKind
 MAX_SPLATS = 1 << 28
 
 
-def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str) -> Media:
-    """Wrap a static cloud as one-frame Media (shared by every static splat format)."""
+# The up axis (a key of holoscope.core.camera.UP_AXES) that shows a format's common files upright
+# when nothing else is known (issue 8; the viewer's per-file choice and ``render --up`` win).
+# PLY-family files (INRIA PLY, PlayCanvas compressed PLY, SOG, antimatter15 .splat, mkkellogg
+# .ksplat) hold COLMAP/OpenCV (RDF) axes, sky towards -Y: SuperSplat and splat-transform turn
+# every one of them 180 degrees about Z, and none of these formats' converters flips an axis.
+# Coloured point-cloud PLYs are usually COLMAP sparse points of the same reconstruction: -Y too.
+# SPZ is RUB (+Y up) by its specification; its reader overrides this from the v4
+# coordinate-system extension when a file carries one (see spz.py, "Orientation").
+DEFAULT_UP: dict[str, str] = {
+    "ply": "-y",
+    "compressed-ply": "-y",
+    "sog": "-y",
+    "splat": "-y",
+    "ksplat": "-y",
+    "spz": "+y",
+}
+FALLBACK_UP = "+y"
+
+
+def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str,
+                       default_up: str | None = None) -> Media:  # fmt: skip
+    """Wrap a static cloud as one-frame Media (shared by every static splat format).
+
+    ``info["default_up"]`` is ``default_up`` when given (a reader that learnt the file's axes
+    from the file itself), else the format's entry in :data:`DEFAULT_UP`.
+    """
     info = {"splats": cloud.count, "sh_degree": cloud.sh_degree, **cloud.metadata.get("format_info", {})}
+    info["default_up"] = default_up or DEFAULT_UP.get(fmt, FALLBACK_UP)
     if path is not None:
         try:
             info["file_bytes"] = Path(path).stat().st_size
@@ -60,10 +85,8 @@ def read_source_bytes(path: Path, *, limit: int | None = None) -> bytes:
         if limit is not None and size > limit:
             raise CorruptStream(f"file is {size:,} bytes, more than the {limit:,} this format allows", path=path)
         budget.require(size, what=f"a {size:,}-byte file read whole", path=path)
-        try:
+        with mapped_os_errors(path):
             return fh.read()
-        except OSError as exc:
-            raise os_error(exc, path) from exc
 
 
 def check_count(count: int, *, path: Path | str | None, available: int | None = None,
@@ -135,6 +158,25 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
+def mapped_os_errors(path: Path | str | None, *, action: str = "cannot read") -> Iterator[None]:
+    """The one place the format readers turn an ``OSError`` from reading ``path`` into the
+    matching holoscope error (:func:`holoscope.core.files.os_error`: a missing file, a folder,
+    a permission problem, an I/O error ...). Holoscope errors pass through unchanged."""
+    try:
+        yield
+    except HoloscopeError:
+        raise  # OutputError is an OSError too: already mapped
+    except OSError as exc:
+        raise os_error(exc, path, action=action) from exc
+
+
+def output_error(exc: OSError, path: Path | str, *, action: str = "cannot write") -> OutputError:
+    """The holoscope error for an ``OSError`` raised while writing ``path`` (every writer's
+    failure, plyfile's included, surfaces through :func:`atomic_output`)."""
+    return OutputError(f"{action} ({exc.strerror or exc})", path=path)
+
+
+@contextlib.contextmanager
 def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
     """A binary file that appears at ``path`` only if the block completes (temp file + rename)."""
     path = Path(path)
@@ -142,7 +184,7 @@ def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
         # A short prefix: a name near the file-system limit must not fail only because of it.
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".partial", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write here ({exc.strerror or exc})", path=path) from exc
+        raise output_error(exc, path, action="cannot write here") from exc
     try:
         # mkstemp creates 0600; a finished output gets the usual 0666 less the umask, like
         # every other file the user writes (and like render's outputs).
@@ -152,7 +194,7 @@ def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write ({exc.strerror or exc})", path=path) from exc
+        raise output_error(exc, path) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -34,7 +34,7 @@ is sqrt(1 - sum of the others' squares), positive.
 
 Degree-4 SH data (24 coefficients) is read and its degree-4 band dropped: holoscope renders up
 to degree 3. Extension records (Adobe's safe-orbit camera and the like) are skipped without
-being parsed: in legacy streams the arrays are taken as the last bytes of the stream, in v4 the
+being parsed, except a v4 file's coordinate-system record (see *Orientation*): in legacy streams the arrays are taken as the last bytes of the stream, in v4 the
 TOC offset says where they end. (One record type written by some older builds of Niantic's
 library, Adobe's SH min/max quantisation, rescales SH; it is not applied, so such a file's SH
 decode with the default (b - 128) / 128.)
@@ -51,6 +51,14 @@ between the two (RUB <-> RDF, a 180° turn about x, so no mirroring) through
 before encoding, so writing with ``flip=s`` and reading back with ``flip=s`` gives the cloud
 back (up to quantisation), and the flip itself is exact. The viewer's up-axis toggle covers
 the same case interactively.
+
+The default up axis (``Media.info["default_up"]``) is +Y, as the specification's RUB says,
+unless a version 4 file carries Niantic's ``SPZ_ADOBE_coordinate_system`` extension record
+(type ``0xADBE0003``, one u32 of the ``CoordinateSystem`` enum, in ``[32, tocByteOffset)`` when
+``flags & 0x2``): that records the frame the data is stored in, so a Y-up system gives +Y, a
+Y-down one (RDF, PLY's) -Y and a Z-up one +Z (``info["coordinate_system"]`` names it). SPZ
+made from a COLMAP PLY by tools that store raw (splat-transform, SuperSplat, ``ply_to_spz``)
+holds RDF without saying so and opens upside down: choose -Y (remembered per file).
 
 Safety: every count is checked before anything is allocated, against ``MAX_SPLATS`` and against
 the most data the bytes present could hold. Each stream is held to its codec's own ceiling
@@ -128,6 +136,13 @@ V4_HEADER = struct.Struct("<4sIIBBBBI12x")  # ..., flags, numStreams, tocByteOff
 TOC_ENTRY_BYTES = 16
 FLAG_ANTIALIASED = 0x1
 FLAG_EXTENSIONS = 0x2
+EXTENSION_RECORD = struct.Struct("<II")  # type, byteLength; the payload follows
+EXT_COORDINATE_SYSTEM = 0xADBE0003  # SPZ_ADOBE_coordinate_system: one u32, the storage frame
+MAX_EXTENSION_RECORDS = 1024  # real files hold one or two
+# Niantic's CoordinateSystem enum (src/cc/splat-types.h), by value: the letters give the
+# directions of +x, +y, +z (Left/Right, Up/Down, Back/Front); 9-16 list +z's direction last.
+COORDINATE_SYSTEMS = ("UNSPECIFIED", "LDB", "RDB", "LUB", "RUB", "LDF", "RDF", "LUF", "RUF",
+                      "LFD", "RFD", "LFU", "RFU", "LBD", "RBD", "LBU", "RBU")  # fmt: skip
 COLOR_SCALE = 0.15
 SQRT1_2 = float(np.sqrt(0.5))
 SH_DIM = (0, 3, 8, 15, 24)  # coefficients per channel beyond DC, for SH degree 0..4
@@ -405,7 +420,53 @@ def _read_v4(data: bytes, path: Path) -> SplatCloud:
         jobs.finish()
     info = {"spz_version": 4, "fractional_bits": frac_bits, "antialiased": bool(flags & FLAG_ANTIALIASED),
             "sh_degree": sh_degree}  # fmt: skip
+    if flags & FLAG_EXTENSIONS:
+        system = _coordinate_system(data, V4_HEADER.size, toc_offset)
+        if system is not None:
+            info["coordinate_system"] = COORDINATE_SYSTEMS[system]
     return decoder.cloud(path, info)
+
+
+def _coordinate_system(data: bytes, start: int, end: int) -> int | None:
+    """The value of the first valid ``SPZ_ADOBE_coordinate_system`` record among the extension
+    records ``[u32 type][u32 byteLength][payload]`` in ``data[start:end]``, else None.
+
+    Like Niantic's reader: a record whose length runs past the zone ends the scan, unknown types
+    are skipped, and a coordinate-system record whose payload is short or whose value is not a
+    defined system (0-16) is ignored. Nothing here can fail the read: the records only inform.
+    At most ``MAX_EXTENSION_RECORDS`` are looked at (a forged zone of empty records is cheap).
+    """
+    end = min(end, len(data))
+    offset = start
+    for _ in range(MAX_EXTENSION_RECORDS):
+        if offset + EXTENSION_RECORD.size > end:
+            return None
+        kind, length = EXTENSION_RECORD.unpack_from(data, offset)
+        offset += EXTENSION_RECORD.size
+        if length > end - offset:
+            return None
+        if kind == EXT_COORDINATE_SYSTEM and length >= 4:
+            value = int.from_bytes(data[offset : offset + 4], "little")
+            if value < len(COORDINATE_SYSTEMS):
+                return value
+        offset += length
+    return None
+
+
+def up_for_coordinate_system(name: str | None) -> str | None:
+    """holoscope's up axis for an SPZ coordinate system name ("RUB", "RDF", ...), or None when
+    there is none (no name, or a Z-down system, which no holoscope up axis shows upright).
+
+    Y-up systems (xUx) -> "+y", Y-down (xDx) -> "-y", Z-up (xxU) -> "+z"; UNSPECIFIED in the
+    record is RUB, as Niantic's library resolves it.
+    """
+    if name is None or name not in COORDINATE_SYSTEMS:
+        return None
+    if name == "UNSPECIFIED":
+        return "+y"
+    if name[1] in "UD":
+        return "+y" if name[1] == "U" else "-y"
+    return "+z" if name[2] == "U" else None
 
 
 def _require_memory(count: int, version: int, sh_degree: int, held: int, path: Path) -> None:
@@ -737,9 +798,12 @@ def _smallest_three(comp: np.ndarray, out: np.ndarray) -> None:
 
 
 def open_spz(path: Path) -> Media:
-    """Open an SPZ file as one-frame Media, in the file's own axes (no flip)."""
+    """Open an SPZ file as one-frame Media, in the file's own axes (no flip). Its default up
+    axis follows the v4 coordinate-system extension when the file has one, else the format's
+    (RUB, +Y up: see *Orientation*)."""
     cloud = read_spz(path)
-    return static_splat_media(cloud, path=path, fmt="spz", reader=READER_NAME)
+    up = up_for_coordinate_system(cloud.metadata.get("format_info", {}).get("coordinate_system"))
+    return static_splat_media(cloud, path=path, fmt="spz", reader=READER_NAME, default_up=up)
 
 
 # Writing ----------------------------------------------------------------------------------
