@@ -71,12 +71,17 @@ def _resolve_input(text: str | None) -> Path:
     return Path(text)
 
 
-def _open_splats(path: Path, forced: str | None):
+def _open(path: Path | str, forced: str | None, fps: float | None = None):
+    from holoscope.codecs.inputs import open_input
+
+    return open_input(path, forced, fps=fps)
+
+
+def _open_splats(path: Path | str, forced: str | None):
     from holoscope.core.errors import FormatNotRecognized
     from holoscope.core.media import MediaKind
-    from holoscope.core.registry import open_media
 
-    media = open_media(path, forced)
+    media = _open(path, forced)
     if media.kind is not MediaKind.SPLATS:
         media.release()
         raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
@@ -88,6 +93,8 @@ MAX_ORBIT_FRAMES = 100_000  # about 55 minutes at 30 fps; a typo like 1e9 must n
 
 def cmd_render(args: argparse.Namespace) -> int:
     from holoscope.codecs.video.output import check_output
+    from holoscope.core.errors import FormatNotRecognized
+    from holoscope.core.media import MediaKind
     from holoscope.core.camera import auto_near, check_fov, parse_up
     from holoscope.core.camera_path import check_fps, orbit_path, read_camera_path
     from holoscope.core.progress import TerminalProgress
@@ -108,9 +115,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     # Options, the output name and folder, and the output's memory are checked before the
     # scene is read: a mistake costs milliseconds, not a decode.
     cams = read_camera_path(args.camera_path) if args.camera_path else None
+    path_cams = cams  # with its own timing: a sequence aligns with it in time
     if cams is not None:
         if size:
-            cams = cams.resized(*size)
+            cams = path_cams = cams.resized(*size)
         fps = fps or cams.fps
         cams = type(cams)(cams.cameras, fps)
         width, height = cams.cameras[0].width, cams.cameras[0].height
@@ -120,7 +128,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     kind = check_output(args.output, width=width, height=height, fps=fps, codec=args.codec, crf=args.crf)
     check_output_size(width, height, args.output, args.codec)
     path = _resolve_input(args.input)
-    media, cloud = _open_splats(path, args.format)
+    media = _open(path, args.format, fps=args.fps)
+    if media.kind is MediaKind.SPLAT_SEQUENCE:
+        return _render_sequence(args, media, path_cams, (width, height), fov, up, background)
+    if media.kind is not MediaKind.SPLATS:
+        media.release()
+        raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
+    cloud = media.frame(0)
     if cams is None:
         frames = 1 if kind == "image" else (args.orbit or 120)
         if up is None:  # the scene's own default: its format's, or what the file says
@@ -137,18 +151,54 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _render_sequence(args: argparse.Namespace, media, cams, size: tuple[int, int], fov: float, up: str | None,
+                     background: tuple[float, float, float]) -> int:  # fmt: skip
+    """``render SEQ``: one output frame per sequence frame at its fps, the camera moving or
+    fixed, aligned in time with a camera path (the longer of the two sets the length)."""
+    from holoscope.core.camera import auto_near, parse_up
+    from holoscope.core.camera_path import orbit_path
+    from holoscope.core.progress import TerminalProgress
+    from holoscope.render.export import ExportOptions, default_orbit
+    from holoscope.render.gl.splat_renderer import RenderSettings
+    from holoscope.render.timeline import parse_frame_range, plan_timeline, render_timeline
+
+    frame_range = parse_frame_range(args.frames, media.frame_count) if args.frames else (0, media.frame_count)
+    if cams is None:
+        first = media.frame(int(media.info.get("first_readable_frame", 0)))
+        width, height = size
+        up = up or parse_up(str(media.info.get("default_up") or "+y"))
+        orbit = default_orbit(first, fov_y=fov, aspect=width / height, up=up)
+        # --orbit N: one revolution over N output frames; by default over the sequence itself.
+        frames = args.orbit or (frame_range[1] - frame_range[0])
+        cams = orbit_path(orbit, frames, width=width, height=height, fov_y=fov, fps=media.fps,
+                          near=auto_near(orbit.distance))  # fmt: skip
+    plan = plan_timeline(media.frame_count, media.fps, cams, fps=media.fps, loop=args.loop, frame_range=frame_range)
+    settings = RenderSettings(background=background, sh_degree_limit=3 if args.sh_degree is None else args.sh_degree)
+    progress = TerminalProgress(len(plan), label="rendering ")
+    n = render_timeline(media, plan, args.output, ExportOptions(args.codec, args.crf, settings), progress=progress)
+    if not args.quiet:
+        w, h = plan.cameras[0].width, plan.cameras[0].height
+        emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of {w}x{h} at {plan.fps:g} fps "
+             f"from {media.frame_count} sequence frames in {display_path(media.path)} ({media.reader})")
+    return 0
+
+
 VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format", "color_matrix", "color_range",
                    "bitrate", "duration", "decode_path", "frames_estimated", "frame_count_source")  # fmt: skip
 
 
-def describe(path: Path, forced: str | None = None) -> dict:
+def describe(path: Path, forced: str | None = None, fps: float | None = None) -> dict:
     """What ``holoscope info`` reports, as a JSON-ready dict."""
     import numpy as np
 
     from holoscope.core.media import MediaKind
-    from holoscope.core.registry import open_media
 
-    probe = open_media(path, forced)
+    probe = _open(path, forced, fps)
+    if probe.kind is MediaKind.SPLAT_SEQUENCE:
+        from holoscope.codecs.sequence import describe_sequence
+
+        return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+                **describe_sequence(probe)}  # fmt: skip
     if probe.kind is not MediaKind.SPLATS:
         try:
             report = {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
@@ -217,6 +267,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise InvalidArgument(f"--sh-degree must be 0..3, got {args.sh_degree}")
     flip = parse_flip(args.flip_axes) if args.flip_axes else None
     spec, writer = writer_for(args.output, args.to)  # fail on an unknown output before reading
+    from holoscope.codecs.inputs import is_sequence_input
+
+    if args.format is None and is_sequence_input(args.input):
+        return _convert_sequence(args, spec, writer, flip)
     media, cloud = _open_splats(_resolve_input(args.input), args.format)
     if args.sh_degree is not None:
         cloud = cloud.with_sh_degree(args.sh_degree)
@@ -235,15 +289,41 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_sequence(args: argparse.Namespace, spec, writer, flip) -> int:
+    """``convert SEQ OUT/%04d.ply``: every frame, numbered from 1 like the inputs."""
+    from holoscope.codecs.sequence import output_name, write_sequence
+    from holoscope.core.splat_math import flip_axes
+    from holoscope.render.timeline import parse_frame_range
+
+    output_name(args.output, 1)  # a numbered name, checked before any frame is read
+    if args.spz_version is not None and spec.name != "spz":
+        raise InvalidArgument("--spz-version applies to .spz outputs only")
+    options = {"version": args.spz_version} if args.spz_version is not None else {}
+    media = _open(args.input, None, fps=None)
+    a, b = parse_frame_range(args.frames, media.frame_count) if args.frames else (0, media.frame_count)
+
+    def transform(cloud):
+        if args.sh_degree is not None:
+            cloud = cloud.with_sh_degree(args.sh_degree)
+        return flip_axes(cloud, flip) if flip is not None else cloud
+
+    written = write_sequence(media, args.output, lambda cloud, name: writer(cloud, name, **options),
+                             frames=range(a, b), transform=transform)  # fmt: skip
+    if not args.quiet:
+        emit(f"wrote {len(written)} frame{'s' if len(written) != 1 else ''} ({spec.name}) "
+             f"{display_path(written[0].name)} .. {display_path(written[-1].name)} from {display_path(media.path)}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
-    info = describe(_resolve_input(args.input), args.format)
+    info = describe(_resolve_input(args.input), args.format, args.fps)
     if args.json:
         emit(json.dumps(info, indent=2))
         return 0
     width = max(len(k) for k in info)
     for key, value in info.items():
         if isinstance(value, list):
-            value = "(" + ", ".join(f"{v:.4g}" for v in value) + ")"
+            value = "(" + ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value) + ")"
         elif isinstance(value, float):
             value = f"{value:.6g}"
         emit(f"{key.replace('_', ' '):<{width}}  {value}")
@@ -259,14 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
 
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
-    r.add_argument("input", nargs="?", help=f"scene file; '{DEMO}' or nothing for the built-in demo")
+    r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
+                                            f"list file); '{DEMO}' or nothing for the built-in demo")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
     g = r.add_mutually_exclusive_group()
     g.add_argument("--camera-path", help="nerfstudio camera_path.json")
     g.add_argument("--orbit", type=int, metavar="N", help="orbit of N frames around the scene (default 120)")
     r.add_argument("--size", metavar="WxH", help="output size (default: the camera path's, else 1280x720)")
-    r.add_argument("--fps", type=float, help="frame rate (default: the camera path's, else 30)")
+    r.add_argument("--fps", type=float, help="frame rate (default: the camera path's, else 30); for a sequence "
+                                             "its frame rate, one output frame per sequence frame")
     r.add_argument("--codec", help="h264 | hevc | av1 | ffv1 (default: h264, av1 for .webm)")
     r.add_argument("--crf", type=int, help="constant rate factor (quality; lower is better)")
     r.add_argument("--background", default="0,0,0", metavar="R,G,B", help="0..1 floats or 0..255 (default black)")
@@ -274,23 +356,27 @@ def build_parser() -> argparse.ArgumentParser:
                                "(default: the file's: -y for PLY, SOG, .splat, .ksplat; +y or the file's own for SPZ)")
     r.add_argument("--fov", type=float, default=50.0, help="vertical field of view for orbits, degrees")
     r.add_argument("--sh-degree", type=int, help="limit the SH degree evaluated (0-3)")
+    r.add_argument("--frames", metavar="A:B", help="sequences: render frames A..B-1 only")
+    r.add_argument("--loop", action="store_true", help="sequences: loop while a longer camera path goes on")
     r.add_argument("--format", help="force the input format instead of probing")
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension)")
-    c.add_argument("input", help=f"scene file; '{DEMO}' for the built-in demo")
-    c.add_argument("output", help="output file: .ply, .spz, .splat, .sog")
+    c.add_argument("input", help=f"scene file or splat sequence (folder, quoted glob, list file); '{DEMO}' for the demo")
+    c.add_argument("output", help="output file: .ply, .spz, .splat, .sog; for a sequence a numbered name: out/%%04d.ply")
     c.add_argument("--sh-degree", type=int, help="keep spherical harmonics up to this degree (0-3)")
     c.add_argument("--flip-axes", metavar="AXES", help="mirror axes in pairs, e.g. 'y,z' (RDF <-> RUB, as SPZ tools differ)")
     c.add_argument("--format", help="force the input format instead of probing")
     c.add_argument("--to", help="force the output format instead of using the extension")
+    c.add_argument("--frames", metavar="A:B", help="sequences: convert frames A..B-1 only")
     c.add_argument("--spz-version", type=int, choices=(2, 3, 4), help="SPZ version to write (default 3)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
-    i.add_argument("input", nargs="?", help=f"file; '{DEMO}' or nothing for the built-in demo")
+    i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo")
+    i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
     i.set_defaults(func=cmd_info)

@@ -138,6 +138,7 @@ def _assert_clean_failure(capsys, argv, output: Path | None, needle: str) -> Non
 def test_bad_inputs_fail_with_one_line(samples_dir, tmp_path, capsys):
     out = tmp_path / "out" / "video.mp4"
     out.parent.mkdir()
+    (tmp_path / "a-folder").mkdir()  # a folder holding no frames: not a scene, not a sequence
     good = samples_dir / "splats" / "lod4.ply"
     data = good.read_bytes()
     empty = tmp_path / "empty.ply"
@@ -154,7 +155,8 @@ def test_bad_inputs_fail_with_one_line(samples_dir, tmp_path, capsys):
     zero.write_bytes(data[:header_end].replace(b"element vertex 489", b"element vertex 0"))
     cases = [
         (["render", str(tmp_path / "missing.ply"), "-o", str(out)], "no such file"),
-        (["render", str(tmp_path), "-o", str(out)], "directory"),
+        (["render", str(tmp_path / "a-folder"), "-o", str(out)], "directory"),
+        (["render", str(tmp_path), "-o", str(out)], "no frame of the sequence can be read"),  # damaged frames
         (["render", str(empty), "-o", str(out)], "empty"),
         (["render", str(wrong), "-o", str(out)], "supported formats"),
         (["render", str(truncated), "-o", str(out)], "truncated"),

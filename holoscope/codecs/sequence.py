@@ -187,13 +187,15 @@ def open_sequence(spec: str | os.PathLike, *, fps: float | None = None,
         try:
             first = (index, opener(path))
             break
-        except HoloscopeError as exc:
+        except HoloscopeError as exc:  # reported once below, not a line per frame
             first_error = first_error or exc
-            log.warning("%s", exc)
     if first is None:
         assert first_error is not None
         raise EmptyMedia(f"no frame of the sequence can be read ({len(frames)} tried; first error: {first_error})",
                          path=os.fspath(spec))  # fmt: skip
+    if first[0] > 0:
+        log.warning("%s: the first %d frame%s cannot be read (%s); playback starts at frame %d",
+                    display_path(os.fspath(spec)), first[0], "s" if first[0] > 1 else "", first_error, first[0] + 1)
     cache = {first[0]: first[1]}
 
     def load_frame(index: int) -> object:
@@ -226,5 +228,95 @@ def open_sequence(spec: str | os.PathLike, *, fps: float | None = None,
         iter_from=iter_from,
         path=os.fspath(spec),
         info={"frame_files": [str(p) for p in frames], "file_bytes": total,
-              "first_readable_frame": first[0]},  # fmt: skip
+              "first_readable_frame": first[0], "default_up": sequence_up(frames[first[0]])},  # fmt: skip
     )
+
+
+def sequence_up(frame: Path) -> str:
+    """A sequence opens with the default up axis of its frames' format (-y for the PLY family)."""
+    from holoscope.codecs.formats.common import DEFAULT_UP, FALLBACK_UP
+
+    name = frame.name.lower()
+    for fmt, ext in (("compressed-ply", ".compressed.ply"), ("ply", ".ply"), ("spz", ".spz"), ("sog", ".sog"),
+                     ("splat", ".splat"), ("ksplat", ".ksplat")):  # fmt: skip
+        if name.endswith(ext):
+            return DEFAULT_UP.get(fmt, FALLBACK_UP)
+    return FALLBACK_UP
+
+
+def describe_sequence(media: Media) -> dict:
+    """What ``holoscope info`` reports for a sequence: frame count, fps, splats per frame
+    (min / median / max over the frames that can be read), SH degree, bytes on disk."""
+    import numpy as np
+
+    counts, degrees, failed = [], set(), []
+    for index in range(media.frame_count):
+        try:
+            cloud = media.frame(index)
+        except HoloscopeError as exc:
+            failed.append(index)
+            log.warning("%s", exc)
+            continue
+        counts.append(cloud.count)
+        degrees.add(cloud.sh_degree)
+    total = int(media.info.get("file_bytes", 0))
+    frames = media.info.get("frame_files", [])
+    formats = sorted({Path(f).name.lower().split(".", 1)[-1] for f in frames})
+    return {
+        "frames": media.frame_count,
+        "fps": round(media.fps, 6),
+        "duration": round(media.duration, 6),
+        "frame_formats": formats,
+        "splats_min": int(np.min(counts)),
+        "splats_median": float(np.median(counts)),
+        "splats_max": int(np.max(counts)),
+        "sh_degree": max(degrees),
+        "file_bytes": total,
+        "bytes_per_frame": round(total / max(1, media.frame_count), 1),
+        "unreadable_frames": [i + 1 for i in failed],
+        "first_frame": frames[0] if frames else "",
+        "last_frame": frames[-1] if frames else "",
+    }
+
+
+def output_name(pattern: str | os.PathLike, number: int) -> Path:
+    """``OUT/%04d.ply`` -> ``OUT/0001.ply`` (a printf integer conversion in the file name)."""
+    pattern = Path(pattern)
+    if not re.search(r"%\d*d", pattern.name.replace("%%", "")):
+        raise CorruptStream("a sequence is written to numbered files: give a name like out/%04d.ply", path=pattern)
+    try:
+        return pattern.with_name(pattern.name % number)
+    except (TypeError, ValueError) as exc:
+        raise CorruptStream("the output name needs exactly one %d or %04d (a literal % is %%)", path=pattern) from exc
+
+
+def write_sequence(media: Media, pattern: str | os.PathLike, write: Callable[[object, Path], None], *,
+                   frames: range | None = None, number_from: int = 1,
+                   transform: Callable[[object], object] | None = None) -> list[Path]:  # fmt: skip
+    """Write frames of a sequence to numbered files: frame ``i`` (from 0) to number
+    ``i + number_from``, so the default numbers from 1 like the inputs. A frame that cannot be read is skipped with a warning (its number is kept free);
+    on any error or interruption every file already written is removed again."""
+    frames = frames if frames is not None else range(media.frame_count)
+    names = [output_name(pattern, i + number_from) for i in frames]
+    if not names[0].parent.is_dir():
+        raise SourceNotFound("the output folder does not exist", path=names[0].parent)
+    written: list[Path] = []
+    try:
+        for index, name in zip(frames, names):
+            try:
+                cloud = media.frame(index)
+            except HoloscopeError as exc:
+                log.warning("frame %d skipped: %s", index + 1, exc)
+                continue
+            write(transform(cloud) if transform is not None else cloud, name)
+            written.append(name)
+    except BaseException:
+        for name in written:
+            try:
+                name.unlink()
+            except OSError:
+                pass
+        raise
+    if not written:
+        raise EmptyMedia("no frame of the sequence could be read", path=media.path)
+    return written
