@@ -3,10 +3,14 @@
 Decoding runs on a :class:`FramePrefetcher` thread filling a small bounded queue; the GUI
 thread asks for the frame the clock wants and gets it or nothing (late frames are dropped
 inside the prefetcher). Uploads happen in ``paint`` where the GL context is current.
+
+Opening never blocks the GUI thread: a short-lived thread waits for frame 0 and hands it over
+with a repaint request; until then the viewport shows the background.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import moderngl
@@ -18,7 +22,6 @@ from holoscope.render.gl.splat_renderer import RenderSettings
 from holoscope.render.gl.video_renderer import GlVideoRenderer
 
 QUEUE_FRAMES = 4
-FIRST_FRAME_TIMEOUT = 10.0  # seconds; only opening waits for a frame, playback never does
 
 
 class VideoView:
@@ -30,19 +33,48 @@ class VideoView:
         self.frame_count = media.frame_count
         self.fps = media.fps
         self.renderer = GlVideoRenderer(ctx)
+        self.shown = 0  # the index on screen once the first frame arrives
+        self._pending: Any = None  # taken from the prefetcher, uploaded at the next paint
+        self._lock = threading.Lock()  # _pending and _first_wanted: GUI thread vs first-frame thread
+        self._first_wanted = True  # no frame taken by show_frame yet
+        self._first_error: BaseException | None = None
+        self._request_repaint = request_repaint
         self.prefetcher = FramePrefetcher(media, capacity=QUEUE_FRAMES, start=0)
-        first = self.prefetcher.wait_for(0, timeout=FIRST_FRAME_TIMEOUT)
-        self.renderer.upload(first)
-        self.shown = 0
-        self._pending: Any = None
+        self._first_thread = threading.Thread(target=self._await_first_frame, name="holoscope-first-frame",
+                                              daemon=True)
+        self._first_thread.start()
+
+    def _await_first_frame(self) -> None:
+        """Worker: wait for frame 0 and hand it to the next paint (never calls GL or Qt)."""
+        try:
+            frame = self.prefetcher.wait_for(0)
+        except (LookupError, RuntimeError):  # a seek went elsewhere first, or the view closed
+            return
+        except Exception as exc:  # a decode failure: raised on the GUI thread (next paint or show_frame)
+            with self._lock:
+                self._first_error = exc
+            self._request_repaint()
+            return
+        with self._lock:
+            if not self._first_wanted:  # show_frame already put a newer frame up
+                return
+            self._pending = frame
+        self._request_repaint()
 
     def seek(self, index: int) -> None:
         """Restart decoding at ``index`` unless the running decode will reach it soon anyway."""
         if not self.prefetcher.covers(index, max_gap=QUEUE_FRAMES * 2):
             self.prefetcher.seek(index)
 
+    def _raise_first_error(self) -> None:
+        with self._lock:
+            error, self._first_error = self._first_error, None
+        if error is not None:
+            raise error
+
     def show_frame(self, index: int) -> bool:
         """Make ``index`` the displayed frame if it is decoded; True when the picture changed."""
+        self._raise_first_error()
         if index == self.shown and self._pending is None:
             return False
         if not self.prefetcher.covers(index, max_gap=QUEUE_FRAMES * 4):
@@ -50,15 +82,24 @@ class VideoView:
         frame = self.prefetcher.take(index)
         if frame is None:
             return False
-        self._pending = frame
+        with self._lock:
+            self._pending = frame
+            self._first_wanted = False
         self.shown = index
         return True
 
+    @property
+    def first_frame_shown(self) -> bool:
+        """Whether a picture has been uploaded (before that the viewport shows the background)."""
+        return self.renderer.frame is not None
+
     def paint(self, camera: Camera, settings: RenderSettings) -> None:
-        if self._pending is not None:
-            self.renderer.upload(self._pending)
-            self._pending = None
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.renderer.upload(pending)
         self.renderer.draw(camera.width, camera.height, background=settings.background)
+        self._raise_first_error()  # after drawing: the viewport reports it and keeps painting
 
     def stats(self) -> dict[str, Any]:
         info = self.media.info
@@ -76,5 +117,6 @@ class VideoView:
         }
 
     def release(self) -> None:
-        self.prefetcher.close()
+        self.prefetcher.close()  # also ends the first-frame wait
+        self._first_thread.join(timeout=5.0)
         self.renderer.release()

@@ -8,6 +8,7 @@ W/A/S/D/Q/E are held.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import CameraRig
 from holoscope.render.gl.splat_renderer import OffscreenTarget, RenderSettings
 
+_log = logging.getLogger(__name__)
+
 FLY_KEYS = {
     Qt.Key.Key_W: (1, 0, 0), Qt.Key.Key_S: (-1, 0, 0),
     Qt.Key.Key_D: (0, 1, 0), Qt.Key.Key_A: (0, -1, 0),
@@ -31,7 +34,6 @@ FLY_KEYS = {
 class QtViewport(QOpenGLWidget):
     repaintRequested = Signal()  # emitted from worker threads; queued onto the GUI thread
     frameRendered = Signal(float)  # milliseconds spent in paintGL
-    glReady = Signal()
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -46,7 +48,6 @@ class QtViewport(QOpenGLWidget):
         self._fly_timer = QTimer(self, interval=16, timeout=self._fly_tick)
         self.frames_painted = 0
         self.gl_renderer = ""
-        self.last_error: BaseException | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(False)
         self.repaintRequested.connect(self.update, Qt.ConnectionType.QueuedConnection)
@@ -57,7 +58,6 @@ class QtViewport(QOpenGLWidget):
         # moderngl's info table is empty for a context it did not create; ask GL directly.
         raw = self.context().functions().glGetString(0x1F01)  # GL_RENDERER
         self.gl_renderer = raw.decode() if isinstance(raw, bytes) else str(raw or "unknown")
-        self.glReady.emit()
 
     def device_size(self) -> tuple[int, int]:
         ratio = self.devicePixelRatioF()
@@ -85,9 +85,8 @@ class QtViewport(QOpenGLWidget):
         self._target.begin(clear=(*bg, 1.0))
         try:
             self.view.paint(self.current_camera(), self.settings)
-            self.last_error = None
-        except Exception as exc:  # a worker error must not kill painting; the window reports it
-            self.last_error = exc
+        except Exception:  # a failing view must not kill painting (nor Qt's event loop)
+            _log.exception("painting the view failed")
         self.ctx.copy_framebuffer(dst=screen, src=self._target.fbo)
         screen.use()
         self.frames_painted += 1

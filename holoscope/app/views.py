@@ -57,20 +57,7 @@ class SplatView:
         self.renderer.draw(camera, settings)
 
     def pick(self, camera: Camera, x: float, y: float, radius_px: float = 6.0) -> np.ndarray | None:
-        """World point of the nearest reasonably opaque splat whose centre is near pixel (x, y)."""
-        view = camera.view_matrix
-        pts = self.cloud.means @ view[:3, :3].T + view[:3, 3]
-        depth = -pts[:, 2]
-        ok = (depth > camera.near) & (self.cloud.opacities > 0.2)
-        if not ok.any():
-            return None
-        px = camera.focal * pts[:, 0] / np.where(ok, depth, 1) + camera.width / 2
-        py = -camera.focal * pts[:, 1] / np.where(ok, depth, 1) + camera.height / 2
-        near = ok & ((px - x) ** 2 + (py - y) ** 2 <= radius_px**2)
-        if not near.any():
-            return None
-        idx = np.flatnonzero(near)
-        return self.cloud.means[idx[np.argmin(depth[idx])]].astype(np.float64)
+        return pick_splat(self.cloud, camera, x, y, radius_px)
 
     def stats(self) -> dict[str, Any]:
         c = self.cloud
@@ -80,3 +67,20 @@ class SplatView:
     def release(self) -> None:
         self.sorter.close()
         self.renderer.release()
+
+
+def pick_splat(cloud: SplatCloud, camera: Camera, x: float, y: float, radius_px: float = 6.0) -> np.ndarray | None:
+    """World point of the nearest reasonably opaque splat whose centre is near pixel (x, y)."""
+    view = camera.view_matrix
+    pts = cloud.means @ view[:3, :3].T + view[:3, 3]
+    depth = -pts[:, 2]
+    ok = (depth > camera.near) & (cloud.opacities > 0.2)
+    if not ok.any():
+        return None
+    px = camera.focal * pts[:, 0] / np.where(ok, depth, 1) + camera.width / 2
+    py = -camera.focal * pts[:, 1] / np.where(ok, depth, 1) + camera.height / 2
+    near = ok & ((px - x) ** 2 + (py - y) ** 2 <= radius_px**2)
+    if not near.any():
+        return None
+    idx = np.flatnonzero(near)
+    return cloud.means[idx[np.argmin(depth[idx])]].astype(np.float64)

@@ -36,7 +36,8 @@ from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
 from holoscope.core.clock import PresentationClock
 from holoscope.core.errors import HoloscopeError, display_path
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.registry import formats, open_media, supported_summary
+from holoscope.codecs.inputs import is_sequence_input, open_input
+from holoscope.core.registry import formats, supported_summary
 
 UP_CHOICES = ("+y", "-y", "+z")
 
@@ -85,6 +86,7 @@ class MainWindow(QMainWindow):
         self._open_id = 0
         self._opened.connect(self._on_opened, Qt.ConnectionType.QueuedConnection)
         self.clock = PresentationClock()
+        self._last_warning: str | None = None
         self.current_index = 0
         self._play_timer = QTimer(self, interval=8, timeout=self._tick)
         self._render_times: list[float] = []
@@ -120,6 +122,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.open_action = self._action("&Open…", self.open_dialog, (QKeySequence.StandardKey.Open,), file_menu)
+        self._action("Open &Folder…", self.open_folder_dialog, ("Ctrl+Shift+O",), file_menu)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -196,7 +199,7 @@ class MainWindow(QMainWindow):
         self._open_id += 1
         request_id, path = self._open_id, str(path)
         self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
-        future = self._loader.submit(open_media, path)
+        future = self._loader.submit(open_input, path)
         future.add_done_callback(lambda f: self._opened.emit(request_id, path, f))
 
     def _on_opened(self, request_id: int, path: str, future: Future) -> None:
@@ -228,6 +231,10 @@ class MainWindow(QMainWindow):
             from holoscope.app.video_view import VideoView
 
             return VideoView(ctx, media, repaint)
+        if media.kind is MediaKind.SPLAT_SEQUENCE:
+            from holoscope.app.sequence_view import SplatSequenceView
+
+            return SplatSequenceView(ctx, media, repaint)
         raise HoloscopeError(f"{media.kind.value} media cannot be shown yet")
 
     def _install(self, media: Media, path: str, view: Any) -> None:
@@ -285,6 +292,12 @@ class MainWindow(QMainWindow):
         if names:
             self.open_paths(names)
 
+    def open_folder_dialog(self) -> None:
+        """A folder of per-frame splat files plays as a sequence (an unbundled SOG opens as a scene)."""
+        name = QFileDialog.getExistingDirectory(self, "Open folder", str(Path.home()))
+        if name:
+            self.open_paths([name])
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         items = recent.recent_files()
@@ -330,6 +343,9 @@ class MainWindow(QMainWindow):
 
         supported = []
         for p in paths:
+            if is_sequence_input(p):  # a dropped folder of frames plays as a sequence
+                supported.append(p)
+                continue
             try:
                 resolve(p)
                 supported.append(p)
@@ -416,6 +432,10 @@ class MainWindow(QMainWindow):
         self.current_index = index
         if view is not None and view.show_frame(index):
             self.viewport.update()
+        warning = getattr(view, "warning", None)
+        if warning and warning != self._last_warning:  # a frame that could not be read, named
+            self._last_warning = warning
+            self.statusBar().showMessage(warning, 6000)
         self.timeline.show_position(index, index / view.fps if view else 0.0)
 
     def _tick(self) -> None:
@@ -550,6 +570,12 @@ class MainWindow(QMainWindow):
             rows["Decode"] = f"{stats['decode_fps']:.0f} fps, {stats['decode_ms']:.1f} ms/frame"
         if "decode_path" in stats:
             rows["Decode path"] = stats["decode_path"]
+        if "frame" in stats:
+            rows["Frame"] = stats["frame"]
+        if "prefetched" in stats:
+            rows["Read ahead"] = stats["prefetched"]
+        if stats.get("warning"):
+            rows["Warning"] = stats["warning"]
         rows["Memory (CPU)"] = human_bytes(process_memory_bytes())
         if "gpu_bytes" in stats:
             rows["Memory (GPU)"] = human_bytes(stats["gpu_bytes"])

@@ -17,7 +17,7 @@ import numpy as np
 
 from holoscope.codecs.video.output import classify_output, describe_output, encoder_bytes_per_pixel, open_output
 from holoscope.core import budget
-from holoscope.core.camera import Camera, OrbitController, auto_near, check_fov, check_image_size, frame_bounds
+from holoscope.core.camera import Camera, OrbitController, check_fov, check_image_size, frame_bounds
 from holoscope.core.camera_path import CameraPath
 from holoscope.core.errors import BudgetExceeded, Cancelled, EmptyMedia, InvalidArgument
 from holoscope.core.frames import SplatCloud
@@ -82,10 +82,6 @@ def default_orbit(cloud: SplatCloud, *, fov_y: float, aspect: float, up: str = "
         raise EmptyMedia("nothing to frame: the scene has no splats")
     lo, hi = cloud.robust_bounds()
     return frame_bounds(lo, hi, fov_y=fov_y, aspect=aspect, up=up)
-
-
-def camera_near_for(orbit: OrbitController) -> float:
-    return auto_near(orbit.distance)
 
 
 class SplatFrameRenderer:

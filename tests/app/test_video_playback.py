@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import av
@@ -49,6 +50,7 @@ def test_video_opens_with_a_timeline_and_plays_pauses_seeks_steps(window, qtbot,
     wait_for_media(qtbot, window, "numbered.mp4")
     assert window.timeline.isVisible()
     assert window.media.frame_count == FRAMES and window.media.fps == FPS
+    qtbot.waitUntil(lambda: window.viewport.view.first_frame_shown, timeout=5000)
     assert shown_index(window, qtbot) == 0
 
     qtbot.keyClick(window.viewport, Qt.Key.Key_Space)  # play
@@ -127,3 +129,65 @@ def test_closing_the_window_stops_every_worker_thread(qtbot, numbered_video, sam
         return [t.name for t in threading.enumerate() if t.name.startswith("holoscope-") and t.is_alive()]
 
     qtbot.waitUntil(lambda: not workers(), timeout=5000)
+
+
+def test_opening_a_video_does_not_block_the_gui_thread_for_the_first_frame(window, qtbot, numbered_video):
+    """The view is created at once; frame 0 appears through a repaint request once decoded."""
+    import threading
+    import time
+
+    from holoscope.app.video_view import VideoView
+    from holoscope.codecs.video.decode import open_video
+
+    real = open_video(numbered_video)
+    release = threading.Event()
+
+    def slow_frames(start: int):
+        release.wait(10)  # a decoder stuck on its first picture (network share, huge keyframe)
+        yield from real.frames_from(start)
+
+    media = dataclasses.replace(real, iter_from=slow_frames)
+    repaints: list[float] = []
+    t0 = time.monotonic()
+    view = window.viewport.with_context(lambda ctx: VideoView(ctx, media, lambda: repaints.append(time.monotonic())))
+    try:
+        assert time.monotonic() - t0 < 1.0, "creating the view waited for a frame"
+        assert not view.first_frame_shown and view.shown == 0
+        window.viewport.set_view(view)
+        window.viewport.update()
+        qtbot.wait(200)
+        assert not repaints and not view.first_frame_shown  # still nothing decoded: background
+        release.set()
+        qtbot.waitUntil(lambda: bool(repaints), timeout=5000)
+        window.viewport.update()
+        qtbot.waitUntil(lambda: view.first_frame_shown, timeout=5000)
+        assert shown_index(window, qtbot) == 0
+    finally:
+        release.set()
+        window.viewport.set_view(None)
+        real.release()
+    assert not view._first_thread.is_alive()
+
+
+def test_a_first_frame_that_fails_to_decode_is_reported_on_the_gui_thread(window, qtbot, numbered_video):
+    from holoscope.app.video_view import VideoView
+    from holoscope.codecs.video.decode import open_video
+    from holoscope.core.errors import CorruptStream
+
+    real = open_video(numbered_video)
+
+    def broken(start: int):
+        raise CorruptStream("no picture", path=real.path)
+        yield  # a generator, like the decoder's
+
+    media = dataclasses.replace(real, iter_from=broken)
+    repaints: list[int] = []
+    view = window.viewport.with_context(lambda ctx: VideoView(ctx, media, lambda: repaints.append(1)))
+    try:
+        qtbot.waitUntil(lambda: bool(repaints), timeout=5000)
+        with pytest.raises(CorruptStream, match="no picture"):
+            view.show_frame(0)
+        assert not view.first_frame_shown
+    finally:
+        window.viewport.with_context(lambda _ctx: view.release())
+        real.release()

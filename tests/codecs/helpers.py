@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, settings
 
-from holoscope.core.frames import SplatCloud
+from holoscope.codecs.formats.common import normalize_quats
+from holoscope.core.frames import SH_C0, SplatCloud
 
 
 def fuzz_settings(max_examples: int):
@@ -28,3 +29,77 @@ def assert_valid_cloud(cloud: SplatCloud, *, positive_scales: bool = True) -> No
     assert ((cloud.opacities >= 0) & (cloud.opacities <= 1)).all()
     if positive_scales:
         assert (cloud.scales > 0).all()
+
+
+# The random clouds the format tests write and read back, one per range a format can store.
+# Each profile keeps its draw order, so a seed gives the same cloud as it always has.
+CLOUD_PROFILES = ("ply", "splat", "spz", "sog")
+
+
+def random_cloud(n: int, degree: int = 3, seed: int = 0, *, profile: str = "ply", extent: float = 50.0,
+                 structured_sh: bool = True) -> SplatCloud:  # fmt: skip
+    """A reproducible random cloud of ``n`` splats with SH ``degree`` from ``seed``.
+
+    ``profile`` picks the attribute ranges:
+
+    - "ply": normal means (sigma 3), log-uniform scales in [e^-6, 1], opacities in
+      [0.02, 0.98], normal SH (anything a float PLY stores);
+    - "splat": means uniform in +-50, scales in [e^-7, e], base colours inside [0, 1], SH in
+      +-0.9 (what the 8-bit .splat layout keeps);
+    - "spz": means uniform in +-``extent``, log-scales in [-9.5, 5.5], DC within +-3.2, SH in
+      +-0.95 (the ranges SPZ can store: log-scale in [-10, 5.9], SH within [-1, 1));
+    - "sog": normal means (sigma 2), log-normal scales around e^-4, SH DC normal and the rest
+      either i.i.d. (``structured_sh=False``) or, more like trained scenes, driven by a few
+      latent factors.
+    """
+    rng = np.random.default_rng(seed)
+    k = (degree + 1) ** 2
+    if profile == "ply":
+        quats = rng.normal(size=(n, 4))
+        quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+        return SplatCloud(
+            means=rng.normal(0, 3, (n, 3)).astype(np.float32),
+            scales=np.exp(rng.uniform(-6, 0, (n, 3))).astype(np.float32),
+            quats=quats.astype(np.float32),
+            opacities=rng.uniform(0.02, 0.98, n).astype(np.float32),
+            sh=rng.normal(0, 1, (n, k, 3)).astype(np.float32),
+        )
+    if profile in ("splat", "spz"):
+        q = rng.normal(size=(n, 4))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        if profile == "splat":
+            sh = rng.uniform(-0.9, 0.9, (n, k, 3))
+            sh[:, 0] = (rng.uniform(0, 1, (n, 3)) - 0.5) / SH_C0  # base colours inside [0, 1]
+            means = rng.uniform(-50, 50, (n, 3))
+            scales = np.exp(rng.uniform(-7, 1, (n, 3)))
+        else:
+            sh = rng.uniform(-0.95, 0.95, (n, k, 3))
+            sh[:, 0] = rng.uniform(-3.2, 3.2, (n, 3))
+            means = rng.uniform(-extent, extent, (n, 3))
+            scales = np.exp(rng.uniform(-9.5, 5.5, (n, 3)))
+        return SplatCloud(
+            means=means.astype(np.float32),
+            scales=scales.astype(np.float32),
+            quats=q.astype(np.float32),
+            opacities=rng.uniform(0, 1, n).astype(np.float32),
+            sh=sh.astype(np.float32),
+        )
+    if profile == "sog":
+        sh = np.empty((n, k, 3), np.float32)
+        sh[:, 0] = rng.normal(0, 1, (n, 3))
+        if k > 1:
+            if structured_sh:
+                latent = rng.normal(size=(n, 4))
+                mix = rng.normal(size=(4, (k - 1) * 3)) * 0.1
+                rest = np.tanh(latent @ mix * 2) * 0.3 + rng.normal(0, 0.01, (n, (k - 1) * 3))
+            else:
+                rest = rng.normal(0, 0.2, (n, (k - 1) * 3))
+            sh[:, 1:] = rest.reshape(n, k - 1, 3)
+        return SplatCloud(
+            means=(rng.normal(size=(n, 3)) * 2).astype(np.float32),
+            scales=np.exp(rng.normal(-4, 1, (n, 3))).astype(np.float32),
+            quats=normalize_quats(rng.normal(size=(n, 4)).astype(np.float32)),
+            opacities=rng.uniform(0, 1, n).astype(np.float32),
+            sh=sh,
+        )
+    raise ValueError(f"unknown cloud profile {profile!r} (one of {CLOUD_PROFILES})")

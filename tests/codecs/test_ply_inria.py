@@ -6,7 +6,10 @@ not from the reader under test.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,8 @@ from holoscope.codecs.formats.ply_inria import READER_NAME, read_ply, write_ply
 from holoscope.core.errors import CorruptStream, EmptyMedia, FormatNotRecognized, HoloscopeError, OutputError
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.registry import open_media
+
+from .helpers import random_cloud as shared_random_cloud
 
 SAMPLES = {"lod4.ply": 489, "lod5.ply": 111}
 ROT = [f"rot_{i}" for i in range(4)]
@@ -60,17 +65,7 @@ def assert_same_cloud(a: SplatCloud, b: SplatCloud) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-def random_cloud(n: int, degree: int, seed: int = 0) -> SplatCloud:
-    rng = np.random.default_rng(seed)
-    quats = rng.normal(size=(n, 4))
-    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
-    return SplatCloud(
-        means=rng.normal(0, 3, (n, 3)).astype(np.float32),
-        scales=np.exp(rng.uniform(-6, 0, (n, 3))).astype(np.float32),
-        quats=quats.astype(np.float32),
-        opacities=rng.uniform(0.02, 0.98, n).astype(np.float32),
-        sh=rng.normal(0, 1, (n, sh_coeff_count(degree), 3)).astype(np.float32),
-    )
+random_cloud = partial(shared_random_cloud, profile="ply")  # tests/codecs/helpers.py
 
 
 # The real samples ------------------------------------------------------------------------
@@ -186,6 +181,46 @@ def test_write_onto_a_directory(tmp_path: Path) -> None:
     with pytest.raises(OutputError):
         write_ply(random_cloud(3, 0), target)
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_os_errors_map_through_the_one_shared_helper() -> None:
+    import errno
+
+    from holoscope.codecs.formats.common import mapped_os_errors
+    from holoscope.core.errors import NotAFile, SourceNotFound, SourceUnreadable
+
+    cases = [(errno.ENOENT, SourceNotFound), (errno.EISDIR, NotAFile), (errno.EACCES, SourceUnreadable),
+             (errno.EIO, CorruptStream), (errno.ENOSPC, SourceUnreadable)]  # fmt: skip
+    for code, expected in cases:
+        with pytest.raises(expected, match="x.ply") as info:
+            with mapped_os_errors("x.ply"):
+                raise OSError(code, os.strerror(code))
+        assert isinstance(info.value.__cause__, OSError)
+    already = CorruptStream("worded already", path="y.ply")
+    with pytest.raises(CorruptStream) as info:
+        with mapped_os_errors("x.ply"):
+            raise already
+    assert info.value is already
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_read_failures_in_the_ply_readers_are_mapped(tmp_path: Path, monkeypatch, text: bool) -> None:
+    """An I/O error while reading rows (binary or ASCII) becomes CorruptStream naming the file."""
+    path = tmp_path / "io.ply"
+    write_ply(random_cloud(5, 0, seed=1), path)
+    if text:
+        write_vertices(path, raw_vertices(path), text=True)
+    real = np.fromfile if not text else np.loadtxt
+
+    def failing(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(np, "loadtxt" if text else "fromfile", failing)
+    with pytest.raises(CorruptStream, match="input/output error") as info:
+        read_ply(path)
+    assert "io.ply" in str(info.value)
+    monkeypatch.setattr(np, "loadtxt" if text else "fromfile", real)
+    assert read_ply(path).count == 5
 
 
 # Layout variants that must still read ---------------------------------------------------

@@ -11,6 +11,7 @@ import struct
 import tempfile
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from holoscope.codecs.formats.common import normalize_quats
 from holoscope.codecs.formats.sog import (
     decode_webp_rgba,
     encode_sog,
@@ -40,6 +40,7 @@ from holoscope.core.errors import (
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.registry import open_media, writer_for
 from .helpers import fuzz_settings
+from .helpers import random_cloud as shared_random_cloud
 
 WAVE_COUNT = 4225
 QUAT_SLOTS = [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]
@@ -96,28 +97,7 @@ def read_bytes_as_sog(tmp: Path, data: bytes, name: str = "scene.sog") -> SplatC
     return read_sog(path)
 
 
-def random_cloud(n: int, degree: int = 3, seed: int = 0, *, structured_sh: bool = True) -> SplatCloud:
-    """Gaussian positions, log-normal scales, random rotations, uniform opacities; SH either
-    i.i.d. or (more like trained scenes) driven by a few latent factors."""
-    rng = np.random.default_rng(seed)
-    k = (degree + 1) ** 2
-    sh = np.empty((n, k, 3), np.float32)
-    sh[:, 0] = rng.normal(0, 1, (n, 3))
-    if k > 1:
-        if structured_sh:
-            latent = rng.normal(size=(n, 4))
-            mix = rng.normal(size=(4, (k - 1) * 3)) * 0.1
-            rest = np.tanh(latent @ mix * 2) * 0.3 + rng.normal(0, 0.01, (n, (k - 1) * 3))
-        else:
-            rest = rng.normal(0, 0.2, (n, (k - 1) * 3))
-        sh[:, 1:] = rest.reshape(n, k - 1, 3)
-    return SplatCloud(
-        means=(rng.normal(size=(n, 3)) * 2).astype(np.float32),
-        scales=np.exp(rng.normal(-4, 1, (n, 3))).astype(np.float32),
-        quats=normalize_quats(rng.normal(size=(n, 4)).astype(np.float32)),
-        opacities=rng.uniform(0, 1, n).astype(np.float32),
-        sh=sh,
-    )
+random_cloud = partial(shared_random_cloud, profile="sog")  # tests/codecs/helpers.py
 
 
 def quat_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ bytes (128, 128, 128, 255), i.e. w = 0, z = 1 after normalising.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,10 @@ from holoscope.core.errors import (
     OutputError,
     SourceNotFound,
 )
-from holoscope.core.frames import SH_C0, SplatCloud
+from holoscope.core.frames import SplatCloud
 from holoscope.core.registry import open_media, writer_for
 from .helpers import assert_valid_cloud, fuzz_settings, rotation_angle_deg
+from .helpers import random_cloud as shared_random_cloud
 
 
 @pytest.fixture(scope="module")
@@ -41,19 +43,7 @@ def sample(samples_dir: Path) -> Path:
     return path
 
 
-def random_cloud(n: int, degree: int, seed: int = 0) -> SplatCloud:
-    rng = np.random.default_rng(seed)
-    q = rng.normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    sh = rng.uniform(-0.9, 0.9, (n, (degree + 1) ** 2, 3))
-    sh[:, 0] = (rng.uniform(0, 1, (n, 3)) - 0.5) / SH_C0  # base colours inside [0, 1]
-    return SplatCloud(
-        means=rng.uniform(-50, 50, (n, 3)).astype(np.float32),
-        scales=np.exp(rng.uniform(-7, 1, (n, 3))).astype(np.float32),
-        quats=q.astype(np.float32),
-        opacities=rng.uniform(0, 1, n).astype(np.float32),
-        sh=sh.astype(np.float32),
-    )
+random_cloud = partial(shared_random_cloud, profile="splat")  # tests/codecs/helpers.py
 
 
 def assert_valid(cloud: SplatCloud) -> None:

@@ -23,6 +23,7 @@ import logging
 import struct
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.registry import open_media, writer_for
 from holoscope.core.splat_math import flip_axes
 from .helpers import assert_valid_cloud, fuzz_settings, rotation_angle_deg
+from .helpers import random_cloud as shared_random_cloud
 
 SAMPLES = ("minimal-v2.spz", "minimal-v3.spz", "minimal-v4.spz", "minimal-raw.spz")
 RUB_RDF = (1, -1, -1)
@@ -70,21 +72,7 @@ def splats_dir(samples_dir: Path) -> Path:
     return folder
 
 
-def random_cloud(n: int, degree: int, seed: int = 0, extent: float = 50.0) -> SplatCloud:
-    """Attributes spread over the ranges SPZ can store (log-scale in [-10, 5.9], colour DC within
-    +-0.5/0.15, SH within [-1, 1))."""
-    rng = np.random.default_rng(seed)
-    q = rng.normal(size=(n, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    sh = rng.uniform(-0.95, 0.95, (n, (degree + 1) ** 2, 3))
-    sh[:, 0] = rng.uniform(-3.2, 3.2, (n, 3))
-    return SplatCloud(
-        means=rng.uniform(-extent, extent, (n, 3)).astype(np.float32),
-        scales=np.exp(rng.uniform(-9.5, 5.5, (n, 3))).astype(np.float32),
-        quats=q.astype(np.float32),
-        opacities=rng.uniform(0, 1, n).astype(np.float32),
-        sh=sh.astype(np.float32),
-    )
+random_cloud = partial(shared_random_cloud, profile="spz")  # tests/codecs/helpers.py
 
 
 def assert_valid(cloud: SplatCloud) -> None:

@@ -335,25 +335,66 @@ def test_values_are_not_clamped_above_one() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _real_sh_factor(l: int, m: int, cartesian: float) -> float:
+    """Coefficient of a real SH basis polynomial from first principles: sqrt(2) (m != 0) x
+    K_l^m = sqrt((2l+1)/(4 pi) (l-|m|)!/(l+|m|)!) x ``cartesian`` (the factor that turns
+    P_l^|m|(cos t) trig(m phi) into the polynomial the renderer uses), with the
+    Condon-Shortley sign (-1)^m that INRIA's code keeps."""
+    k = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - abs(m)) / math.factorial(l + abs(m)))
+    return (-1) ** abs(m) * (math.sqrt(2) if m else 1.0) * k * cartesian
+
+
 def test_sh_constants() -> None:
-    assert SH_C0 == 0.28209479177387814
-    assert SH_C1 == 0.4886025119029199
-    assert SH_C2 == (
-        1.0925484305920792,
-        -1.0925484305920792,
-        0.31539156525252005,
-        -1.0925484305920792,
-        0.5462742152960396,
-    )
-    assert SH_C3 == (
-        -0.5900435899266435,
-        2.890611442640554,
-        -0.4570457994644658,
-        0.3731763325901154,
-        -0.4570457994644658,
-        1.445305721320277,
-        -0.5900435899266435,
-    )
+    # Cartesian factors: P_1^1 = s; P_2^1 = 3 z s; P_2^2 = 3 s^2 with sin(2 phi) s^2 = 2 x y;
+    # P_2^0 = (3 z^2 - 1) / 2 = (2 z^2 - x^2 - y^2) / 2; P_3^3 = 15 s^3 with
+    # sin(3 phi) s^3 = y (3 x^2 - y^2); P_3^2 = 15 z s^2 (2 x y z and z (x^2 - y^2));
+    # P_3^1 = 3/2 (5 z^2 - 1) s = 3/2 (4 z^2 - x^2 - y^2) s; P_3^0 = z (2 z^2 - 3 x^2 - 3 y^2) / 2.
+    assert math.isclose(SH_C0, _real_sh_factor(0, 0, 1.0), rel_tol=1e-15)
+    assert math.isclose(SH_C0, 1 / (2 * math.sqrt(math.pi)), rel_tol=1e-15)
+    assert math.isclose(SH_C1, -_real_sh_factor(1, 1, 1.0), rel_tol=1e-15)  # the sign sits in eval_sh
+    expected_c2 = [
+        _real_sh_factor(2, -2, 3 * 2),  # xy
+        _real_sh_factor(2, -1, 3),  # yz
+        _real_sh_factor(2, 0, 0.5),  # 2z^2 - x^2 - y^2
+        _real_sh_factor(2, 1, 3),  # xz
+        _real_sh_factor(2, 2, 3),  # x^2 - y^2
+    ]
+    expected_c3 = [
+        _real_sh_factor(3, -3, 15),  # y (3x^2 - y^2)
+        _real_sh_factor(3, -2, 15 * 2),  # xyz
+        _real_sh_factor(3, -1, 1.5),  # y (4z^2 - x^2 - y^2)
+        _real_sh_factor(3, 0, 0.5),  # z (2z^2 - 3x^2 - 3y^2)
+        _real_sh_factor(3, 1, 1.5),  # x (4z^2 - x^2 - y^2)
+        _real_sh_factor(3, 2, 15),  # z (x^2 - y^2)
+        _real_sh_factor(3, 3, 15),  # x (x^2 - 3y^2)
+    ]
+    assert len(SH_C2) == 5 and len(SH_C3) == 7
+    np.testing.assert_allclose(SH_C2, expected_c2, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(SH_C3, expected_c3, rtol=1e-14, atol=0)
+    # Spot values, so a wrong derivation above cannot hide a wrong table.
+    np.testing.assert_allclose([SH_C1, SH_C2[2], SH_C3[3]],
+                               [math.sqrt(3 / (4 * math.pi)), math.sqrt(5 / (16 * math.pi)),
+                                math.sqrt(7 / (16 * math.pi))], rtol=1e-14)  # fmt: skip
+
+
+def test_sh_basis_is_orthonormal_on_the_sphere() -> None:
+    """Independent of the constants: the 16 basis functions integrate to the identity
+    (Gauss-Legendre in z times a uniform grid in phi is exact for these polynomials)."""
+    z, wz = np.polynomial.legendre.leggauss(12)
+    phi = np.arange(24) * (2 * math.pi / 24)
+    zz, pp = np.meshgrid(z, phi, indexing="ij")
+    s = np.sqrt(1 - zz**2)
+    dirs = np.stack([s * np.cos(pp), s * np.sin(pp), zz], axis=-1).reshape(-1, 3)
+    weights = (wz[:, None] * np.full(phi.shape, 2 * math.pi / 24)[None, :]).reshape(-1)
+    # Each basis function alone: put coefficient j to one and evaluate (no clamping in eval_sh).
+    basis = []
+    for j in range(16):
+        sh = np.zeros((1, 16, 3))
+        sh[0, j, 0] = 1.0
+        basis.append(eval_sh(np.repeat(sh, len(dirs), axis=0), dirs)[:, 0])
+    basis = np.stack(basis)
+    gram = (basis * weights) @ basis.T
+    np.testing.assert_allclose(gram, np.eye(16), atol=1e-12)
 
 
 def test_sh_basis_hand_computed_degree_3() -> None:

@@ -38,11 +38,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from holoscope.codecs.formats.common import check_count, static_splat_media
+from holoscope.codecs.formats.common import check_count, mapped_os_errors, static_splat_media
 from holoscope.codecs.formats.ply_inria import PlyHeader, read_ply_header
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import open_regular
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -108,12 +108,9 @@ def _element_rows(fh: BinaryIO, lock: threading.Lock, header: PlyHeader, name: s
     def rows(start: int, stop: int) -> np.ndarray:
         records = np.empty(stop - start, dtype)
         buffer = records.view(np.uint8).reshape(-1)
-        try:
-            with lock:
-                fh.seek(offset + start * dtype.itemsize)
-                got = fh.readinto(buffer)
-        except OSError as exc:
-            raise os_error(exc, path) from exc
+        with mapped_os_errors(path), lock:
+            fh.seek(offset + start * dtype.itemsize)
+            got = fh.readinto(buffer)
         if got != buffer.nbytes:  # the file shrank after its header was checked
             raise CorruptStream(f"truncated PLY data in element '{name}'", path=path)
         return records

@@ -40,11 +40,12 @@ from holoscope.codecs.formats.common import (
     check_count,
     colors_to_sh_dc,
     make_cloud,
+    mapped_os_errors,
     static_splat_media,
 )
 from holoscope.core import budget
-from holoscope.core.errors import CorruptStream, EmptyMedia
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
+from holoscope.core.files import open_regular
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -156,12 +157,10 @@ def read_ply_header(fh: BinaryIO, path: Path) -> PlyHeader:
     two bytes per value for ASCII), so that no count from the header can make a reader
     allocate more than the file could hold. Raises :class:`CorruptStream` naming the file.
     """
-    try:
+    with mapped_os_errors(path):
         file_size = os.fstat(fh.fileno()).st_size
         fh.seek(0)
         head = fh.read(MAX_HEADER)
-    except OSError as exc:
-        raise os_error(exc, path) from exc
     newline = next((nl for nl in (b"\r\n", b"\n", b"\r") if head.startswith(b"ply" + nl)), None)
     if newline is None:
         raise CorruptStream("not a PLY file (no 'ply' magic)", path=path)
@@ -252,11 +251,10 @@ def read_element(fh: BinaryIO, header: PlyHeader, name: str, path: Path) -> np.n
     assert element is not None and element.list_property is None
     if header.is_ascii:
         return _read_ascii_rows(fh, header, element, path)
-    try:
-        fh.seek(header.binary_offset(name, path))
+    offset = header.binary_offset(name, path)
+    with mapped_os_errors(path):
+        fh.seek(offset)
         rows = np.fromfile(fh, dtype=element.dtype(header.byte_order), count=element.count)
-    except OSError as exc:
-        raise os_error(exc, path) from exc
     if len(rows) != element.count:
         raise CorruptStream(f"truncated PLY data in element '{name}'", path=path)
     return rows
@@ -272,15 +270,13 @@ def _read_ascii_rows(fh: BinaryIO, header: PlyHeader, element: PlyElement, path:
         before += other.count
     limit = 64 + _ASCII_BYTES_PER_PROPERTY * len(element.properties)
     try:
-        fh.seek(header.data_offset)
-        _skip_lines(fh, before, path)
-        with warnings.catch_warnings():
+        with mapped_os_errors(path), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": checked below
+            fh.seek(header.data_offset)
+            _skip_lines(fh, before, path)
             rows = np.loadtxt(_ascii_lines(fh, element.count, limit, path), dtype=element.dtype("="),
                               comments=None, ndmin=1)  # fmt: skip
-    except OSError as exc:
-        raise os_error(exc, path) from exc
-    except CorruptStream:  # from _ascii_lines or _skip_lines, already worded
+    except HoloscopeError:  # an OSError mapped above, or from _ascii_lines / _skip_lines: worded
         raise
     except (ValueError, OverflowError, TypeError) as exc:
         detail = str(exc)[:160]  # numpy quotes the bad token, which may be long

@@ -101,8 +101,11 @@ _DIRECT = {
     "yuv444p": ("yuv444p", False),
     "yuvj444p": ("yuv444p", True),
 }
-# AVCOL_SPC_* -> VideoFrame.color_matrix. FCC and SMPTE 170M are BT.601's matrix; SMPTE 240M is
-# within 0.015 of BT.709's coefficients.
+# The one colour-matrix table: AVCOL_SPC_* tag -> VideoFrame.color_matrix. The GL renderer
+# converts with these names (render/gl/video_renderer.py: LUMA_COEFFICIENTS), the reference
+# conversion (:func:`read_video_frames`, :func:`read_image`) through :data:`_MATRIX_TO_SWS`, and
+# :func:`probe_video` reports them, so all three agree. FCC and SMPTE 170M are BT.601's matrix;
+# SMPTE 240M is within 0.015 of BT.709's coefficients.
 _FRAME_MATRIX = {1: "bt709", 4: "bt601", 5: "bt601", 6: "bt601", 7: "bt709", 9: "bt2020", 10: "bt2020"}
 _MATRIX_TO_SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601, "bt2020": Colorspace.BT2020}
 # Hardware device types worth trying, best first; the rest of hwdevices_available() follow.
@@ -804,9 +807,7 @@ def _decoded_on_device(cc: Any, device: str) -> bool:
 
 # ---- whole-file helpers (also re-exported by output.py) --------------------------------------------
 
-_SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
-               7: Colorspace.SMPTE240M, 9: Colorspace.BT2020, 10: Colorspace.BT2020}
-_MATRIX_NAMES = {0: "rgb", 1: "bt709", 5: "bt601", 6: "bt601", 9: "bt2020", 10: "bt2020"}
+_UNTAGGED_MATRIX = "bt709"  # what holoscope writes; FFmpeg itself would assume BT.601
 _RANGE_NAMES = {1: "limited", 2: "full"}
 
 
@@ -836,7 +837,7 @@ def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
             "fps": Fraction(stream.average_rate or stream.guessed_rate or 0),
             "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
             "pix_fmt": cc.pix_fmt,
-            "color_matrix": _MATRIX_NAMES.get(cc.colorspace, "unspecified"),
+            "color_matrix": "rgb" if cc.colorspace == 0 else _FRAME_MATRIX.get(cc.colorspace, "unspecified"),
             "color_range": _RANGE_NAMES.get(cc.color_range, "unspecified"),
         }
         if not info["frames"]:  # Matroska stores no count: count the packets instead
@@ -860,11 +861,16 @@ def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     return container.streams.video[0]
 
 
+def _reference_matrix(frame: av.VideoFrame) -> str:
+    """The colour matrix :func:`read_video_frames` converts a YUV frame with: its tag through
+    the same table as the frames the player shows (``_FRAME_MATRIX``); untagged, BT.709."""
+    return _FRAME_MATRIX.get(int(frame.colorspace), _UNTAGGED_MATRIX)
+
+
 def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     if not frame.format.name.startswith("yuv"):
         return frame.to_ndarray(format="rgb24")  # RGB/gray/palette: no matrix involved
-    # Untagged YUV is read as BT.709 (what holoscope writes); FFmpeg itself would assume 601.
-    matrix = _SWS_MATRIX.get(frame.colorspace, Colorspace.ITU709)
+    matrix = _MATRIX_TO_SWS[_reference_matrix(frame)]
     full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
     return frame.to_ndarray(
         format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,

@@ -20,7 +20,6 @@ from holoscope.core.errors import InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.splat_math import packed_covariances
 from holoscope.render.gl.shaders import shader_source
-from holoscope.render.sort import sort_back_to_front
 
 
 GROWTH = 1.25  # headroom of a GPU buffer that has to grow: the next slightly larger frame fits
@@ -134,12 +133,6 @@ class GlSplatRenderer:
         self.ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
         self.ctx.blend_equation = moderngl.FUNC_ADD
         self.vao.render(moderngl.TRIANGLE_STRIP, vertices=4, instances=self._order_count)
-
-    def sort_and_draw(self, camera: Camera, settings: RenderSettings = RenderSettings()) -> None:
-        """Synchronous convenience: sort on this thread, then draw."""
-        assert self.cloud is not None
-        self.set_order(sort_back_to_front(self.cloud.means, camera.view_matrix, camera.near))
-        self.draw(camera, settings)
 
     def release(self) -> None:
         self._release_buffers()

@@ -1,0 +1,138 @@
+"""SplatSequenceView: a splat sequence (per-frame splat files) on the timeline, camera free.
+
+Frames are read ahead on a :class:`FramePrefetcher` thread within a byte budget; the GUI thread
+takes the frame the clock wants (late ones are dropped there) and uploads it at the next paint,
+reusing the renderer's GPU buffers. Depth sorts run on one latest-wins job
+(:class:`~holoscope.core.jobs.LatestJob`): each result names the frame it was sorted for, and
+only an order for the frame on screen is drawn. A frame that cannot be read shows a warning
+naming it; the previous frame stays up and playback goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import moderngl
+import numpy as np
+
+from holoscope.core import budget
+from holoscope.core.camera import Camera
+from holoscope.core.camera_rig import Bounds
+from holoscope.core.frames import FailedFrame, SplatCloud
+from holoscope.core.jobs import JobContext, LatestJob
+from holoscope.core.media import Media
+from holoscope.core.playback import FramePrefetcher
+from holoscope.render.gl.splat_renderer import GlSplatRenderer, RenderSettings
+from holoscope.render.sort import sort_back_to_front
+
+READ_AHEAD_FRAMES = 64
+READ_AHEAD_BYTES = 512 << 20  # at most; a quarter of the decode budget on small machines
+SORT_TIMEOUT = 5.0  # seconds a paint waits for the order of a frame it has just uploaded
+
+
+def _sort(request: tuple[int, np.ndarray, np.ndarray], ctx: JobContext) -> tuple[int, np.ndarray]:
+    token, means, view = request
+    return token, sort_back_to_front(means, view, 0.0)
+
+
+class SplatSequenceView:
+    interactive = True  # the camera stays under the user's control while the sequence plays
+    timed = True
+
+    def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
+        self.media = media
+        self.frame_count = media.frame_count
+        self.fps = media.fps
+        first = int(media.info.get("first_readable_frame", 0))
+        self.cloud: SplatCloud = media.frame(first)  # read when the sequence was opened: no wait
+        self._bounds = self.cloud.robust_bounds()  # of the first frame: the view does not jump
+        self.shown = first
+        self.warning: str | None = None  # the last frame that could not be read, named
+        self.renderer = GlSplatRenderer(ctx)
+        self.renderer.upload(self.cloud)
+        self._token = 0  # which upload the renderer holds
+        self._pending: SplatCloud | None = None
+        self._lock = threading.Lock()
+        self._sorter: LatestJob = LatestJob(_sort, name="holoscope-sequence-sort",
+                                            on_result=lambda _r: request_repaint())  # fmt: skip
+        self._last_view: np.ndarray | None = None
+        self._last_request = 0
+        self._drawn: tuple[int, int] | None = None  # (token, request id) of the order in use
+        limit = min(READ_AHEAD_BYTES, budget.current().limit // 4)
+        self.prefetcher = FramePrefetcher(media, capacity=READ_AHEAD_FRAMES, start=min(first + 1, self.frame_count - 1),
+                                          max_bytes=limit, name="holoscope-sequence-read")  # fmt: skip
+
+    # Timeline --------------------------------------------------------------------------
+    def seek(self, index: int) -> None:
+        if not self.prefetcher.covers(index, max_gap=8):
+            self.prefetcher.seek(index)
+
+    def show_frame(self, index: int) -> bool:
+        """Make ``index`` the frame on screen if it has been read; True when the picture changes."""
+        if index == self.shown:
+            return False
+        if not self.prefetcher.covers(index, max_gap=READ_AHEAD_FRAMES):
+            self.prefetcher.seek(index)
+        frame = self.prefetcher.take(index)
+        if frame is None:
+            return False
+        self.shown = index
+        if isinstance(frame, FailedFrame):
+            self.warning = f"frame {index + 1} skipped: {frame.message}"
+            return False
+        with self._lock:
+            self._pending = frame
+        return True
+
+    # Drawing ---------------------------------------------------------------------------
+    def bounds(self) -> Bounds:
+        lo, hi = self._bounds
+        return Bounds(lo, hi)
+
+    def paint(self, camera: Camera, settings: RenderSettings) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.renderer.upload(pending)  # into the existing buffers when it fits
+            self.cloud = pending
+            self._token += 1
+            self._last_view = None  # the new frame needs its own order
+        view = camera.view_matrix
+        if self._last_view is None or not np.allclose(view, self._last_view, atol=1e-9):
+            self._last_request = self._sorter.submit((self._token, self.cloud.means, view))
+            self._last_view = view
+        result = self._sorter.latest()
+        if result is None or result.value[0] != self._token:  # no order for this frame yet
+            result = self._sorter.wait(self._last_request, SORT_TIMEOUT)
+        if self._drawn != (self._token, result.request_id):
+            self.renderer.set_order(result.value[1])
+            self._drawn = (self._token, result.request_id)
+        self.renderer.draw(camera, settings)
+
+    def pick(self, camera: Camera, x: float, y: float, radius_px: float = 6.0) -> np.ndarray | None:
+        from holoscope.app.views import pick_splat
+
+        return pick_splat(self.cloud, camera, x, y, radius_px)
+
+    def stats(self) -> dict[str, Any]:
+        c, pre = self.cloud, self.prefetcher.stats()
+        decode_ms = pre["decode_ms"]
+        return {
+            "frame": f"{self.shown + 1} / {self.frame_count}",
+            "splats": c.count,
+            "sh_degree": c.sh_degree,
+            "decode_ms": decode_ms,
+            "decode_fps": 1000.0 / decode_ms if decode_ms > 0 else 0.0,
+            "prefetched": f"{pre['queued']} frames, {budget.format_bytes(pre['queued_bytes'])} "
+                          f"(budget {budget.format_bytes(pre['max_bytes'] or 0)})",
+            "gpu_bytes": c.count * (16 + 32 + 4 + 48) + c.sh.nbytes,
+            "cpu_bytes": c.nbytes + pre["queued_bytes"],
+            "dropped": pre["frames_dropped"],
+            "warning": self.warning,
+        }
+
+    def release(self) -> None:
+        self.prefetcher.close(timeout=5.0)
+        self._sorter.close()
+        self.renderer.release()
