@@ -91,7 +91,7 @@ def _from_folder(folder: Path) -> list[Path]:
 def _from_glob(pattern: str) -> list[Path]:
     matches = [Path(p) for p in glob.glob(pattern) if is_frame_name(Path(p).name)]
     if not matches:
-        raise SourceNotFound(f"the pattern matches no splat frame files", path=pattern)
+        raise SourceNotFound("the pattern matches no splat frame files", path=pattern)
     return sorted(matches, key=lambda p: natural_key(str(p)))
 
 

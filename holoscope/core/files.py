@@ -16,10 +16,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from holoscope.core.errors import (  # noqa: F401  (display_path is re-exported)
+from holoscope.core.errors import (
     CorruptStream,
     HoloscopeError,
-    display_path,
     NotAFile,
     SourceNotFound,
     SourceUnreadable,
