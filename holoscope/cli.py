@@ -527,25 +527,45 @@ def _silence_stdout() -> None:
 @contextlib.contextmanager
 def process_edges(debug: bool, *, signals: bool = True) -> Iterator[None]:
     """SIGTERM/SIGHUP unwind like Ctrl+C (commands only: the GUI's event loop would turn the
-    exception into a traceback); warnings stay off the terminal unless ``--debug``."""
+    exception into a traceback); warnings stay off the terminal unless ``--debug``.
+
+    After the first of SIGINT/SIGTERM/SIGHUP the others are ignored for good: a second Ctrl+C
+    must interrupt neither the cleanup nor the interpreter's shutdown (where it would print
+    "Exception ignored in ..." tracebacks from finalisers)."""
     previous: dict[int, Any] = {}
+    interrupted = False
+
+    def ignore_all() -> None:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
 
     def on_signal(signum: int, frame: object) -> None:
-        for sig in previous:  # a second signal must not interrupt the cleanup of the first
-            signal.signal(sig, signal.SIG_IGN)
+        nonlocal interrupted
+        interrupted = True
+        ignore_all()
         raise Terminated(signum)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        ignore_all()
+        raise KeyboardInterrupt
 
     if signals and threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, on_signal)
+        # Ctrl+C keeps Python's meaning (KeyboardInterrupt) unless the parent ignores it.
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_interrupt)
     try:
         with warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore")  # numpy RuntimeWarnings on extreme values
             yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if not interrupted:  # an interrupted command exits now: stay deaf to more signals
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         from holoscope.core import budget
 
         budget.set_limit(None)
