@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from holoscope.core.jobs import JobContext, JobResult, LatestJob
+
 KEY_BITS = 16
 CULLED_KEY = 2**KEY_BITS - 1
 
@@ -50,19 +52,14 @@ def sort_back_to_front(means: np.ndarray, view: np.ndarray, near: float = 0.0) -
 
 
 @dataclass(frozen=True)
-class SortRequest:
-    request_id: int
-    view: np.ndarray  # [4, 4] world -> camera; never mutated after submission
-
-
-@dataclass(frozen=True)
 class SortResult:
     request_id: int
     order: np.ndarray  # [M] uint32, back to front
 
 
 class SortWorker:
-    """A thread that sorts for the newest requested view only.
+    """Sorts for the newest requested view only, on the one background-job pattern
+    (:class:`~holoscope.core.jobs.LatestJob`).
 
     ``submit`` replaces any request that has not started yet (the newest request wins);
     ``latest`` returns the most recent finished result. An exception raised while sorting is
@@ -80,85 +77,52 @@ class SortWorker:
         self._means = means
         self._near = near
         self._on_result = on_result
-        self._cond = threading.Condition()
-        self._pending: SortRequest | None = None
-        self._result: SortResult | None = None
-        self._error: BaseException | None = None
-        self._next_id = 0
-        self._busy = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="holoscope-sort", daemon=True)
-        self._thread.start()
+        self._last: tuple[JobResult[np.ndarray], SortResult] | None = None
+        self._wrap_lock = threading.Lock()
+        self._job: LatestJob[np.ndarray, np.ndarray] = LatestJob(
+            self._sort, name="holoscope-sort", on_result=self._deliver if on_result is not None else None
+        )
+
+    def _wrap(self, result: JobResult[np.ndarray]) -> SortResult:
+        # The same job result gives the same SortResult object, as consumers compare them.
+        with self._wrap_lock:  # called from the worker (on_result) and the consumer
+            last = self._last
+            if last is None or last[0] is not result:
+                last = self._last = (result, SortResult(result.request_id, result.value))
+            return last[1]
+
+    def _sort(self, view: np.ndarray, ctx: JobContext) -> np.ndarray:
+        return sort_back_to_front(self._means, view, self._near)
+
+    def _deliver(self, result: JobResult[np.ndarray]) -> None:
+        assert self._on_result is not None
+        self._on_result(self._wrap(result))
 
     def submit(self, view: np.ndarray) -> int:
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("SortWorker is closed")
-            self._next_id += 1
-            self._pending = SortRequest(self._next_id, np.array(view, np.float32, copy=True))
-            self._cond.notify_all()
-            return self._next_id
+        # A copy: the caller's matrix may change after submission.
+        return self._job.submit(np.array(view, np.float32, copy=True))
 
     def latest(self) -> SortResult | None:
-        with self._cond:
-            self._raise_pending_error()
-            return self._result
+        result = self._job.latest()
+        return None if result is None else self._wrap(result)
 
     def wait(self, request_id: int, timeout: float | None = None) -> SortResult:
         """Block until a result at least as new as ``request_id`` exists."""
-        with self._cond:
-            ok = self._cond.wait_for(
-                lambda: self._error is not None
-                or (self._result is not None and self._result.request_id >= request_id)
-                or self._closed,
-                timeout,
-            )
-            self._raise_pending_error()
-            if not ok or self._result is None or self._result.request_id < request_id:
-                raise TimeoutError(f"sort request {request_id} not finished")
-            return self._result
+        try:
+            result = self._job.wait(request_id, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"sort request {request_id} not finished") from None
+        return self._wrap(result)
 
     def wait_until_idle(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy, timeout)
+        return self._job.wait_until_idle(timeout)
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._job.close()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _raise_pending_error(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._pending is not None or self._closed)
-                if self._closed:
-                    return
-                request, self._pending = self._pending, None
-                self._busy = True
-            try:
-                order = sort_back_to_front(self._means, request.view, self._near)
-                result, error = SortResult(request.request_id, order), None
-            except Exception as exc:  # handed to the consumer, the thread lives on
-                result, error = None, exc
-            with self._cond:
-                self._busy = False
-                if error is not None:
-                    self._error = error
-                elif self._result is None or result.request_id > self._result.request_id:
-                    self._result = result
-                self._cond.notify_all()
-            if result is not None and self._on_result is not None:
-                self._on_result(result)
+        return self._job.alive
 
     def __enter__(self) -> "SortWorker":
         return self

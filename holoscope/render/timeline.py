@@ -7,9 +7,9 @@ camera path. The output lasts as long as the longer of the two: the media holds 
 (or loops with ``loop=True``) while a longer camera path goes on, and a path with one camera is
 a fixed view that lasts as long as the media.
 
-Rendering waits for every frame (an exporter never drops late ones): a decode-ahead worker
-(:class:`~holoscope.core.playback.FramePrefetcher`, within a byte budget) reads the next frames
-while the current one draws. A frame that cannot be read (a FailedFrame) is reported once and
+Rendering drives the same :class:`~holoscope.core.player.Player` as playback, in its
+every-frame mode (an exporter never drops late ones): its decode-ahead, within a byte budget,
+reads the next frames while the current one draws. A frame that cannot be read (a FailedFrame) is reported once and
 the previous frame stays on screen.
 """
 
@@ -26,9 +26,9 @@ from holoscope.codecs.video.output import classify_output, open_output
 from holoscope.core.camera import Camera
 from holoscope.core.camera_path import CameraPath
 from holoscope.core.errors import Cancelled, EmptyMedia, InvalidArgument
-from holoscope.core.frames import FailedFrame, SplatCloud
+from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
-from holoscope.core.playback import FramePrefetcher
+from holoscope.core.player import Player
 from holoscope.render.export import ExportOptions, SplatFrameRenderer, check_output_size
 from holoscope.render.gl.context import create_headless_context
 from holoscope.render.gl.splat_renderer import to_uint8
@@ -93,30 +93,6 @@ def plan_timeline(media_frames: int, media_fps: float, cameras: CameraPath, *, f
     return TimelinePlan(tuple(frames), tuple(views), out_fps)
 
 
-class _FrameSource:
-    """Frames in plan order through a decode-ahead worker; seeks only when the plan jumps."""
-
-    def __init__(self, media: Media, first: int, max_bytes: int) -> None:
-        self.prefetcher = FramePrefetcher(media, capacity=16, start=first, max_bytes=max_bytes,
-                                          name="holoscope-export-decode")  # fmt: skip
-        self.index: int | None = None
-        self.frame: object = None
-
-    def get(self, index: int) -> object:
-        if index == self.index:
-            return self.frame
-        try:
-            frame = self.prefetcher.wait_for(index, timeout=None)
-        except LookupError:  # the plan went backwards (a loop) or skipped ahead: seek
-            self.prefetcher.seek(index)
-            frame = self.prefetcher.wait_for(index, timeout=None)
-        self.index, self.frame = index, frame
-        return frame
-
-    def close(self) -> None:
-        self.prefetcher.close(timeout=5)
-
-
 def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, options: ExportOptions = ExportOptions(),
                     *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
                     ctx: moderngl.Context | None = None, decode_ahead_bytes: int = DECODE_AHEAD_BYTES) -> int:  # fmt: skip
@@ -136,7 +112,7 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
     check_output_size(first.width, first.height, output, options.codec)
     own_ctx = ctx is None
     ctx = ctx or create_headless_context()
-    source = _FrameSource(media, frames[0], decode_ahead_bytes)
+    player = Player(media, max_bytes=decode_ahead_bytes, name="holoscope-export-decode")
     warned: set[int] = set()
     try:
         check_output_size(first.width, first.height, output, options.codec, ctx=ctx)
@@ -148,11 +124,11 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
                 for k, (index, camera) in enumerate(zip(frames, views)):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("render cancelled; partial output removed", path=output)
-                    frame = source.get(index)
-                    if isinstance(frame, FailedFrame):
+                    frame = player.frame_at(index)  # waits: an exporter drops nothing
+                    if frame is None:  # could not be read: the previous frame is held
                         if index not in warned:
                             warned.add(index)
-                            log.warning("frame %d skipped (the previous frame is held): %s", index, frame.message)
+                            log.warning("%s; the previous frame is held", player.warning)
                     elif index != shown:
                         if not isinstance(frame, SplatCloud):
                             raise InvalidArgument(f"frame {index} is not a splat scene")
@@ -172,7 +148,7 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
                 if renderer is not None:
                     renderer.release()
     finally:
-        source.close()
+        player.close()
         if own_ctx:
             ctx.release()
     return len(frames)

@@ -1,0 +1,153 @@
+"""The player: one Qt-free object that plays any timed medium.
+
+It joins a :class:`PresentationClock` (play, pause, rate, loop), a decode-ahead
+:class:`FramePrefetcher` held within a byte budget, and the mapping from clock time to frame
+index, and reports an explicit :class:`PlayerState`. Two ways to consume it:
+
+- real time (a GUI timer): :meth:`Player.poll` returns a new frame to show, or ``None`` to keep
+  the current one; late frames are dropped inside the prefetcher, and a frame that is not ready
+  yet makes the state ``BUFFERING`` instead of blocking;
+- every frame (an exporter): :meth:`Player.frame_at` waits for the frame, seeking when the
+  wanted index is not on the decoder's way.
+
+A frame that could not be decoded (a :class:`FailedFrame`) is never handed out as a picture: the
+state becomes ``FAILED_FRAME``, :attr:`Player.warning` names it, the previous picture stays, and
+playback goes on with the next frame. Seeking flushes the read-ahead (generation counter in the
+prefetcher), so no stale frame appears after a seek.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from typing import Any, Callable
+
+from holoscope.core.clock import PresentationClock
+from holoscope.core.frames import FailedFrame
+from holoscope.core.media import Media
+from holoscope.core.playback import FramePrefetcher
+
+
+class PlayerState(enum.Enum):
+    PAUSED = "paused"
+    PLAYING = "playing"
+    BUFFERING = "buffering"  # playing, but the frame due is not decoded yet
+    ENDED = "ended"  # reached the end without looping
+    FAILED_FRAME = "failed frame"  # the frame due could not be decoded; the previous one stays
+
+
+class Player:
+    def __init__(self, media: Media, *, max_bytes: int | None = None, capacity: int = 16, loop: bool = False,
+                 now: Callable[[], float] = time.monotonic, name: str = "holoscope-player") -> None:  # fmt: skip
+        if media.frame_count < 1 or media.fps <= 0:
+            raise ValueError("a player needs a timed medium (frames and a frame rate)")
+        self.media = media
+        self.fps = float(media.fps)
+        self.frame_count = int(media.frame_count)
+        self.clock = PresentationClock(media.duration, loop=loop, now=now)
+        self.prefetcher = FramePrefetcher(media, capacity, start=0, max_bytes=max_bytes, name=name)
+        self.index: int | None = None  # the index on screen (or failed) last
+        self.frame: Any = None  # the last picture handed out
+        self.warning: str | None = None
+        self._waiting = False  # the frame due was not ready at the last poll
+        self._failed_now = False  # the frame at ``index`` could not be decoded
+
+    # Transport -------------------------------------------------------------------------
+    @property
+    def state(self) -> PlayerState:
+        if self._failed_now and self.index == self._due():
+            return PlayerState.FAILED_FRAME
+        if self.clock.playing:
+            return PlayerState.BUFFERING if self._waiting else PlayerState.PLAYING
+        if not self.clock.loop and self.index == self.frame_count - 1 and self.clock.time >= self.clock.duration:
+            return PlayerState.ENDED
+        return PlayerState.PAUSED
+
+    def play(self) -> None:
+        self.clock.play()
+
+    def pause(self) -> None:
+        self.clock.pause()
+
+    def toggle(self) -> None:
+        self.clock.toggle()
+
+    @property
+    def loop(self) -> bool:
+        return self.clock.loop
+
+    @loop.setter
+    def loop(self, value: bool) -> None:
+        self.clock.loop = bool(value)
+
+    def set_rate(self, rate: float) -> None:
+        self.clock.set_rate(rate)
+
+    def seek(self, index: int) -> None:
+        """Jump to frame ``index`` (clamped); the read-ahead restarts there unless already on its way."""
+        index = min(max(int(index), 0), self.frame_count - 1)
+        self.clock.seek(index / self.fps)
+        if not self.prefetcher.covers(index, max_gap=self.prefetcher.capacity):
+            self.prefetcher.seek(index)
+
+    def step(self, delta: int) -> None:
+        self.pause()
+        self.seek((self.index or 0) + delta)
+
+    # Consuming -------------------------------------------------------------------------
+    def _due(self) -> int:
+        index = math.floor(self.clock.time * self.fps + 1e-6)  # 0.1 s at 30 fps is frame 3
+        return min(max(index, 0), self.frame_count - 1)
+
+    def poll(self) -> Any | None:
+        """Real time: the new picture to show for the clock's time, or ``None`` (keep showing
+        the current one: nothing new is due, it is not decoded yet, or it failed)."""
+        due = self._due()
+        if due == self.index:
+            return None
+        if self.index is not None and due < self.index and not self.prefetcher.covers(due):
+            self.prefetcher.seek(due)  # looped or scrubbed backwards
+        frame = self.prefetcher.take(due)
+        if frame is None:
+            if not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
+                self.prefetcher.seek(due)
+            self._waiting = True
+            return None
+        self._waiting = False
+        return self._accept(due, frame)
+
+    def frame_at(self, index: int, timeout: float | None = None) -> Any | None:
+        """Every frame: wait for frame ``index`` (seeking if needed). Returns the picture, or
+        ``None`` when that frame failed (see :attr:`warning`; keep the previous picture)."""
+        if self.index is not None and index == self.index:
+            return self.frame if not self._failed_now else None
+        try:
+            frame = self.prefetcher.wait_for(index, timeout)
+        except LookupError:  # behind the decoder, or beyond where this run ends: seek
+            self.prefetcher.seek(index)
+            frame = self.prefetcher.wait_for(index, timeout)
+        return self._accept(index, frame)
+
+    def _accept(self, index: int, frame: Any) -> Any | None:
+        self.index = index
+        if isinstance(frame, FailedFrame):
+            self._failed_now = True
+            self.warning = f"frame {index + 1} could not be read: {frame.message}"
+            return None
+        self._failed_now = False
+        self.frame = frame
+        return frame
+
+    def stats(self) -> dict[str, Any]:
+        pre = self.prefetcher.stats()
+        return {"state": self.state.value, "index": self.index, "warning": self.warning, **pre}
+
+    def close(self) -> None:
+        self.prefetcher.close(timeout=5.0)
+
+    def __enter__(self) -> "Player":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
