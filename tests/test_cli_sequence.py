@@ -11,18 +11,9 @@ import pytest
 from holoscope.cli import main
 from holoscope.codecs.formats.ply_inria import read_ply, write_ply
 from holoscope.codecs.video.output import probe_video
+from tests.codecs.helpers import blob_cloud
 from holoscope.core.camera import OrbitController
 from holoscope.core.camera_path import CameraPath, orbit_path, write_camera_path
-from holoscope.core.frames import SplatCloud
-
-
-def blob(x: float, n: int, seed: int) -> SplatCloud:
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0, 0.2, (n, 3)).astype(np.float32)
-    means[:, 0] += x
-    return SplatCloud(means=means, scales=np.full((n, 3), 0.05, np.float32),
-                      quats=np.tile(np.float32([1, 0, 0, 0]), (n, 1)), opacities=np.full(n, 0.9, np.float32),
-                      sh=rng.normal(0, 0.5, (n, 4, 3)).astype(np.float32))  # fmt: skip
 
 
 @pytest.fixture
@@ -30,7 +21,7 @@ def sequence(tmp_path):
     folder = tmp_path / "seq"
     folder.mkdir()
     for i in range(6):
-        write_ply(blob(i * 0.2 - 0.5, 100 + 20 * i, i), folder / f"frame_{i + 1}.ply")
+        write_ply(blob_cloud(i * 0.2 - 0.5, 100 + 20 * i, i, sh_degree=1, dc=None), folder / f"frame_{i + 1}.ply")
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import deque
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -44,3 +45,61 @@ class InfoPanel(QDockWidget):
         self.rows = rows
         html = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in rows.items())
         self.label.setText(f"<table>{html}</table>")
+
+
+class RenderRate:
+    """The honest render rate: paints per second while frames are being painted, else idle.
+
+    The viewport repaints only when something changed (a camera move, a new video frame, a
+    finished sort), so a count of paints between two info refreshes reads ``0 fps`` for a still
+    scene however fast it renders, and a refresh right after another one (opening a file,
+    toggling the panel) measures over a few milliseconds. Here every paint is time-stamped:
+    with paints in the last ``IDLE_AFTER`` seconds the rate is the number of paints in the last
+    ``WINDOW`` seconds over the time they span up to now; otherwise the view is idle and the
+    last paint's cost is shown instead. Qt-free; times are in seconds, paint times in ms.
+    """
+
+    WINDOW = 1.0
+    IDLE_AFTER = 0.5
+
+    def __init__(self) -> None:
+        self._paints: deque[tuple[float, float]] = deque()  # (time, paint milliseconds)
+        self.last_ms: float | None = None
+
+    def add(self, now: float, paint_ms: float) -> None:
+        self._paints.append((now, paint_ms))
+        self.last_ms = paint_ms
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._paints and self._paints[0][0] < now - self.WINDOW:
+            self._paints.popleft()
+
+    def idle(self, now: float) -> bool:
+        return not self._paints or now - self._paints[-1][0] > self.IDLE_AFTER
+
+    def fps(self, now: float) -> float | None:
+        """Paints per second over the last window; ``None`` when idle or after a single paint."""
+        self._trim(now)
+        if self.idle(now) or len(self._paints) < 2:
+            return None
+        span = now - self._paints[0][0]
+        return (len(self._paints) - 1) / span if span > 0 else None
+
+    def paint_ms(self, now: float) -> float | None:
+        """Mean paint time over the window, else the last paint's."""
+        self._trim(now)
+        if self._paints:
+            return sum(ms for _, ms in self._paints) / len(self._paints)
+        return self.last_ms
+
+    def describe(self, now: float) -> str:
+        ms = self.paint_ms(now)
+        if ms is None:
+            return "no frame painted yet"
+        fps = self.fps(now)
+        if fps is not None:
+            return f"{fps:.0f} fps, {ms:.1f} ms/frame"
+        if self.idle(now):
+            return f"{ms:.1f} ms/frame (idle)"
+        return f"{ms:.1f} ms/frame"

@@ -39,6 +39,8 @@ def _sort(request: tuple[int, np.ndarray, np.ndarray], ctx: JobContext) -> tuple
 class SplatSequenceView:
     interactive = True  # the camera stays under the user's control while the sequence plays
     timed = True
+    progressive = False
+    exportable = False  # not from the app yet: `holoscope render SEQ` exports sequences
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
         self.media = media

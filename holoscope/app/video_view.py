@@ -27,6 +27,8 @@ QUEUE_FRAMES = 4
 class VideoView:
     interactive = False  # the camera does not apply to a flat picture
     timed = True
+    progressive = False
+    exportable = False  # the exporter renders splat scenes
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
         self.media = media

@@ -27,7 +27,11 @@ FIRST_SORT_TIMEOUT = 5.0  # seconds; only the very first frame of a scene waits 
 class SplatView:
     """A static splat scene: GL renderer + depth-sort worker."""
 
+    # Capabilities (see app/view_table.py): the window shows controls from these, never from the kind.
     interactive = True  # the camera can move
+    timed = False
+    progressive = False
+    exportable = True  # File > Export Video renders the scene headless
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
         self.media = media

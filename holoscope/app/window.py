@@ -2,17 +2,20 @@
 
 Files open on a worker thread (the newest request wins) and the view is built on the GUI
 thread; a file that cannot be opened produces a non-modal message and leaves the current media
-on screen. Timed media are driven by a presentation clock polled on a 60 Hz timer.
+on screen. Timed media are driven by a presentation clock polled on a 60 Hz timer. The view
+comes from the table in ``view_table.py``; which controls are shown or enabled follows the
+view's declared capabilities (interactive, timed, progressive, exportable), never the media kind.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QElapsedTimer, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QColor, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QColorDialog,
@@ -29,13 +32,14 @@ from PySide6.QtWidgets import (
 
 from holoscope.app import recent
 from holoscope.app.export import ExportDialog, ExportJob, ExportRequest, cameras_for, default_export_name
-from holoscope.app.info_panel import InfoPanel, human_bytes, process_memory_bytes
+from holoscope.app.info_panel import InfoPanel, RenderRate, human_bytes, process_memory_bytes
 from holoscope.app.timeline import Timeline
+from holoscope.app.view_table import Capabilities, make_view
 from holoscope.app.viewport import QtViewport
 from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
 from holoscope.core.clock import PresentationClock
 from holoscope.core.errors import HoloscopeError, display_path
-from holoscope.core.media import Media, MediaKind
+from holoscope.core.media import Media
 from holoscope.codecs.inputs import is_sequence_input, open_input
 from holoscope.core.registry import formats, supported_summary
 
@@ -89,14 +93,11 @@ class MainWindow(QMainWindow):
         self._last_warning: str | None = None
         self.current_index = 0
         self._play_timer = QTimer(self, interval=8, timeout=self._tick)
-        self._render_times: list[float] = []
-        self._fps_clock = QElapsedTimer()
-        self._fps_clock.start()
-        self._frames_at_last = 0
-        self.render_fps = 0.0
+        self.render_rate = RenderRate()  # every paint time-stamped: the rate shown is measured
         self._info_timer = QTimer(self, interval=500, timeout=self.refresh_info)
         self._info_timer.start()
-        self.viewport.frameRendered.connect(self._render_times.append)
+        self.viewport.frameRendered.connect(lambda ms: self.render_rate.add(time.perf_counter(), ms))
+        self.capabilities = Capabilities()
 
         self._build_actions()
         self._build_toolbar()
@@ -134,16 +135,18 @@ class MainWindow(QMainWindow):
         self._action("&Quit", self.close, (QKeySequence.StandardKey.Quit,), file_menu)
 
         view_menu = bar.addMenu("&View")
-        self._action("&Reset View", self.viewport.reset_view, ("R", "Home"), view_menu)
+        self.reset_action = self._action("&Reset View", self.viewport.reset_view, ("R", "Home"), view_menu)
         self.info_action = self._action("&Info Panel", self.toggle_info, ("I",), view_menu)
         self._action("&Background Colour…", self.choose_background, (), view_menu)
         self._action("&Next File", self.next_item, ("N", "PgDown"), view_menu)
         self._action("&Previous File", self.previous_item, ("P", "PgUp"), view_menu)
 
         play_menu = bar.addMenu("&Playback")
-        self._action("Play / Pause", self.toggle_play, ("Space",), play_menu)
-        self._action("Next Frame", lambda: self.step(1), ("Right", "."), play_menu)
-        self._action("Previous Frame", lambda: self.step(-1), ("Left", ","), play_menu)
+        self.playback_actions = [
+            self._action("Play / Pause", self.toggle_play, ("Space",), play_menu),
+            self._action("Next Frame", lambda: self.step(1), ("Right", "."), play_menu),
+            self._action("Previous Frame", lambda: self.step(-1), ("Left", ","), play_menu),
+        ]
 
     def _build_toolbar(self) -> None:
         tb = self.addToolBar("Main")
@@ -151,6 +154,8 @@ class MainWindow(QMainWindow):
         tb.setMovable(False)
         tb.addAction(self.open_action)
         tb.addSeparator()
+        self.toolbar = tb
+        first = len(tb.actions())
         tb.addWidget(QLabel(" Up ", self))
         self.up_box = QComboBox(self)
         self.up_box.addItems(UP_CHOICES)
@@ -181,6 +186,9 @@ class MainWindow(QMainWindow):
         self.scale_slider.valueChanged.connect(self.set_splat_scale)
         tb.addWidget(self.scale_slider)
         tb.addSeparator()
+        # Up axis, FOV, SH limit and splat scale apply to interactive (splat) views only: their
+        # labels, widgets and the separator after them are hidden for anything else.
+        self.interactive_controls = tb.actions()[first:]
         tb.addAction(self.screenshot_action)
         tb.addAction(self.export_action)
         tb.addAction(self.info_action)
@@ -222,20 +230,19 @@ class MainWindow(QMainWindow):
         self._install(media, path, view)
 
     def _make_view(self, ctx: Any, media: Media) -> Any:
-        repaint = self.viewport.repaintRequested.emit
-        if media.kind is MediaKind.SPLATS:
-            from holoscope.app.views import SplatView
+        """The view the table names for the media's kind (an unknown kind is a HoloscopeError)."""
+        return make_view(ctx, media, self.viewport.repaintRequested.emit)
 
-            return SplatView(ctx, media, repaint)
-        if media.kind is MediaKind.VIDEO:
-            from holoscope.app.video_view import VideoView
-
-            return VideoView(ctx, media, repaint)
-        if media.kind is MediaKind.SPLAT_SEQUENCE:
-            from holoscope.app.sequence_view import SplatSequenceView
-
-            return SplatSequenceView(ctx, media, repaint)
-        raise HoloscopeError(f"{media.kind.value} media cannot be shown yet")
+    def apply_capabilities(self, caps: Capabilities) -> None:
+        """Show and enable the controls that apply to what the view supports."""
+        self.capabilities = caps
+        for action in self.interactive_controls:
+            action.setVisible(caps.interactive)
+        self.reset_action.setEnabled(caps.interactive)
+        self.record_action.setEnabled(caps.interactive)
+        for action in self.playback_actions:
+            action.setEnabled(caps.timed)
+        self.export_action.setEnabled(caps.exportable)
 
     def _install(self, media: Media, path: str, view: Any) -> None:
         self.pause()
@@ -254,14 +261,15 @@ class MainWindow(QMainWindow):
         if old is not None:
             old.release()
         self.keyframes.clear()
-        timed = media.frame_count > 1 and media.fps > 0
+        caps = Capabilities.of(view)
+        timed = caps.timed and media.fps > 0
         self.clock = PresentationClock(media.duration, loop=self.timeline.loop_box.isChecked())
         self.clock.set_rate(self.timeline.speed_box.currentData())
         self.current_index = 0
         self.timeline.setVisible(timed)
         if timed:
             self.timeline.configure(media.frame_count, media.duration)
-        self.export_action.setEnabled(media.kind is MediaKind.SPLATS)
+        self.apply_capabilities(caps)
         recent.add_recent(path)
         self.update_title()
         self.statusBar().showMessage(f"Opened {display_path(Path(path).name)} ({media.reader})", 4000)
@@ -395,7 +403,7 @@ class MainWindow(QMainWindow):
     # Playback --------------------------------------------------------------------------
     def _timed_view(self) -> Any:
         view = self.viewport.view
-        return view if view is not None and getattr(view, "timed", False) else None
+        return view if Capabilities.of(view).timed else None
 
     def toggle_play(self) -> None:
         if self.clock.playing:
@@ -474,7 +482,7 @@ class MainWindow(QMainWindow):
     def start_export(self, request: ExportRequest) -> ExportJob | None:
         """Start rendering in the background; returns the job (its signals report progress)."""
         view = self.viewport.view
-        if view is None or not hasattr(view, "cloud"):
+        if view is None or not Capabilities.of(view).exportable:
             self.statusBar().showMessage("Export needs a splat scene", 4000)
             return None
         if self.export_job is not None and self.export_job.thread.isRunning():
@@ -516,7 +524,7 @@ class MainWindow(QMainWindow):
         progress.show()
 
     def add_keyframe(self) -> None:
-        if self.viewport.view is None or not getattr(self.viewport.view, "interactive", False):
+        if not Capabilities.of(self.viewport.view).interactive:
             return
         self.keyframes.append(self.viewport.current_camera())
         self.statusBar().showMessage(f"Keyframe {len(self.keyframes)} recorded (save with Ctrl+Shift+S)", 4000)
@@ -537,19 +545,12 @@ class MainWindow(QMainWindow):
 
     # Info ------------------------------------------------------------------------------
     def refresh_info(self) -> None:
-        frames = self.viewport.frames_painted
-        elapsed = self._fps_clock.restart() / 1000.0
-        if elapsed > 0:
-            self.render_fps = (frames - self._frames_at_last) / elapsed
-        self._frames_at_last = frames
-        paint_ms = sum(self._render_times) / len(self._render_times) if self._render_times else 0.0
-        self._render_times.clear()
-        rows = self.info_rows(paint_ms)
+        rows = self.info_rows()
         self.status_label.setText(" · ".join(v for k, v in rows.items() if k in ("Splats", "Resolution", "Render")))
         if self.info_panel.isVisible():
             self.info_panel.show_rows(rows)
 
-    def info_rows(self, paint_ms: float = 0.0) -> dict[str, str]:
+    def info_rows(self) -> dict[str, str]:
         rows: dict[str, str] = {}
         media, view = self.media, self.viewport.view
         if media is not None:
@@ -565,7 +566,8 @@ class MainWindow(QMainWindow):
             rows["Resolution"] = f"{stats['width']}x{stats['height']}"
         if "bitrate" in stats and stats["bitrate"]:
             rows["Bitrate"] = f"{stats['bitrate'] / 1e6:.2f} Mb/s"
-        rows["Render"] = f"{self.render_fps:.0f} fps, {paint_ms:.1f} ms/frame"
+        # Measured paints per second while painting; the last paint's cost when idle.
+        rows["Render"] = self.render_rate.describe(time.perf_counter())
         if "decode_fps" in stats:
             rows["Decode"] = f"{stats['decode_fps']:.0f} fps, {stats['decode_ms']:.1f} ms/frame"
         if "decode_path" in stats:

@@ -119,12 +119,21 @@ class SplatCloud:
 class VideoFrame:
     """One decoded picture of a plain video (or a video-coded stream), ready for upload.
 
-    planes        tuple of uint8 arrays, one per plane, row 0 at the top:
+    planes        tuple of arrays, one per plane, row 0 at the top:
                   "yuv420p": Y [H, W], U [H/2, W/2], V [H/2, W/2] (sizes rounded up)
                   "yuv444p": Y, U, V each [H, W]
-                  "rgb24":   one [H, W, 3] array
+                  "rgb24":   one [H, W, 3] uint8 array (always 8 bits)
+                  uint8 when ``bit_depth`` is 8, else uint16 (native byte order)
+    bit_depth     bits per sample, 8..16 (8, 10, 12 and 16 in practice; 9 and 14 exist too).
+                  Samples are kept exactly as decoded, right-aligned: a 10-bit frame holds
+                  0..1023 in uint16, never shifted to 16 bits nor reduced to 8. Range and matrix
+                  apply to these code values as ITU-T H.273 defines them for n bits: limited
+                  range is 16..235 (luma) / 16..240 (chroma) times 2^(n-8), full range
+                  0..2^n-1 with chroma centred at 2^(n-1). A 16-bit frame may also carry
+                  fewer significant bits left-aligned (hardware 4:4:4 10-bit output), which
+                  has the same meaning as 16-bit samples.
     color_matrix  "bt709" | "bt601" | "bt2020" (YUV -> RGB matrix; ignored for rgb24)
-    color_range   "limited" (16-235 luma) | "full" (0-255)
+    color_range   "limited" (16-235 luma at 8 bits) | "full" (0-255 at 8 bits)
     pts           presentation time in seconds from the start of the stream
     index         frame number (0-based) within the media
     sample_aspect pixel aspect ratio (display width = width * sample_aspect)
@@ -139,6 +148,7 @@ class VideoFrame:
     color_matrix: str = "bt709"
     color_range: str = "limited"
     sample_aspect: Fraction = Fraction(1)
+    bit_depth: int = 8
 
     @property
     def display_aspect(self) -> float:

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from holoscope.codecs.formats.ply_inria import write_ply
-from holoscope.core.frames import SplatCloud
+from tests.codecs.helpers import blob_cloud
 
 from .conftest import wait_for_media
 from .test_window import drag, drop
@@ -63,20 +63,11 @@ def test_wave_folder_drop_plays_and_steps(window, qtbot, samples_dir):
     assert view.shown == 150 and np.abs(turned.astype(int) - still.astype(int)).mean() > 0.5
 
 
-def blob(x: float, n: int, seed: int) -> SplatCloud:
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0, 0.2, (n, 3)).astype(np.float32)
-    means[:, 0] += x
-    return SplatCloud(means=means, scales=np.full((n, 3), 0.05, np.float32),
-                      quats=np.tile(np.float32([1, 0, 0, 0]), (n, 1)), opacities=np.full(n, 0.9, np.float32),
-                      sh=np.full((n, 1, 3), 1.0, np.float32))  # fmt: skip
-
-
 def test_damaged_frame_warns_and_playback_goes_on(window, qtbot, tmp_path):
     folder = tmp_path / "seq"
     folder.mkdir()
     for i in range(8):
-        write_ply(blob(i * 0.1, 200 + 10 * i, i), folder / f"f{i + 1}.ply")
+        write_ply(blob_cloud(i * 0.1, 200 + 10 * i, i), folder / f"f{i + 1}.ply")
     (folder / "f4.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 3\nend_header\n")
     window.open_paths([str(folder)])
     wait_for_media(qtbot, window, "seq")

@@ -103,3 +103,19 @@ def random_cloud(n: int, degree: int = 3, seed: int = 0, *, profile: str = "ply"
             sh=sh,
         )
     raise ValueError(f"unknown cloud profile {profile!r} (one of {CLOUD_PROFILES})")
+
+
+def blob_cloud(x: float = 0.0, n: int = 300, seed: int = 0, *, sh_degree: int = 0, dc: float | None = 1.0,
+               spread: float = 0.2, scale: float = 0.05) -> SplatCloud:  # fmt: skip
+    """A round blob of ``n`` opaque splats centred at (x, 0, 0): frames of test sequences that
+    move left to right as ``x`` grows. ``dc=None`` draws random SH instead of a flat colour."""
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, spread, (n, 3)).astype(np.float32)
+    means[:, 0] += x
+    k = (sh_degree + 1) ** 2
+    sh = rng.normal(0, 0.5, (n, k, 3)).astype(np.float32) if dc is None else np.full((n, k, 3), dc, np.float32)
+    if dc is not None and k > 1:
+        sh[:, 1:] = 0
+    return SplatCloud(means=means, scales=np.full((n, 3), scale, np.float32),
+                      quats=np.tile(np.float32([1, 0, 0, 0]), (n, 1)), opacities=np.full(n, 0.9, np.float32),
+                      sh=sh)  # fmt: skip

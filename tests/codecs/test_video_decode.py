@@ -171,6 +171,7 @@ def test_open_media_gives_a_timed_video(clips: dict[str, Path], name: str) -> No
         assert (frame.width, frame.height, frame.pixel_format) == (width, height, pixel_format)
         assert (frame.color_range, frame.color_matrix, frame.sample_aspect) == (color_range, matrix, Fraction(1))
         assert frame.planes[0].shape == (height, width) and frame.planes[0].dtype == np.uint8
+        assert frame.bit_depth == info["bit_depth"] == 8  # 8-bit streams stay 8-bit
         cw, ch = (width, height) if pixel_format == "yuv444p" else ((width + 1) // 2, (height + 1) // 2)
         assert frame.planes[1].shape == frame.planes[2].shape == (ch, cw)
     finally:
@@ -296,11 +297,12 @@ def test_other_source_formats_are_converted_once(tmp_path: Path) -> None:
         ref = list(container.decode(video=0))[4]
     rows = np.frombuffer(ref.planes[0], np.uint8).reshape(-1, ref.planes[0].line_size)
     assert np.array_equal(frame.planes[0], rows[:H, :W])
-    # 10-bit 4:2:0 -> 8-bit yuv420p, tags unchanged.
+    # 10-bit 4:2:0 stays 10-bit (uint16 code values, see test_video_high_depth.py), tags unchanged.
     media = open_video(make_video(tmp_path / "ten.mkv", "libx265", "yuv420p10le", n=6))
     frame = media.frame(5)
     assert (frame.pixel_format, frame.color_matrix, frame.color_range) == ("yuv420p", "bt709", "limited")
-    assert media.info["decoded_format"] == "yuv420p10le" and frame_number(frame.planes[0]) == 5
+    assert (frame.bit_depth, frame.planes[0].dtype) == (10, np.uint16)
+    assert media.info["decoded_format"] == "yuv420p10le" and frame_number(frame.planes[0] >> 2) == 5
     # RGB (H.264 RGB via libx264rgb) -> rgb24, no matrix.
     media = open_video(make_video(tmp_path / "rgb.mkv", "libx264rgb", "bgr24", n=6, colorspace=None,
                                   options={"qp": "0"}))
@@ -316,8 +318,8 @@ def test_nv12_from_a_hardware_download_is_deinterleaved_exactly() -> None:
     uv = np.frombuffer(frame.planes[1], np.uint8).reshape(19, -1)
     y[:, :70] = np.arange(70)[None, :]
     uv[:, :70:2], uv[:, 1:70:2] = 10, 200
-    fmt, planes, full = decode._planes_of(frame)
-    assert fmt == "yuv420p" and not full
+    fmt, planes, full, depth = decode._planes_of(frame)
+    assert fmt == "yuv420p" and not full and depth == 8
     assert np.array_equal(planes[0], y[:, :70])
     assert (planes[1] == 10).all() and (planes[2] == 200).all() and planes[1].shape == (19, 35)
 

@@ -12,9 +12,9 @@ from holoscope.codecs.video.output import read_video_frames
 from holoscope.core.camera import OrbitController
 from holoscope.core.camera_path import CameraPath, orbit_path
 from holoscope.core.errors import InvalidArgument
-from holoscope.core.frames import SplatCloud
 from holoscope.render.export import ExportOptions, SplatFrameRenderer
 from holoscope.render.timeline import parse_frame_range, plan_timeline, render_timeline
+from tests.codecs.helpers import blob_cloud
 
 
 def path_of(n: int, fps: float = 30.0, size=(64, 48)) -> CameraPath:
@@ -53,22 +53,13 @@ def test_output_fps_resamples_the_sequence():
     assert len(plan) == 20 and list(plan.frames) == [i // 2 for i in range(20)]
 
 
-def blob(x: float, n: int = 300, seed: int = 0) -> SplatCloud:
-    rng = np.random.default_rng(seed)
-    means = rng.normal(0, 0.15, (n, 3)).astype(np.float32)
-    means[:, 0] += x
-    return SplatCloud(means=means, scales=np.full((n, 3), 0.06, np.float32),
-                      quats=np.tile(np.float32([1, 0, 0, 0]), (n, 1)), opacities=np.full(n, 0.9, np.float32),
-                      sh=np.full((n, 1, 3), 1.5, np.float32))  # fmt: skip
-
-
 @pytest.mark.gl
 def test_render_a_sequence_frame_by_frame(tmp_path, gl_ctx):
     folder = tmp_path / "seq"
     folder.mkdir()
     xs = [-1.0, -0.5, 0.0, 0.5, 1.0]
     for i, x in enumerate(xs):
-        write_ply(blob(x, n=200 + 50 * i, seed=i), folder / f"f{i + 1}.ply")
+        write_ply(blob_cloud(x, n=200 + 50 * i, seed=i, spread=0.15, scale=0.06, dc=1.5), folder / f"f{i + 1}.ply")
     (folder / "f3.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 5\nend_header\n")
     media = open_sequence(folder, fps=5)
     cams = CameraPath((path_of(1, size=(96, 64)).cameras[0],), 5.0)
@@ -101,7 +92,7 @@ def test_looping_plan_seeks_back(tmp_path, gl_ctx):
     folder = tmp_path / "seq"
     folder.mkdir()
     for i in range(3):
-        write_ply(blob(i - 1.0, seed=i), folder / f"f{i}.ply")
+        write_ply(blob_cloud(i - 1.0, seed=i, spread=0.15, scale=0.06, dc=1.5), folder / f"f{i}.ply")
     media = open_sequence(folder, fps=3)
     plan = plan_timeline(3, 3.0, path_of(7, fps=3.0, size=(64, 48)), loop=True)
     assert list(plan.frames) == [0, 1, 2, 0, 1, 2, 0]

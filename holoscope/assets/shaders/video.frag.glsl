@@ -16,15 +16,21 @@
 //             co-sited with luma column 2j (centre 2j + 0.5), chroma row j lies midway between
 //             luma rows 2j and 2j + 1 (centre 2j + 1), so c = (p.x / 2 - 0.25, p.y / 2 - 0.5).
 //
-// Colour: rgb = yuv_matrix * (Y, U, V) + yuv_offset on the normalised texel values; the
-// renderer folds range expansion (limited 16-235 / 16-240, or full 0-255) and the BT.601 /
-// BT.709 / BT.2020 matrix into these two uniforms. Output is clamped to [0, 1].
+// Sample depth: 8-bit planes are R8 textures (texel = code / 255); 9..16-bit planes are
+// normalised R16 textures (texel = code / 65535) and `sample_scale` = 65535 / (2^n - 1) turns
+// them into code / (2^n - 1), the true n-bit value; at 8 bits it is 1.0 (exact no-op).
+//
+// Colour: rgb = yuv_matrix * (Y, U, V) + yuv_offset on the code / (2^n - 1) values; the
+// renderer folds the n-bit range expansion (limited 16-235 / 16-240 times 2^(n-8), or full
+// 0..2^n-1 with chroma centred at 2^(n-1)) and the BT.601 / BT.709 / BT.2020 matrix into these
+// two uniforms. Output is clamped to [0, 1].
 
-layout(binding = 0) uniform sampler2D plane0;  // Y (R8), or RGB (RGB8) for rgb24
-layout(binding = 1) uniform sampler2D plane1;  // U (R8)
-layout(binding = 2) uniform sampler2D plane2;  // V (R8)
+layout(binding = 0) uniform sampler2D plane0;  // Y (R8 or R16), or RGB (RGB8) for rgb24
+layout(binding = 1) uniform sampler2D plane1;  // U (R8 or R16)
+layout(binding = 2) uniform sampler2D plane2;  // V (R8 or R16)
 
 uniform int rgb_input;          // 1: plane0 holds RGB, no conversion
+uniform float sample_scale;     // 65535 / (2^n - 1) for R16 planes, 1.0 for 8-bit planes
 uniform ivec2 luma_size;        // picture width, height
 uniform ivec2 chroma_size;      // chroma plane width, height
 uniform vec4 chroma_map;        // chroma texel coordinate = p * xy + zw
@@ -65,7 +71,7 @@ void main() {
         vec3 yuv = vec3(bilinear(plane0, p - 0.5, luma_size).r,
                         bilinear(plane1, c, chroma_size).r,
                         bilinear(plane2, c, chroma_size).r);
-        rgb = yuv_matrix * yuv + yuv_offset;
+        rgb = yuv_matrix * (yuv * sample_scale) + yuv_offset;
     }
     frag_color = vec4(clamp(rgb, 0.0, 1.0), 1.0);
 }

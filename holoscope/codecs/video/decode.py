@@ -6,7 +6,9 @@ keyframe before ``i``, decode forward; the decoder position is cached, so ``i, i
 re-seeks); ``media.frames_from(start)`` seeks once and decodes forward.
 
 Pixels, bit-exactly where possible (the planes are copied row by row from ``frame.planes``
-honouring each plane's ``line_size``; no swscale, so no silent range conversion):
+honouring each plane's ``line_size``; no swscale, so no silent range conversion). Samples keep
+their bit depth: 8-bit output is uint8, 9- to 16-bit output is uint16 holding the decoded code
+values unchanged (10-bit: 0..1023), with ``VideoFrame.bit_depth`` saying how many bits:
 
 =====================================  ==========  ============================================
 decoder output                         VideoFrame  how
@@ -15,14 +17,28 @@ yuv420p, yuvj420p                      yuv420p     copied as stored
 yuv444p, yuvj444p                      yuv444p     copied as stored
 nv12, nv21 (hardware download)         yuv420p     Y copied, chroma de-interleaved (exact)
 gray                                   yuv420p     Y copied, neutral chroma (128)
-other 4:2:0 (10/12-bit, p010, yuva)    yuv420p     ``frame.reformat`` to 8 bits; matrix and
+yuv420p9/10/12/14/16 (le or be),       yuv420p,    copied as stored into uint16 (big-endian
+yuv444p9..16, yuva420p10 ...           yuv444p     words byte-swapped), ``bit_depth`` 9..16;
+                                       n bits      alpha dropped
+p010, p012, p016 (le or be; hardware   yuv420p     Y copied, chroma de-interleaved; P010 and
+download of 10/12/16-bit 4:2:0)        n bits      P012 store each sample in the HIGH bits of
+                                                   its 16-bit word (low 6 / 4 bits zero), so
+                                                   they are shifted right to 0..1023 / 0..4095
+gray9..16                              yuv420p     Y copied, neutral chroma (2^(n-1))
+                                       n bits
+other 4:2:0 (yuva420p ...)             yuv420p     ``frame.reformat`` to 8 bits; matrix and
                                                    range passed as both source and target, so
                                                    the tags stay true (only requantised)
-other YUV (4:2:2, 4:1:1, 4:4:0, high   yuv444p     ``frame.reformat``: chroma upsampled, same
-bit depth 4:4:4)                                   matrix and range as the source
-RGB family (gbrp, rgb24, bgr0, pal8)   rgb24       ``to_ndarray("rgb24")``: no matrix involved;
-                                                   ``color_range`` "full"
+other YUV (4:2:2, 4:1:1, 4:4:0)        yuv444p     ``frame.reformat``: chroma upsampled, same
+                                       same bits   matrix and range as the source; a high
+                                                   bit depth stays (yuv422p10le ->
+                                                   yuv444p10le, luma unchanged)
+RGB family (gbrp, rgb24, bgr0, pal8,   rgb24       ``to_ndarray("rgb24")``: no matrix involved;
+gbrp10 ...)                            8 bits      ``color_range`` "full" (RGB is always 8-bit)
 =====================================  ==========  ============================================
+
+NVDEC delivers 4:4:4 10/12-bit HEVC as yuv444p16le with the samples in the high bits; that
+is kept as 16-bit (``bit_depth`` 16), which means the same colours.
 
 ``color_matrix`` and ``color_range`` come from each decoded frame's tags. Untagged YUV gets
 ``color_range`` "limited" ("full" for the ``yuvj`` formats and gray) and the matrix players use
@@ -310,6 +326,7 @@ class VideoDecoder:
         self.info["color_matrix_source"] = "guessed" if guessed else "stream"
         self.info["decoded_format"] = first.frame.format.name
         self.info["output_format"] = output
+        self.info["bit_depth"] = _high_depth(first.frame.format) or 8  # of the delivered planes
 
     # -- opening the decoding container -------------------------------------------------------
 
@@ -568,7 +585,7 @@ class VideoDecoder:
     def _convert(self, raw: _Raw, index: int) -> VideoFrame:
         frame = raw.frame
         pts = raw.pts if raw.index == index and raw.pts is not None else index / self.fps
-        pixel_format, planes, full = _planes_of(frame)
+        pixel_format, planes, full, bit_depth = _planes_of(frame)
         matrix, _ = _matrix_of(frame)
         if pixel_format == "rgb24":
             color_range = "full"
@@ -584,6 +601,7 @@ class VideoDecoder:
             color_matrix=matrix,
             color_range=color_range,
             sample_aspect=self._sample_aspect,
+            bit_depth=bit_depth,
         )
 
 
@@ -602,6 +620,23 @@ def copy_plane(plane: Any) -> np.ndarray:
     its memory, so the decoder's buffer is released with the PyAV frame.
     """
     return _frozen(_copy_rows(plane, plane.width))
+
+
+def copy_plane16(plane: Any, *, big_endian: bool = False, shift: int = 0, samples: int = 1) -> np.ndarray:
+    """A read-only uint16 copy of one plane of 16-bit words: ``[height, width]``, or
+    ``[height, width, samples]`` for interleaved chroma (``samples`` = 2).
+
+    Row padding is skipped as in :func:`copy_plane`; words are read in the plane's byte order
+    and returned in native order; ``shift`` moves left-aligned samples (P010: 6) down to their
+    code values. Nothing else changes: the values are the decoder's.
+    """
+    rows = _copy_rows(plane, plane.width * 2 * samples)
+    words = rows.view(">u2" if big_endian else "<u2").astype(np.uint16, copy=False)
+    if shift:
+        words = words >> np.uint16(shift)
+    if samples > 1:
+        words = words.reshape(plane.height, plane.width, samples)
+    return _frozen(np.ascontiguousarray(words))
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -625,36 +660,119 @@ def _copy_rows_positive(plane: Any, line: int, row_bytes: int, height: int) -> n
     return np.array(view)
 
 
-def _planes_of(frame: Any) -> tuple[str, tuple[np.ndarray, ...], bool]:
-    """(VideoFrame pixel format, planes, full range implied by the format)."""
+# Semi-planar 16-bit-word 4:2:0 (what hardware decoders download): name stem -> (bits, shift).
+# P010 / P012 keep each sample in the high bits of its word (FFmpeg's descriptor: shift 6 / 4,
+# low bits zero); P016 uses all 16.
+_SEMI_PLANAR_WIDE = {"p010": (10, 6), "p012": (12, 4), "p016": (16, 0)}
+
+
+def _semi_planar_wide(name: str) -> tuple[int, int, bool] | None:
+    """(bits, shift, big endian) for p010le / p012be / p016le ...; None for anything else."""
+    stem, endian = name[:-2], name[-2:]
+    if stem in _SEMI_PLANAR_WIDE and endian in ("le", "be"):
+        bits, shift = _SEMI_PLANAR_WIDE[stem]
+        return bits, shift, endian == "be"
+    return None
+
+
+def _high_depth(fmt: Any) -> int:
+    """Bits per sample a YUV or grey decoder output keeps (9..16), or 0 when it is delivered
+    at 8 bits (8-bit formats, RGB, palettes, float or packed formats)."""
+    semi = _semi_planar_wide(fmt.name)
+    if semi is not None:
+        return semi[0]
+    comps = fmt.components
+    if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or not comps:
+        return 0
+    colour = [c for c in comps if not c.is_alpha]
+    bits = colour[0].bits if colour else 0
+    if not 8 < bits <= 16 or len(colour) not in (1, 3) or any(c.bits != bits for c in colour):
+        return 0
+    if len(colour) == 3 and all(c.plane == 0 for c in colour):  # packed (y210, xv30 ...)
+        return 0
+    return bits
+
+
+def _planes_of(frame: Any) -> tuple[str, tuple[np.ndarray, ...], bool, int]:
+    """(VideoFrame pixel format, planes, full range implied by the format, bit depth)."""
     fmt = frame.format
     name = fmt.name
     if name in _DIRECT:
         out, full = _DIRECT[name]
-        return out, tuple(copy_plane(p) for p in frame.planes[:3]), full
+        return out, tuple(copy_plane(p) for p in frame.planes[:3]), full, 8
     if name in ("nv12", "nv21"):
         y = copy_plane(frame.planes[0])
         uv_plane = frame.planes[1]
         uv = _copy_rows(uv_plane, uv_plane.width * 2).reshape(uv_plane.height, uv_plane.width, 2)
         u, v = (uv[..., 0], uv[..., 1]) if name == "nv12" else (uv[..., 1], uv[..., 0])
-        return "yuv420p", (y, _frozen(u.copy()), _frozen(v.copy())), False
+        return "yuv420p", (y, _frozen(u.copy()), _frozen(v.copy())), False, 8
     if name == "gray":
         y = copy_plane(frame.planes[0])
         ch, cw = (frame.height + 1) // 2, (frame.width + 1) // 2
         neutral = _frozen(np.full((ch, cw), 128, np.uint8))
-        return "yuv420p", (y, neutral, neutral), frame.color_range != ColorRange.MPEG
+        return "yuv420p", (y, neutral, neutral), frame.color_range != ColorRange.MPEG, 8
+    depth = _high_depth(fmt)
+    if depth:
+        return _high_depth_planes(frame, depth)
     out = _output_format(fmt)
     if out == "rgb24":
-        return "rgb24", (_frozen(np.ascontiguousarray(frame.to_ndarray(format="rgb24"))),), True
-    matrix, _ = _matrix_of(frame)
+        return "rgb24", (_frozen(np.ascontiguousarray(frame.to_ndarray(format="rgb24"))),), True, 8
+    return out, _reformatted(frame, out), _range_of(frame) == "full", 8
+
+
+def _high_depth_planes(frame: Any, depth: int) -> tuple[str, tuple[np.ndarray, ...], bool, int]:
+    """Planes of a 9..16-bit YUV or grey picture as uint16 code values (see the module doc)."""
+    fmt = frame.format
+    name = fmt.name
+    semi = _semi_planar_wide(name)
+    if semi is not None:
+        _, shift, big = semi
+        y = copy_plane16(frame.planes[0], big_endian=big, shift=shift)
+        uv = copy_plane16(frame.planes[1], big_endian=big, shift=shift, samples=2)
+        u, v = _frozen(uv[..., 0].copy()), _frozen(uv[..., 1].copy())
+        return "yuv420p", (y, u, v), False, depth
+    big = bool(fmt.is_big_endian)
+    if len([c for c in fmt.components if not c.is_alpha]) == 1:  # grey: neutral chroma
+        y = copy_plane16(frame.planes[0], big_endian=big)
+        ch, cw = (frame.height + 1) // 2, (frame.width + 1) // 2
+        neutral = _frozen(np.full((ch, cw), 1 << (depth - 1), np.uint16))
+        return "yuv420p", (y, neutral, neutral), frame.color_range != ColorRange.MPEG, depth
+    out = _output_format(fmt)
     full = _range_of(frame) == "full"
-    sws_range = ColorRange.JPEG if full else ColorRange.MPEG
+    planar = [c.plane for c in fmt.components[:3]] == [0, 1, 2]
+    if planar and _is_layout_of(fmt, out):
+        return out, tuple(copy_plane16(p, big_endian=big) for p in frame.planes[:3]), full, depth
+    # 4:2:2, 4:4:0, 4:1:1, semi-planar 4:2:2 / 4:4:4 (p210, p410 ...) at n bits -> yuv444p at
+    # the same n bits (swscale upsamples chroma; luma is copied)
+    target = f"{out}{depth}le"
+    try:
+        av.VideoFormat(target)
+    except (ValueError, av.FFmpegError):
+        target, depth = f"{out}16le", 16  # no such depth for the target: 16 bits, same meaning
+    converted = _reformatted(frame, target, raw=True)
+    return out, tuple(copy_plane16(p) for p in converted.planes[:3]), full, depth
+
+
+def _is_layout_of(fmt: Any, out: str) -> bool:
+    """Whether the chroma planes already have ``out``'s size ("yuv420p": halved both ways,
+    rounded up; "yuv444p": full size)."""
+    w, h = fmt.width, fmt.height
+    cw, ch = ((w + 1) // 2, (h + 1) // 2) if out == "yuv420p" else (w, h)
+    return all((c.width, c.height) == (cw, ch) for c in fmt.components[1:3])
+
+
+def _reformatted(frame: Any, target: str, raw: bool = False) -> Any:
+    """``frame`` converted by swscale to ``target`` with its own matrix and range as both
+    source and destination (only the layout or the bit depth changes); with ``raw`` the
+    PyAV frame, else its first three planes copied as 8-bit planes."""
+    matrix, _ = _matrix_of(frame)
+    sws_range = ColorRange.JPEG if _range_of(frame) == "full" else ColorRange.MPEG
     converted = frame.reformat(
-        format=out,
+        format=target,
         src_colorspace=_MATRIX_TO_SWS[matrix], dst_colorspace=_MATRIX_TO_SWS[matrix],
         src_color_range=sws_range, dst_color_range=sws_range,
     )
-    return out, tuple(copy_plane(p) for p in converted.planes[:3]), full
+    return converted if raw else tuple(copy_plane(p) for p in converted.planes[:3])
 
 
 def _output_format(fmt: Any) -> str:
@@ -662,11 +780,13 @@ def _output_format(fmt: Any) -> str:
     name = fmt.name
     if name in _DIRECT:
         return _DIRECT[name][0]
-    if name in ("nv12", "nv21", "gray"):
+    if name in ("nv12", "nv21", "gray") or _semi_planar_wide(name):
         return "yuv420p"
     comps = fmt.components
+    if _high_depth(fmt) and len([c for c in comps if not c.is_alpha]) == 1:
+        return "yuv420p"  # gray10 ...: grey with neutral chroma
     if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or len(comps) < 3:
-        return "rgb24"  # gray >8 bit, palette, RGB: no YUV matrix to keep
+        return "rgb24"  # gray float, palette, RGB: no YUV matrix to keep
     luma, chroma = comps[0], comps[1]
     halved = chroma.width * 2 >= luma.width and chroma.width < luma.width
     if halved and chroma.height < luma.height and chroma.height * 2 >= luma.height:
@@ -762,7 +882,8 @@ def _picture_bytes(pixel_format: str | None, width: int, height: int) -> tuple[i
     except (ValueError, TypeError, av.FFmpegError):
         return 4 * pixels, 3 * pixels
     decoded = sum((c.bits + 7) // 8 * c.width * c.height for c in fmt.components) or 4 * pixels
-    return decoded, (pixels * 3 // 2 if _output_format(fmt) == "yuv420p" else 3 * pixels)
+    sample = 2 if _high_depth(fmt) else 1  # 9..16-bit samples are delivered as uint16
+    return decoded, sample * (pixels * 3 // 2 if _output_format(fmt) == "yuv420p" else 3 * pixels)
 
 
 def _decoder_threads() -> int:

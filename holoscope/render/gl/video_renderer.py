@@ -1,8 +1,13 @@
 """GlVideoRenderer: plain video frames (YUV 4:2:0 / 4:4:4, RGB) as a letterboxed textured quad.
 
-Each plane is an 8-bit texture (R8 for Y/U/V, RGB8 for rgb24) sampled with texelFetch and a
-manual float bilinear filter; the YUV -> RGB matrix and the range expansion are folded into one
-affine map (:func:`yuv_to_rgb_matrix`) applied in the fragment shader, clamped to [0, 1].
+Each plane is a texture (R8 for 8-bit Y/U/V, RGB8 for rgb24, normalised R16 for the uint16
+planes of a 9..16-bit frame) sampled with texelFetch and a manual float bilinear filter. An R16
+texel reads as code / 65535; the shader multiplies by ``sample_scale`` = 65535 / (2^n - 1) so
+that every plane reaches the conversion as code / (2^n - 1) (exactly 1.0, a no-op, at 8 bits).
+The YUV -> RGB matrix and the n-bit range expansion (ITU-T H.273: limited range is 16..235 /
+16..240 times 2^(n-8), full range centres chroma at 2^(n-1)) are folded into one affine map
+(:func:`yuv_to_rgb_matrix`) applied in the fragment shader, clamped to [0, 1], so range and
+matrix act on the true sample values.
 
 Chroma siting for 4:2:0 is the MPEG-2 / H.264 / HEVC default ("left", chroma_loc_type 0):
 chroma co-sited horizontally with the even luma columns, vertically midway between two luma
@@ -45,17 +50,25 @@ _FORMATS: dict[str, tuple[int, tuple[int, int], tuple[float, float, float, float
 }
 
 
-def yuv_to_rgb_matrix(color_matrix: str, color_range: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(M [3, 3], offset [3])`` float64 with ``rgb = M @ (y, u, v) / 255 + offset``.
+def yuv_to_rgb_matrix(
+    color_matrix: str, color_range: str, bit_depth: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(M [3, 3], offset [3])`` float64 with ``rgb = M @ (y, u, v) / (2^n - 1) + offset``.
 
-    Input is 8-bit code values divided by 255 (what an R8 texture returns); output is R'G'B' in
-    [0, 1] before clamping. Limited range: Y 16..235, U/V 16..240 centred at 128; full range:
-    Y 0..255, U/V centred at 128 with a 255 scale (ITU-T H.273 / JPEG).
+    Input is n-bit code values (``bit_depth`` n, 8..16) divided by 2^n - 1: what an R8 texture
+    returns at 8 bits, and what the shader makes of an R16 texel (``sample_scale``). Output is
+    R'G'B' in [0, 1] before clamping. Limited range: Y 16..235, U/V 16..240 centred at 128, all
+    times 2^(n-8); full range: Y 0..2^n-1, U/V centred at 2^(n-1) with a 2^n-1 scale (ITU-T
+    H.273 / JPEG). At 8 bits this is the familiar 255/219, 128/224 ... map.
     """
     if color_matrix not in LUMA_COEFFICIENTS:
         raise InvalidArgument(f"unknown colour matrix {color_matrix!r} (expected one of {sorted(LUMA_COEFFICIENTS)})")
     if color_range not in COLOR_RANGES:
         raise InvalidArgument(f"unknown colour range {color_range!r} (expected 'limited' or 'full')")
+    if not isinstance(bit_depth, (int, np.integer)) or not 8 <= bit_depth <= 16:
+        raise InvalidArgument(f"bit depth must be 8..16, got {bit_depth!r}")
+    top = float((1 << bit_depth) - 1)  # input is code / top
+    step = float(1 << (bit_depth - 8))  # one 8-bit level in n-bit codes
     kr, kb = LUMA_COEFFICIENTS[color_matrix]
     kg = 1.0 - kr - kb
     ypbpr_to_rgb = np.array(
@@ -65,12 +78,13 @@ def yuv_to_rgb_matrix(color_matrix: str, color_range: str) -> tuple[np.ndarray, 
             [1.0, 2.0 * (1.0 - kb), 0.0],
         ]
     )
-    if color_range == "limited":
-        scale = np.array([255.0 / 219.0, 255.0 / 224.0, 255.0 / 224.0])
+    if color_range == "limited":  # code = (219 Y' + 16) * step, code = (224 Pb + 128) * step
+        scale = np.array([top / (219.0 * step), top / (224.0 * step), top / (224.0 * step)])
         bias = np.array([-16.0 / 219.0, -128.0 / 224.0, -128.0 / 224.0])
-    else:
+    else:  # code = top * Y', code = top * Pb + 2^(n-1)
+        half = 128.0 * step
         scale = np.array([1.0, 1.0, 1.0])
-        bias = np.array([0.0, -128.0 / 255.0, -128.0 / 255.0])
+        bias = np.array([0.0, -half / top, -half / top])
     return ypbpr_to_rgb * scale[None, :], ypbpr_to_rgb @ bias
 
 
@@ -113,7 +127,7 @@ class GlVideoRenderer:
         )
         self.vao = ctx.vertex_array(self.program, [])
         self._textures: list[moderngl.Texture] = []
-        self._layout: tuple[str, int, int] | None = None  # (pixel_format, width, height)
+        self._layout: tuple[str, int, int, str] | None = None  # (pixel_format, width, height, dtype)
         self.frame: VideoFrame | None = None
 
     # Data ------------------------------------------------------------------------------
@@ -131,18 +145,26 @@ class GlVideoRenderer:
         shapes = _plane_shapes(frame)
         if len(frame.planes) != len(shapes):
             raise InvalidArgument(f"{frame.pixel_format} needs {len(shapes)} planes, got {len(frame.planes)}")
+        depth = frame.bit_depth
+        if not isinstance(depth, (int, np.integer)) or not 8 <= depth <= 16 or (
+                depth != 8 and frame.pixel_format == "rgb24"):
+            allowed = "8" if frame.pixel_format == "rgb24" else "8..16"
+            raise InvalidArgument(f"{frame.pixel_format} bit depth must be {allowed}, got {depth!r}")
+        sample = np.dtype(np.uint8 if depth == 8 else np.uint16)
         for i, (plane, shape) in enumerate(zip(frame.planes, shapes)):
-            if plane.dtype != np.uint8 or plane.shape != shape:
-                raise InvalidArgument(f"{frame.pixel_format} plane {i} must be uint8 {shape}, got {plane.dtype} {plane.shape}")
+            if plane.dtype != sample or plane.shape != shape:
+                raise InvalidArgument(f"{depth}-bit {frame.pixel_format} plane {i} must be {sample} {shape}, "
+                                      f"got {plane.dtype} {plane.shape}")
         if frame.pixel_format != "rgb24":
-            matrix, offset = yuv_to_rgb_matrix(frame.color_matrix, frame.color_range)
+            matrix, offset = yuv_to_rgb_matrix(frame.color_matrix, frame.color_range, depth)
 
-        layout = (frame.pixel_format, frame.width, frame.height)
+        tex_dtype = "f1" if depth == 8 else "nu2"  # R8 / RGB8, or normalised R16
+        layout = (frame.pixel_format, frame.width, frame.height, tex_dtype)
         if layout != self._layout:
             self._release_textures()
             components = _FORMATS[frame.pixel_format][0]
             for shape in shapes:
-                tex = self.ctx.texture((shape[1], shape[0]), components, dtype="f1", alignment=1)
+                tex = self.ctx.texture((shape[1], shape[0]), components, dtype=tex_dtype, alignment=1)
                 tex.filter = moderngl.NEAREST, moderngl.NEAREST  # texelFetch only; no mipmaps
                 tex.repeat_x = tex.repeat_y = False
                 self._textures.append(tex)
@@ -154,6 +176,8 @@ class GlVideoRenderer:
 
         p = self.program
         p["rgb_input"].value = int(frame.pixel_format == "rgb24")
+        # R16 texels read as code / 65535; the conversion wants code / (2^n - 1)
+        p["sample_scale"].value = 1.0 if depth == 8 else 65535.0 / ((1 << depth) - 1)
         p["luma_size"].value = (frame.width, frame.height)
         p["chroma_size"].value = (shapes[-1][1], shapes[-1][0])
         p["chroma_map"].value = _FORMATS[frame.pixel_format][2]
