@@ -184,7 +184,7 @@ def _render_sequence(args: argparse.Namespace, media, cams, size: tuple[int, int
 
 
 VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format", "color_matrix", "color_range",
-                   "bitrate", "duration", "decode_path", "frames_estimated", "frame_count_source")  # fmt: skip
+                   "bit_depth", "bitrate", "duration", "decode_path", "frames_estimated", "frame_count_source")  # fmt: skip
 
 
 def describe(path: Path, forced: str | None = None, fps: float | None = None) -> dict:

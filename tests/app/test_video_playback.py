@@ -191,3 +191,39 @@ def test_a_first_frame_that_fails_to_decode_is_reported_on_the_gui_thread(window
     finally:
         window.viewport.with_context(lambda _ctx: view.release())
         real.release()
+
+
+def test_a_10_bit_video_plays_at_its_true_levels(window, qtbot, tmp_path):
+    # Lossless 10-bit greys whose codes are not multiples of 4, chosen so that the true level
+    # lies within 0.2 of an 8-bit value while the code reduced to 8 bits (code >> 2) lies 0.75
+    # or more away from it: a one-level error if anything dropped the low bits. Limited range:
+    # the 8-bit output is (code / 4 - 16) * 255 / 219.
+    path = tmp_path / "ten.mkv"
+    codes = [239, 435, 747]  # Y codes; chroma neutral (512)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p10le"
+        stream.codec_context.color_range, stream.codec_context.colorspace = 1, 1
+        for i, code in enumerate(codes):
+            frame = av.VideoFrame(64, 48, "yuv420p10le")
+            for plane, value in zip(frame.planes, (code, 512, 512)):
+                np.frombuffer(plane, np.uint16)[:] = value
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    window.open_paths([str(path)])
+    wait_for_media(qtbot, window, "ten.mkv")
+    qtbot.waitUntil(lambda: window.viewport.view.first_frame_shown, timeout=5000)
+    for i, code in enumerate(codes):
+        if i:
+            qtbot.keyClick(window.viewport, Qt.Key.Key_Right)
+            qtbot.waitUntil(lambda: window.viewport.view.shown == i, timeout=5000)
+        vp = window.viewport
+        frames = vp.frames_painted
+        vp.update()
+        qtbot.waitUntil(lambda: vp.frames_painted > frames, timeout=10000)
+        img = vp.screenshot()
+        colour = img.pixelColor(img.width() // 2, img.height() // 2)
+        expected = (code / 4 - 16) * 255 / 219
+        for channel in (colour.red(), colour.green(), colour.blue()):
+            assert abs(channel - expected) < 0.5, (i, channel, expected)

@@ -213,3 +213,29 @@ def test_the_budget_counts_16_bit_samples() -> None:
     assert decode._picture_bytes("yuv444p12le", 64, 64) == (64 * 64 * 6, 64 * 64 * 6)
     assert decode._picture_bytes("yuv420p", 64, 64) == (64 * 64 * 3 // 2,) * 2
 
+
+
+def test_10_bit_hevc_on_the_gpu_equals_software_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # NVDEC downloads 10-bit HEVC as P010 (samples in the high bits); after the shift the planes
+    # must equal the software decoder's yuv420p10le sample for sample. Runs where CUDA decodes.
+    needs("libx265")
+    try:
+        devices = av.codec.hwaccel.hwdevices_available()
+    except Exception:
+        devices = []
+    if "cuda" not in devices:
+        pytest.skip("no CUDA hardware decoding in this FFmpeg build")
+    path, _ = make_clip(tmp_path / "hevc10.mkv", "libx265", "yuv420p10le", 10, n=6, w=256, h=144,
+                        options={"x265-params": "log-level=error:crf=20"})
+    reference = open_video(path)
+    software = list(reference.frames_from(0))
+    reference.release()
+    monkeypatch.setenv("HOLOSCOPE_HWDEC", "cuda")
+    media = open_video(path)
+    if media.info["decode_path"] != "hardware (cuda)":
+        pytest.skip(f"CUDA did not decode here: {media.info.get('hwdec_fallback')}")
+    assert media.info["bit_depth"] == 10
+    for soft, hard in zip(software, media.frames_from(0)):
+        assert hard.bit_depth == soft.bit_depth == 10
+        assert all(np.array_equal(a, b) for a, b in zip(hard.planes, soft.planes))
+    media.release()

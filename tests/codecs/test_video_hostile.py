@@ -209,7 +209,8 @@ def test_a_tiny_file_claiming_a_huge_picture_does_not_allocate_it(tmp_path):
 def test_the_budget_estimate_follows_the_pixel_format():
     decoded, delivered = decode._picture_bytes("yuv420p", 1920, 1080)
     assert (decoded, delivered) == (1920 * 1080 * 3 // 2,) * 2
-    assert decode._picture_bytes("yuv420p10le", 1920, 1080) == (1920 * 1080 * 3, 1920 * 1080 * 3 // 2)
+    # 10-bit samples are kept (two bytes each) from decode to the renderer
+    assert decode._picture_bytes("yuv420p10le", 1920, 1080) == (1920 * 1080 * 3, 1920 * 1080 * 3)
     assert decode._picture_bytes("yuv444p", 64, 64) == (64 * 64 * 3, 64 * 64 * 3)
     assert decode._picture_bytes(None, 64, 64) == (64 * 64 * 4, 64 * 64 * 3)
     assert decode._max_pixels() * 1.5 <= budget.current().limit
