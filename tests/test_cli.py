@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from holoscope.cli import main
-from holoscope.codecs.video.output import probe_video, read_image, read_video_frames
+from tests.video_reference import probe_video, read_image, read_video_frames
 from holoscope.core.camera import look_at
 from holoscope.core.camera_path import CameraPath, write_camera_path
 from holoscope.core.camera import Camera

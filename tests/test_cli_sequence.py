@@ -10,7 +10,7 @@ import pytest
 
 from holoscope.cli import main
 from holoscope.codecs.formats.ply_inria import read_ply, write_ply
-from holoscope.codecs.video.output import probe_video
+from tests.video_reference import probe_video
 from tests.codecs.helpers import blob_cloud
 from holoscope.core.camera import OrbitController
 from holoscope.core.camera_path import CameraPath, orbit_path, write_camera_path

@@ -55,7 +55,7 @@ def test_binary_prints_the_version(app_dir):
 
 
 def test_binary_renders_headless(app_dir, tmp_path):
-    from holoscope.codecs.video.output import read_image
+    from tests.video_reference import read_image
 
     png = tmp_path / "out.png"
     out = run_app(app_dir, "render", "demo", "-o", str(png), "--size", "64x48",

@@ -12,7 +12,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from holoscope.codecs.video.output import probe_video, read_image, read_video_frames
+from tests.video_reference import probe_video, read_image, read_video_frames
 from holoscope.render.export import SplatFrameRenderer
 
 from .conftest import wait_for_media

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from holoscope.codecs.video import decode
-from holoscope.codecs.video.decode import open_video, probe_video, read_video_frames
+from holoscope.codecs.video.decode import open_video
+from tests.video_reference import probe_video, read_video_frames
 from holoscope.core import budget
 from holoscope.core.errors import BudgetExceeded, CorruptStream, HoloscopeError, NotAFile
 from holoscope.core.playback import FramePrefetcher

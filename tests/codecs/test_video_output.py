@@ -22,12 +22,10 @@ from holoscope.codecs.video.output import (
     encoder_bytes_per_pixel,
     exact_rate,
     open_output,
-    probe_video,
-    read_image,
-    read_video_frames,
 )
 from holoscope.core.camera_path import MAX_FPS, MIN_FPS
 from holoscope.core.errors import Cancelled, InvalidArgument, OutputError
+from tests.video_reference import probe_video, read_image, read_video_frames
 
 W, H = 64, 48
 

@@ -27,7 +27,7 @@ from holoscope.codecs.formats.spz import (
     up_for_coordinate_system,
     write_spz,
 )
-from holoscope.codecs.video.output import read_image
+from tests.video_reference import read_image
 from holoscope.core.camera import UP_AXES, Camera
 from holoscope.core.frames import SplatCloud
 from holoscope.core.registry import open_media

@@ -8,7 +8,7 @@ import pytest
 
 from holoscope.codecs.formats.ply_inria import write_ply
 from holoscope.codecs.sequence import open_sequence
-from holoscope.codecs.video.output import read_video_frames
+from tests.video_reference import read_video_frames
 from holoscope.core.camera import OrbitController
 from holoscope.core.camera_path import CameraPath, orbit_path
 from holoscope.core.errors import InvalidArgument

@@ -118,9 +118,9 @@ _DIRECT = {
     "yuvj444p": ("yuv444p", True),
 }
 # The one colour-matrix table: AVCOL_SPC_* tag -> VideoFrame.color_matrix. The GL renderer
-# converts with these names (render/gl/video_renderer.py: LUMA_COEFFICIENTS), the reference
-# conversion (:func:`read_video_frames`, :func:`read_image`) through :data:`_MATRIX_TO_SWS`, and
-# :func:`probe_video` reports them, so all three agree. FCC and SMPTE 170M are BT.601's matrix;
+# converts with these names (render/gl/video_renderer.py: LUMA_COEFFICIENTS), and the tests'
+# reference conversion (tests/video_reference.py) goes through :data:`_MATRIX_TO_SWS`, so both
+# agree. FCC and SMPTE 170M are BT.601's matrix;
 # SMPTE 240M is within 0.015 of BT.709's coefficients.
 _FRAME_MATRIX = {1: "bt709", 4: "bt601", 5: "bt601", 6: "bt601", 7: "bt709", 9: "bt2020", 10: "bt2020"}
 _MATRIX_TO_SWS = {"bt709": Colorspace.ITU709, "bt601": Colorspace.ITU601, "bt2020": Colorspace.BT2020}
@@ -926,74 +926,9 @@ def _decoded_on_device(cc: Any, device: str) -> bool:
     return cc.pix_fmt in hw_formats
 
 
-# ---- whole-file helpers (also re-exported by output.py) --------------------------------------------
-
-_UNTAGGED_MATRIX = "bt709"  # what holoscope writes; FFmpeg itself would assume BT.601
-_RANGE_NAMES = {1: "limited", 2: "full"}
-
-
-def read_video_frames(path: str | os.PathLike[str]) -> list[np.ndarray]:
-    """Decode every frame of a video's first video stream to ``[H, W, 3] uint8`` RGB."""
-    with _open_input(path) as container:
-        return [_to_rgb(frame) for frame in container.decode(_video_stream(container, path))]
-
-
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode a PNG or JPEG (the file itself, never a ``%d`` pattern) to ``[H, W, 3] uint8`` RGB."""
-    with _open_input(path, format="image2", options={"pattern_type": "none"}) as container:
-        for frame in container.decode(_video_stream(container, path)):
-            return _to_rgb(frame)
-    raise FormatNotRecognized("no image could be decoded", path=path)
-
-
-def probe_video(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Frame count, size, fps (a Fraction), codec and colour tags of a video's first stream."""
-    with _open_input(path) as container:
-        stream = _video_stream(container, path)
-        cc = stream.codec_context
-        info = {
-            "frames": stream.frames,
-            "width": cc.width,
-            "height": cc.height,
-            "fps": Fraction(stream.average_rate or stream.guessed_rate or 0),
-            "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
-            "pix_fmt": cc.pix_fmt,
-            "color_matrix": "rgb" if cc.colorspace == 0 else _FRAME_MATRIX.get(cc.colorspace, "unspecified"),
-            "color_range": _RANGE_NAMES.get(cc.color_range, "unspecified"),
-        }
-        if not info["frames"]:  # Matroska stores no count: count the packets instead
-            info["frames"] = sum(1 for packet in container.demux(stream) if packet.size)
-        return info
-
-
-def _open_input(path: str | os.PathLike[str], **kwargs: Any) -> Any:
-    check_regular(path)
-    try:
-        return av.open(str(path), "r", timeout=(_OPEN_TIMEOUT, _READ_TIMEOUT), **kwargs)
-    except av.FFmpegError as exc:
-        raise FormatNotRecognized(f"cannot open: {exc}", path=path) from exc
-
-
 def _video_stream(container: Any, path: str | os.PathLike[str]) -> Any:
     if not container.streams.video:
         others = ", ".join(f"{s.type} {getattr(s.codec_context, 'name', '?')}" for s in container.streams)
         raise FormatNotRecognized(f"no video stream ({'streams: ' + others if others else 'no streams'})",
                                   path=path)
     return container.streams.video[0]
-
-
-def _reference_matrix(frame: av.VideoFrame) -> str:
-    """The colour matrix :func:`read_video_frames` converts a YUV frame with: its tag through
-    the same table as the frames the player shows (``_FRAME_MATRIX``); untagged, BT.709."""
-    return _FRAME_MATRIX.get(int(frame.colorspace), _UNTAGGED_MATRIX)
-
-
-def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    if not frame.format.name.startswith("yuv"):
-        return frame.to_ndarray(format="rgb24")  # RGB/gray/palette: no matrix involved
-    matrix = _MATRIX_TO_SWS[_reference_matrix(frame)]
-    full = frame.color_range == ColorRange.JPEG or frame.format.name.startswith("yuvj")
-    return frame.to_ndarray(
-        format="rgb24", src_colorspace=matrix, dst_colorspace=matrix,
-        src_color_range=ColorRange.JPEG if full else ColorRange.MPEG, dst_color_range=ColorRange.JPEG,
-    )

@@ -6,7 +6,8 @@ same folder and renamed into place by :meth:`FrameSink.close`; a sequence rename
 it is finished and deletes every frame it wrote if it is aborted.
 
 YUV outputs are tagged BT.709, limited range, and the RGB->YUV conversion uses that matrix;
-:func:`read_video_frames` and :func:`read_image` convert back with the matrix a file is tagged with.
+the tests' reference decoder (tests/video_reference.py) converts back with the matrix a file is
+tagged with.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
-from holoscope.codecs.video.decode import read_video_frames, read_image, probe_video  # noqa: F401
 from holoscope.core.camera_path import MAX_FPS, check_fps
 from holoscope.core.errors import (
     Cancelled,
