@@ -24,6 +24,8 @@ import pytest
 
 from .cases import (
     EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    Arg,
     Case,
     assert_all_pass,
     damaged_copies,
@@ -776,4 +778,58 @@ def test_damaged_video(tmp_path):
         needle = filename if info_expect == 2 else None
         cases += reading_commands(name, path, tmp_path, expect=info_expect, needle=needle, commands=("info",), max_seconds=10)
         cases += reading_commands(name, path, tmp_path, needle=filename, commands=("render", "convert"), max_seconds=10)
+    _run(cases)
+
+
+# 9. Splat sequences inherit every reader's checks ----------------------------------------------
+
+
+def sequence_commands(name: str, source: Arg, work: Path, *, expect: int | frozenset[int] = EXIT_ERROR,
+                      needle: str | tuple[str, ...] | None = None, max_seconds: float | None = None) -> list[Case]:  # fmt: skip
+    """``info``, ``render`` (a 64x64 video) and ``convert`` to numbered PLYs of one sequence."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name)[:80]
+    cases = []
+    for cmd in ("info", "render", "convert"):
+        out = work / "out" / f"{slug}.{cmd}"
+        if cmd == "info":
+            args, outputs = ["info", source], ()
+        elif cmd == "render":
+            args, outputs = ["render", source, "-o", out / "out.mp4", "--size", "64x64"], ("out.mp4",)
+        else:
+            args, outputs = ["convert", source, out / "%04d.ply"], ()
+        cases.append(Case(f"{name} [{cmd}]", args, expect=expect, out_dir=out, outputs=outputs, needle=needle,
+                          max_seconds=max_seconds, may_leave=("0001.ply", "0002.ply", "0003.ply", "0004.ply")))  # fmt: skip
+    return cases
+
+
+def test_hostile_sequences(tmp_path):
+    src = tmp_path / "src"
+    good = src / "with-fifo"
+    good.mkdir(parents=True)
+    for i in (1, 3, 4):
+        write_ply_rows(good / f"f{i}.ply", ply_rows(20, seed=i))
+    os.mkfifo(good / "f2.ply")  # a frame that is a FIFO: refused, never waited on; the rest plays
+    bombs = src / "bombs"
+    bombs.mkdir()
+    for i in range(3):  # every frame a 168-byte list bomb: nothing can play
+        (bombs / f"f{i}.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 250000000\n"
+                                          b"property list uchar int idx\nproperty float x\nend_header\n")
+    empties = src / "empties"
+    empties.mkdir()
+    for i in range(3000):
+        (empties / f"f{i}.ply").write_bytes(b"")
+    huge_list = sparse_file(src / "huge.txt", 70 << 20, b"f1.ply\n")
+    missing = src / "missing.lst"
+    missing.write_text("".join(f"gone/frame_{i}.ply\n" for i in range(200_000)))
+    spz_bombs = src / "spz-bombs"
+    spz_bombs.mkdir()
+    for i in range(2):
+        spz_v4_bomb(spz_bombs / f"f{i}.spz", 20_000_000, 3)
+    cases = sequence_commands("sequence with a FIFO frame", good, tmp_path, expect=0, max_seconds=15)
+    cases += sequence_commands("sequence of list bombs", bombs, tmp_path, needle="no frame", max_seconds=10)
+    cases += sequence_commands("3000 empty frames", empties, tmp_path, needle="no frame", max_seconds=15)
+    cases += sequence_commands("70 MB frame list", huge_list, tmp_path, needle="larger than", max_seconds=5)
+    cases += sequence_commands("200k missing listed frames", missing, tmp_path, needle="none of", max_seconds=15)
+    cases += sequence_commands("glob matching nothing", str(src / "nothing-*.ply"), tmp_path, needle="matches no")
+    cases += sequence_commands("sequence of SPZ bombs", spz_bombs, tmp_path, needle="no frame", max_seconds=10)
     _run(cases)
