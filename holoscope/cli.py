@@ -8,34 +8,24 @@ torch / Qt are never imported for splat scenes.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
-import os
-import signal
 import sys
-import threading
-import warnings
 from pathlib import Path
-from typing import Any, Iterator
 
 from holoscope import __version__
-from holoscope.core.errors import HoloscopeError, InvalidArgument, OutputError, display_path
+from holoscope.cli_edges import (
+    OneLineParser,
+    OneLineWarnings,
+    emit,
+    printable_streams,
+    process_edges,
+    report,
+)
+from holoscope.core.errors import InvalidArgument, display_path
 
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 1
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 128 + 13  # as if killed by SIGPIPE, what shells report for `cmd | head`
 DEMO = "demo"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports a bad command line as one ``holoscope: error:`` line (exit 2),
-    not a usage block: every error holoscope prints has the same shape."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InvalidArgument(f"{message} (see: {self.prog} --help)")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -383,11 +373,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _OneLineWarnings(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        _say(f"holoscope: {record.levelname.lower()}: {record.getMessage()}")
-
-
 # Options whose value may start with "-" (``--up -y``, ``--size -5x5`` to be refused properly,
 # ``--fov -10``): argparse would otherwise take the value for an unknown option.
 _SIGNED_VALUE_OPTIONS = ("--up", "--size", "--fov", "--fps", "--orbit", "--crf", "--background", "--max-memory")
@@ -464,153 +449,16 @@ def _apply_memory_option(args: argparse.Namespace) -> None:
         budget.set_limit(budget.parse_bytes(args.max_memory), "--max-memory")
 
 
-# Process edges: output streams, signals, warnings ------------------------------------------
-
-
-class StdoutClosed(Exception):
-    """Whoever read our standard output has gone (``holoscope info x | head -0``)."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM / SIGHUP, raised in the main thread so that cleanup runs exactly as for Ctrl+C."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def emit(text: str) -> None:
-    """One line to standard output, flushed, so a closed pipe or a full disk is noticed here."""
-    if sys.stdout is None:  # started with standard output closed (`holoscope info x >&-`)
-        raise OutputError("cannot write to standard output: it is closed")
-    try:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError as exc:
-        raise StdoutClosed() from exc
-    except OSError as exc:
-        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
-
-
-def _say(text: str) -> None:
-    """One line to standard error; if even that is gone, there is nobody left to tell."""
-    if sys.stderr is None:  # print(file=None) would write to stdout instead
-        return
-    try:
-        print(" ".join(text.split("\n")), file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-def _printable_streams() -> None:
-    # Names with non-UTF-8 bytes must never crash a print (UnicodeEncodeError) after the work
-    # is done; a stream that cannot show a character shows an escape instead.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            try:
-                reconfigure(errors="backslashreplace")
-            except (ValueError, OSError):
-                pass
-
-
-def _silence_stdout() -> None:
-    # The reader is gone: point fd 1 at /dev/null so the interpreter's final flush is quiet.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-@contextlib.contextmanager
-def process_edges(debug: bool, *, signals: bool = True) -> Iterator[None]:
-    """SIGTERM/SIGHUP unwind like Ctrl+C (commands only: the GUI's event loop would turn the
-    exception into a traceback); warnings stay off the terminal unless ``--debug``.
-
-    After the first of SIGINT/SIGTERM/SIGHUP the others are ignored for good: a second Ctrl+C
-    must interrupt neither the cleanup nor the interpreter's shutdown (where it would print
-    "Exception ignored in ..." tracebacks from finalisers)."""
-    previous: dict[int, Any] = {}
-    interrupted = False
-
-    def ignore_all() -> None:
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-
-    def on_signal(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        ignore_all()
-        raise Terminated(signum)
-
-    def on_interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        ignore_all()
-        raise KeyboardInterrupt
-
-    if signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            previous[sig] = signal.signal(sig, on_signal)
-        # Ctrl+C keeps Python's meaning (KeyboardInterrupt) unless the parent ignores it.
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        with warnings.catch_warnings():
-            if not debug:
-                warnings.simplefilter("ignore")  # numpy RuntimeWarnings on extreme values
-            yield
-    finally:
-        if not interrupted:  # an interrupted command exits now: stay deaf to more signals
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        from holoscope.core import budget
-
-        budget.set_limit(None)
-
-
-def _report(exc: BaseException, debug: bool) -> int:
-    """The exit code for an exception that reached the top, after one line on stderr."""
-    if isinstance(exc, StdoutClosed):
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
-    if isinstance(exc, Terminated):
-        _say(f"holoscope: terminated by {signal.Signals(exc.signum).name}; partial output removed")
-        return 128 + exc.signum
-    if isinstance(exc, KeyboardInterrupt):
-        _say("holoscope: interrupted; partial output removed")
-        return EXIT_INTERRUPTED
-    if debug:
-        raise exc
-    if isinstance(exc, HoloscopeError):
-        _say(f"holoscope: error: {exc}")
-        return EXIT_BAD_INPUT
-    if isinstance(exc, MemoryError):
-        # The budget is worked out before a decode; this is the last resort when an estimate
-        # fell short. The budget *now* would mislead (memory is nearly exhausted), so none is quoted.
-        _say("holoscope: error: out of memory while decoding; set a lower --max-memory so that "
-             "files too large for this machine are refused up front")  # fmt: skip
-        return EXIT_BAD_INPUT
-    if isinstance(exc, OSError):  # an I/O failure nobody mapped: still the user's file, one line
-        name = f"{display_path(exc.filename)}: " if exc.filename else ""
-        _say(f"holoscope: error: {name}{exc.strerror or exc}")
-        return EXIT_BAD_INPUT
-    _say(f"holoscope: internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
-    return EXIT_INTERNAL
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     from holoscope.codecs.builtin import register_builtin_formats
 
     register_builtin_formats()  # the core registry starts empty: the program's entry fills it
     debug = "--debug" in argv
-    _printable_streams()
+    printable_streams()
     logger = logging.getLogger("holoscope")
     if not logger.handlers:
-        logger.addHandler(_OneLineWarnings())
+        logger.addHandler(OneLineWarnings())
         logger.setLevel(logging.WARNING)
     first = next((a for a in argv if a != "--debug"), None)
     gui = first not in COMMANDS and first not in ("-h", "--help")
@@ -631,4 +479,4 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException as exc:  # noqa: BLE001 - every ending maps to one line and a code
             if isinstance(exc, SystemExit):
                 raise
-            return _report(exc, debug)
+            return report(exc, debug)
