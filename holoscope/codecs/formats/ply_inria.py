@@ -41,11 +41,13 @@ from holoscope.codecs.formats.common import (
     colors_to_sh_dc,
     make_cloud,
     mapped_os_errors,
+    read_records,
+    source_size,
     static_splat_media,
 )
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
-from holoscope.core.files import open_regular
+from holoscope.core.sources import Source, source_for
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -158,7 +160,7 @@ def read_ply_header(fh: BinaryIO, path: Path) -> PlyHeader:
     allocate more than the file could hold. Raises :class:`CorruptStream` naming the file.
     """
     with mapped_os_errors(path):
-        file_size = os.fstat(fh.fileno()).st_size
+        file_size = source_size(fh, path)
         fh.seek(0)
         head = fh.read(MAX_HEADER)
     newline = next((nl for nl in (b"\r\n", b"\n", b"\r") if head.startswith(b"ply" + nl)), None)
@@ -254,7 +256,7 @@ def read_element(fh: BinaryIO, header: PlyHeader, name: str, path: Path) -> np.n
     offset = header.binary_offset(name, path)
     with mapped_os_errors(path):
         fh.seek(offset)
-        rows = np.fromfile(fh, dtype=element.dtype(header.byte_order), count=element.count)
+        rows = read_records(fh, element.dtype(header.byte_order), element.count)
     if len(rows) != element.count:
         raise CorruptStream(f"truncated PLY data in element '{name}'", path=path)
     return rows
@@ -379,14 +381,15 @@ def _require_memory(records: np.dtype, n: int, degree: int, point_cloud: bool, p
     budget.require_splats(n, degree, path=path, peak_factor=SPLAT_PEAK_FACTOR, extra=extra)
 
 
-def read_ply(path: str | Path) -> SplatCloud:
+def read_ply(path: Source | str | Path | bytes) -> SplatCloud:
     """Read an INRIA PLY into an activated :class:`SplatCloud`.
 
     Splats with NaN or infinite values are dropped with a warning (and counted in
     ``metadata['dropped_nonfinite']``) instead of poisoning bounds and sorting.
     """
-    path = Path(path)
-    with open_regular(path) as fh:
+    source = source_for(path)
+    path = source.label
+    with source.open() as fh:
         header = read_ply_header(fh, path)
         vertex = header.element("vertex")
         if vertex is None:
@@ -573,9 +576,9 @@ def estimate_point_spacing(points: np.ndarray, *, window: int = 8, samples: int 
     return float(np.median(best))
 
 
-def open_ply(path: Path) -> Media:
-    cloud = read_ply(path)
-    return static_splat_media(cloud, path=path, fmt="ply", reader=READER_NAME)
+def open_ply(source: Source) -> Media:
+    cloud = read_ply(source)
+    return static_splat_media(cloud, source=source, fmt="ply", reader=READER_NAME)
 
 
 def ply_dtype(sh_degree: int) -> np.dtype:
