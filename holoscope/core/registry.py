@@ -8,7 +8,9 @@ If nothing matches, :class:`FormatNotRecognized` lists every registered format.
 
 The registry starts empty and imports no other holoscope layer: whoever starts the program
 registers the formats (the built-ins with ``holoscope.codecs.builtin.register_builtin_formats``).
-Openers and writers are plain callables; the built-in ones import their reader module on first
+Openers are given a :class:`~holoscope.core.sources.Source` (``open_media`` wraps a path in
+one), probes its first :data:`PEEK_BYTES` bytes; writers take an output path. Openers and
+writers are plain callables; the built-in ones import their reader module on first
 call, so opening a PLY never imports torch.
 """
 
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, SourceNotFound
-from holoscope.core.files import os_error
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.sources import FolderSource, Source, source_for
 

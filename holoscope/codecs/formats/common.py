@@ -20,7 +20,7 @@ import numpy as np
 
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, OutputError
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import os_error
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.sources import Source, read_array_into, source_for

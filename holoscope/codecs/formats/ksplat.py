@@ -43,7 +43,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -54,7 +53,6 @@ from holoscope.codecs.formats.common import (
     MAX_SPLATS,
     check_count,
     make_cloud,
-    read_records,
     source_size,
     static_splat_media,
 )

@@ -18,8 +18,8 @@ Decoding (all vectorised, in blocks of whole chunks spread over a few threads):
   is sqrt(1 − Σ²).
 - SH byte v: n = 0 (v = 0), 1 (v = 255), else (v + 0.5) / 256; coefficient = (n − 0.5)·8.
 
-The file is opened once (``core.files.open_regular``: a FIFO or device is refused, never waited
-on); ``ply_inria.read_ply_header`` parses the header from at most 1 MiB and checks every
+The source is opened once (a local file through ``core.files.open_regular``: a FIFO or device
+is refused, never waited on); ``ply_inria.read_ply_header`` parses the header from at most 1 MiB and checks every
 element's count against the bytes present; the chunk, vertex and sh counts are checked against
 each other and the decode budget before anything is allocated. Each block's rows of an element
 are then read with one ``readinto`` at their offset, and decoded straight into the output arrays.

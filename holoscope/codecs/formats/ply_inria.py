@@ -17,7 +17,7 @@ taken when the splat properties are absent, so reading splat scenes costs nothin
 Reading never trusts the header. :func:`read_ply_header` parses it from at most
 :data:`MAX_HEADER` bytes and checks every element's count against the bytes present before
 anything is allocated; the vertex element is then budgeted (``core.budget``) and read with one
-``np.fromfile`` (binary) or ``np.loadtxt`` over length-limited lines (ASCII). Other elements
+``np.fromfile`` (binary; one ``readinto`` for a source that is not a local file) or ``np.loadtxt`` over length-limited lines (ASCII). Other elements
 (mesh faces, ...) are never read. plyfile is only used to write: it parses list rows and ASCII
 in Python, allocating the header's count up front, which a forged header turns into gigabytes.
 """
@@ -25,7 +25,6 @@ in Python, allocating the header's count up front, which a forged header turns i
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass

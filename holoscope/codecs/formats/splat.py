@@ -22,7 +22,6 @@ refused at once), and the records are read straight into that array (no bytes ob
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
