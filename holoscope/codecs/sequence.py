@@ -25,6 +25,7 @@ from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, Sou
 from holoscope.core.files import check_regular, read_limited
 from holoscope.core.frames import FailedFrame
 from holoscope.core.media import Media, MediaKind
+from holoscope.core.sources import FolderSource
 
 log = logging.getLogger("holoscope")
 
@@ -76,13 +77,7 @@ def is_sequence_folder(path: Path) -> bool:
 
 
 def _from_folder(folder: Path) -> list[Path]:
-    try:
-        with os.scandir(folder) as entries:
-            names = [e.name for e in entries if is_frame_name(e.name)]
-    except OSError as exc:
-        from holoscope.core.files import os_error
-
-        raise os_error(exc, folder, action="cannot list the folder") from exc
+    names = [n for n in FolderSource(folder).names() if is_frame_name(n)]
     if not names:
         raise EmptyMedia(f"the folder holds no splat frame files ({', '.join(FRAME_EXTENSIONS)})", path=folder)
     return [folder / n for n in sorted(names, key=natural_key)]
@@ -136,9 +131,14 @@ def is_list_file(path: Path) -> bool:
     return path.name.lower().endswith(LIST_EXTENSIONS)
 
 
-def discover_frames(spec: str | os.PathLike) -> list[Path]:
-    """The frame files a folder, glob pattern or list file names, in playing order."""
-    text = os.fspath(spec)
+def _spec_text(spec: str | os.PathLike | FolderSource) -> str:
+    return os.fspath(spec.local_path) if isinstance(spec, FolderSource) else os.fspath(spec)  # type: ignore[arg-type]
+
+
+def discover_frames(spec: str | os.PathLike | FolderSource) -> list[Path]:
+    """The frame files a folder (a path or a :class:`FolderSource`), glob pattern or list file
+    names, in playing order."""
+    text = _spec_text(spec)
     path = Path(text)
     if path.is_dir():
         frames = _from_folder(path)
@@ -169,13 +169,14 @@ def _open_frame_with_registry(path: Path) -> object:
         media.release()
 
 
-def open_sequence(spec: str | os.PathLike, *, fps: float | None = None,
+def open_sequence(spec: str | os.PathLike | FolderSource, *, fps: float | None = None,
                   open_frame: FrameOpener | None = None) -> Media:  # fmt: skip
     """Open a splat sequence as timed :class:`Media` (kind ``SPLAT_SEQUENCE``).
 
     The first frame is read now, so a sequence whose frames are all damaged fails here with
     that frame's error; later frames are read when asked for. ``fps`` defaults to 30.
     """
+    spec = _spec_text(spec)
     frames = discover_frames(spec)
     rate = DEFAULT_FPS if fps is None else float(fps)
     if not (rate > 0 and rate <= 1000):

@@ -8,7 +8,9 @@ If nothing matches, :class:`FormatNotRecognized` lists every registered format.
 
 The registry starts empty and imports no other holoscope layer: whoever starts the program
 registers the formats (the built-ins with ``holoscope.codecs.builtin.register_builtin_formats``).
-Openers and writers are plain callables; the built-in ones import their reader module on first
+Openers are given a :class:`~holoscope.core.sources.Source` (``open_media`` wraps a path in
+one), probes its first :data:`PEEK_BYTES` bytes; writers take an output path. Openers and
+writers are plain callables; the built-in ones import their reader module on first
 call, so opening a PLY never imports torch.
 """
 
@@ -19,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, SourceNotFound
-from holoscope.core.files import open_regular, os_error
 from holoscope.core.media import Media, MediaKind
+from holoscope.core.sources import FolderSource, Source, source_for
 
 PEEK_BYTES = 4096
 
@@ -66,7 +68,7 @@ class FormatSpec:
     description: str
     kind: MediaKind
     extensions: tuple[str, ...]
-    opener: Callable[[Path], Media]  # (path) -> Media; see lazy() to defer the import
+    opener: Callable[[Source], Media]  # (source) -> Media; see lazy() to defer the import
     probe: Callable[[bytes], bool] | None = None  # looks at the first PEEK_BYTES bytes
     magic: str = ""  # human-readable signature for listings
     writer: Callable[..., None] | None = None  # (payload, path: Path) -> None
@@ -83,8 +85,8 @@ class FormatSpec:
     def can_write(self) -> bool:
         return self.writer is not None
 
-    def matches_extension(self, path: Path) -> bool:
-        name = path.name.lower()
+    def matches_extension(self, path: Path | str) -> bool:
+        name = Path(path).name.lower()
         return any(name.endswith(ext) for ext in self.extensions)
 
 
@@ -125,30 +127,28 @@ def _registered_formats() -> list[FormatSpec]:
     return specs
 
 
-def _check_source(path: Path) -> None:
+def _head(source: Source) -> bytes:
     # Only regular files (FIFOs and devices would block or never end), opened without blocking;
     # the size is not trusted (/proc files report 0): emptiness is judged from the bytes read.
-    with open_regular(path) as fh:
-        try:
-            head = fh.read(1)
-        except OSError as exc:
-            raise os_error(exc, path) from exc
+    head = source.head(PEEK_BYTES)
     if not head:
-        raise CorruptStream("file is empty", path=path)
+        raise CorruptStream("file is empty", path=source.label)
+    return head
 
 
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except OSError as exc:  # a name too long, a symlink loop, a folder we may not enter
-        raise os_error(exc, path) from exc
-    except ValueError as exc:  # an embedded NUL byte
-        raise SourceNotFound(f"invalid file name ({exc})", path=path) from exc
+def _as_source(value: Source | str | Path | bytes) -> Source:
+    if isinstance(value, (str, Path)):
+        try:
+            return source_for(value)
+        except ValueError as exc:  # an embedded NUL byte
+            raise SourceNotFound(f"invalid file name ({exc})", path=value) from exc
+    return source_for(value)
 
 
-def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
-    """Pick the format for ``path`` (see the module docstring for the order)."""
-    path = Path(path)
+def resolve(source: Source | str | Path | bytes, forced: str | None = None) -> FormatSpec:
+    """Pick the format for ``source`` (a Source, a local path or bytes; see the module
+    docstring for the order)."""
+    source = _as_source(source)
     specs = _registered_formats()
     if forced is not None:
         by_name = {s.name: s for s in specs}
@@ -157,42 +157,37 @@ def resolve(path: str | Path, forced: str | None = None) -> FormatSpec:
                 f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
             )
         return by_name[forced]
-    if _is_dir(path):
+    if isinstance(source, FolderSource):
         # Some formats are folders (an unbundled SOG); any other directory is an error.
         for spec in specs:
-            if spec.directory_probe is not None and spec.directory_probe(path):
+            if spec.directory_probe is not None and spec.directory_probe(source.local_path):
                 return spec
-    with open_regular(path) as fh:
-        try:
-            head = fh.read(PEEK_BYTES)
-        except OSError as exc:
-            raise os_error(exc, path) from exc
-    if not head:
-        raise CorruptStream("file is empty", path=path)
+    head = _head(source)
     for spec in specs:
         if spec.probe is not None and spec.probe(head):
             return spec
     for spec in specs:
         # A format with a probe that rejected the bytes is not rescued by its extension:
         # a .ply whose header is not PLY is not a PLY.
-        if spec.probe is None and spec.matches_extension(path):
+        if spec.probe is None and spec.matches_extension(source.name):
             return spec
-    hint = next((s for s in specs if s.matches_extension(path)), None)
+    hint = next((s for s in specs if s.matches_extension(source.name)), None)
     detail = (
         f"the name says {hint.name} but the contents do not match ({head[:8]!r})"
         if hint
         else f"unrecognised contents {head[:8]!r}"
     )
-    raise FormatNotRecognized(f"{detail}; supported formats: {supported_summary()}", path=path)
+    raise FormatNotRecognized(f"{detail}; supported formats: {supported_summary()}", path=source.label)
 
 
-def open_media(path: str | Path, forced: str | None = None) -> Media:
-    """Open ``path`` with the winning reader; ``Media.reader`` names it."""
-    path = Path(path)
-    spec = resolve(path, forced)
-    if forced is not None and not (_is_dir(path) and spec.directory_probe is not None):
-        _check_source(path)
-    return spec.opener(path)
+def open_media(source: Source | str | Path | bytes, forced: str | None = None) -> Media:
+    """Open ``source`` (a Source, a local path or bytes) with the winning reader, which is given
+    the Source; ``Media.reader`` names it."""
+    source = _as_source(source)
+    spec = resolve(source, forced)
+    if forced is not None and not (isinstance(source, FolderSource) and spec.directory_probe is not None):
+        _head(source)
+    return spec.opener(source)
 
 
 def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:

@@ -442,7 +442,7 @@ def test_file_shrinking_after_the_header_check(splats_dir: Path, tmp_path: Path,
 
     def load_then_cut(p: Path):
         ply = load(p)
-        with open(p, "r+b") as fh:
+        with open(path, "r+b") as fh:
             fh.truncate(len(data) - 100)  # less than the header: the count checks still pass
         return ply
 

@@ -16,6 +16,7 @@ from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeE
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.registry import FormatSpec, NoFormatsRegistered, open_media, register, resolve
+from holoscope.core.sources import Source
 
 
 def tiny_cloud(n: int = 3) -> SplatCloud:
@@ -142,9 +143,9 @@ def test_empty_file(tmp_path: Path) -> None:
 OPENED: list[Path] = []
 
 
-def _open_custom(path: Path) -> Media:
-    OPENED.append(path)
-    return Media(MediaKind.VIDEO, "testfmt", "tests.custom", 2, 10.0, lambda i: i, path=str(path))
+def _open_custom(source: Source) -> Media:
+    OPENED.append(source.local_path)  # openers are given a Source
+    return Media(MediaKind.VIDEO, "testfmt", "tests.custom", 2, 10.0, lambda i: i, path=source.name)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import os
 import tempfile
 import zlib
@@ -19,9 +20,10 @@ import numpy as np
 
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, OutputError
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import os_error
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media, MediaKind
+from holoscope.core.sources import Source, read_array_into, source_for
 
 # Far beyond any real scene (the largest public scenes hold tens of millions of splats) but
 # small enough that a forged header cannot make us allocate terabytes.
@@ -47,7 +49,7 @@ DEFAULT_UP: dict[str, str] = {
 FALLBACK_UP = "+y"
 
 
-def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader: str,
+def static_splat_media(cloud: SplatCloud, *, source: Source | Path | str | None, fmt: str, reader: str,
                        default_up: str | None = None) -> Media:  # fmt: skip
     """Wrap a static cloud as one-frame Media (shared by every static splat format).
 
@@ -56,11 +58,11 @@ def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader
     """
     info = {"splats": cloud.count, "sh_degree": cloud.sh_degree, **cloud.metadata.get("format_info", {})}
     info["default_up"] = default_up or DEFAULT_UP.get(fmt, FALLBACK_UP)
-    if path is not None:
-        try:
-            info["file_bytes"] = Path(path).stat().st_size
-        except OSError:  # gone since it was read: the cloud is still good
-            pass
+    if source is not None:
+        source = source_for(source)
+        size = None if source.is_folder else source.size  # gone since it was read: still good
+        if size is not None:
+            info["file_bytes"] = size
     return Media(
         kind=MediaKind.SPLATS,
         format=fmt,
@@ -68,25 +70,67 @@ def static_splat_media(cloud: SplatCloud, *, path: Path | None, fmt: str, reader
         frame_count=1,
         fps=0.0,
         load_frame=lambda index: cloud,
-        path=str(path) if path is not None else None,
+        path=str(source.label) if source is not None else None,
         info=info,
     )
 
 
-def read_source_bytes(path: Path, *, limit: int | None = None) -> bytes:
-    """The whole of a regular file, with the usual failures turned into holoscope errors naming it.
+def is_real_file(fh: BinaryIO) -> bool:
+    """Whether ``fh`` is backed by an OS file descriptor (``np.fromfile`` can read it)."""
+    try:
+        fh.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return True
 
-    Opens without blocking (a FIFO or device is refused, not waited on). ``limit`` refuses a
-    file larger than that many bytes before reading it, through the decode budget when omitted:
-    a reader that needs the whole file in memory must not read an 8 GB sparse file to find out.
+
+def read_records(fh: BinaryIO, dtype: np.dtype | type, count: int) -> np.ndarray:
+    """Up to ``count`` records of ``dtype`` from the current position of ``fh``: ``np.fromfile``
+    on a real file (as fast as before sources), ``readinto`` a fresh array otherwise. Fewer
+    records come back when the stream ends early (callers check the length)."""
+    dtype = np.dtype(dtype)
+    if is_real_file(fh):
+        return np.fromfile(fh, dtype=dtype, count=count)
+    out = np.empty(count, dtype)
+    if count == 0 or dtype.itemsize == 0:
+        return out
+    got = read_array_into(fh, memoryview(out.view(np.uint8).reshape(-1)))
+    return out[: got // dtype.itemsize]
+
+
+def read_source_bytes(source: Source | Path | str, *, limit: int | None = None) -> bytes:
+    """The whole of a source, with the usual failures turned into holoscope errors naming it.
+
+    A local file is opened without blocking (a FIFO or device is refused, not waited on).
+    ``limit`` refuses a source larger than that many bytes before reading it, through the decode
+    budget when omitted: a reader that needs the whole file in memory must not read an 8 GB
+    sparse file to find out.
     """
-    with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
+    source = source_for(source)
+    label = source.label
+    with source.open() as fh:
+        if is_real_file(fh):
+            size = os.fstat(fh.fileno()).st_size
+        else:
+            with mapped_os_errors(label):
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(0)
         if limit is not None and size > limit:
-            raise CorruptStream(f"file is {size:,} bytes, more than the {limit:,} this format allows", path=path)
-        budget.require(size, what=f"a {size:,}-byte file read whole", path=path)
-        with mapped_os_errors(path):
+            raise CorruptStream(f"file is {size:,} bytes, more than the {limit:,} this format allows", path=label)
+        budget.require(size, what=f"a {size:,}-byte file read whole", path=label)
+        with mapped_os_errors(label):
             return fh.read()
+
+
+def source_size(fh: BinaryIO, label: Path | str) -> int:
+    """The size of an open source: ``fstat`` for a real file, a seek to the end otherwise
+    (the position is left at the start)."""
+    with mapped_os_errors(label):
+        if is_real_file(fh):
+            return os.fstat(fh.fileno()).st_size
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(0)
+        return size
 
 
 def check_count(count: int, *, path: Path | str | None, available: int | None = None,

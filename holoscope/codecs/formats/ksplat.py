@@ -43,17 +43,23 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import struct
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from holoscope.codecs.formats.common import MAX_SPLATS, check_count, make_cloud, static_splat_media
+from holoscope.codecs.formats.common import (
+    MAX_SPLATS,
+    check_count,
+    make_cloud,
+    source_size,
+    static_splat_media,
+)
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import os_error
+from holoscope.core.sources import Source, source_for
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -143,11 +149,12 @@ def _sh_range(lo: float, hi: float) -> tuple[float, float]:
     return lo, hi
 
 
-def read_ksplat(path: str | Path) -> SplatCloud:
+def read_ksplat(path: Source | str | Path | bytes) -> SplatCloud:
     """Read a ``.ksplat`` file into an activated :class:`SplatCloud`."""
-    path = Path(path)
-    with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
+    source = source_for(path)
+    path = source.label
+    with source.open() as fh:
+        size = source_size(fh, path)
         max_sections, total, mode, sh_range = _read_main_header(fh, size, path)
         budget.require(max_sections * SECTION_COST, what=f"{max_sections:,} section headers", path=path)
         sections = _layout(_read(fh, MAIN_HEADER_BYTES, _SECTION_DTYPE, max_sections, path), mode, size, path)
@@ -329,6 +336,6 @@ def _dequantise(fh: BinaryIO, s: dict, quantised: np.ndarray, path: Path) -> np.
         return ((quantised.astype(np.float64) - quant_range) * step + centres[bucket]).astype(np.float32)
 
 
-def open_ksplat(path: Path) -> Media:
-    cloud = read_ksplat(path)
-    return static_splat_media(cloud, path=path, fmt=FORMAT_NAME, reader=READER_NAME)
+def open_ksplat(source: Source) -> Media:
+    cloud = read_ksplat(source)
+    return static_splat_media(cloud, source=source, fmt=FORMAT_NAME, reader=READER_NAME)

@@ -18,8 +18,8 @@ Decoding (all vectorised, in blocks of whole chunks spread over a few threads):
   is sqrt(1 − Σ²).
 - SH byte v: n = 0 (v = 0), 1 (v = 255), else (v + 0.5) / 256; coefficient = (n − 0.5)·8.
 
-The file is opened once (``core.files.open_regular``: a FIFO or device is refused, never waited
-on); ``ply_inria.read_ply_header`` parses the header from at most 1 MiB and checks every
+The source is opened once (a local file through ``core.files.open_regular``: a FIFO or device
+is refused, never waited on); ``ply_inria.read_ply_header`` parses the header from at most 1 MiB and checks every
 element's count against the bytes present; the chunk, vertex and sh counts are checked against
 each other and the decode budget before anything is allocated. Each block's rows of an element
 are then read with one ``readinto`` at their offset, and decoded straight into the output arrays.
@@ -42,7 +42,7 @@ from holoscope.codecs.formats.common import check_count, mapped_os_errors, stati
 from holoscope.codecs.formats.ply_inria import PlyHeader, read_ply_header
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia
-from holoscope.core.files import open_regular
+from holoscope.core.sources import Source, source_for
 from holoscope.core.frames import SH_C0, SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -68,13 +68,14 @@ _SH_LUT = np.array(
 )
 
 
-def _load(path: Path) -> tuple[BinaryIO, PlyHeader]:
+def _load(source: Source) -> tuple[BinaryIO, PlyHeader]:
     """Open the file and parse its header: the open file (the caller closes it) and the header.
 
     Refuses what a compressed PLY never has and plyfile-style readers would load row by row:
     ASCII data and list properties.
     """
-    fh = open_regular(path)
+    path = source.label
+    fh = source.open()
     try:
         header = read_ply_header(fh, path)
         if header.is_ascii:
@@ -245,12 +246,12 @@ def _put_columns(out: np.ndarray, stacked: np.ndarray) -> None:
         out[:, f] = stacked[f, :rows]
 
 
-def read_compressed_ply(path: str | Path) -> SplatCloud:
+def read_compressed_ply(path: Source | str | Path | bytes) -> SplatCloud:
     """Read a PlayCanvas compressed PLY into an activated :class:`SplatCloud`."""
-    path = Path(path)
-    fh, header = _load(path)
+    source = source_for(path)
+    fh, header = _load(source)
     with fh:
-        return _decode(fh, header, path)
+        return _decode(fh, header, source.label)
 
 
 def _decode(fh: BinaryIO, header: PlyHeader, path: Path) -> SplatCloud:
@@ -441,6 +442,6 @@ def _smallest_three(rot: np.ndarray, quats: np.ndarray) -> None:
     _put_columns(quats, slots)
 
 
-def open_compressed_ply(path: Path) -> Media:
-    cloud = read_compressed_ply(path)
-    return static_splat_media(cloud, path=path, fmt=FORMAT_NAME, reader=READER_NAME)
+def open_compressed_ply(source: Source) -> Media:
+    cloud = read_compressed_ply(source)
+    return static_splat_media(cloud, source=source, fmt=FORMAT_NAME, reader=READER_NAME)

@@ -17,7 +17,7 @@ taken when the splat properties are absent, so reading splat scenes costs nothin
 Reading never trusts the header. :func:`read_ply_header` parses it from at most
 :data:`MAX_HEADER` bytes and checks every element's count against the bytes present before
 anything is allocated; the vertex element is then budgeted (``core.budget``) and read with one
-``np.fromfile`` (binary) or ``np.loadtxt`` over length-limited lines (ASCII). Other elements
+``np.fromfile`` (binary; one ``readinto`` for a source that is not a local file) or ``np.loadtxt`` over length-limited lines (ASCII). Other elements
 (mesh faces, ...) are never read. plyfile is only used to write: it parses list rows and ASCII
 in Python, allocating the header's count up front, which a forged header turns into gigabytes.
 """
@@ -25,7 +25,6 @@ in Python, allocating the header's count up front, which a forged header turns i
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,11 +40,13 @@ from holoscope.codecs.formats.common import (
     colors_to_sh_dc,
     make_cloud,
     mapped_os_errors,
+    read_records,
+    source_size,
     static_splat_media,
 )
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError
-from holoscope.core.files import open_regular
+from holoscope.core.sources import Source, source_for
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -158,7 +159,7 @@ def read_ply_header(fh: BinaryIO, path: Path) -> PlyHeader:
     allocate more than the file could hold. Raises :class:`CorruptStream` naming the file.
     """
     with mapped_os_errors(path):
-        file_size = os.fstat(fh.fileno()).st_size
+        file_size = source_size(fh, path)
         fh.seek(0)
         head = fh.read(MAX_HEADER)
     newline = next((nl for nl in (b"\r\n", b"\n", b"\r") if head.startswith(b"ply" + nl)), None)
@@ -254,7 +255,7 @@ def read_element(fh: BinaryIO, header: PlyHeader, name: str, path: Path) -> np.n
     offset = header.binary_offset(name, path)
     with mapped_os_errors(path):
         fh.seek(offset)
-        rows = np.fromfile(fh, dtype=element.dtype(header.byte_order), count=element.count)
+        rows = read_records(fh, element.dtype(header.byte_order), element.count)
     if len(rows) != element.count:
         raise CorruptStream(f"truncated PLY data in element '{name}'", path=path)
     return rows
@@ -379,14 +380,15 @@ def _require_memory(records: np.dtype, n: int, degree: int, point_cloud: bool, p
     budget.require_splats(n, degree, path=path, peak_factor=SPLAT_PEAK_FACTOR, extra=extra)
 
 
-def read_ply(path: str | Path) -> SplatCloud:
+def read_ply(path: Source | str | Path | bytes) -> SplatCloud:
     """Read an INRIA PLY into an activated :class:`SplatCloud`.
 
     Splats with NaN or infinite values are dropped with a warning (and counted in
     ``metadata['dropped_nonfinite']``) instead of poisoning bounds and sorting.
     """
-    path = Path(path)
-    with open_regular(path) as fh:
+    source = source_for(path)
+    path = source.label
+    with source.open() as fh:
         header = read_ply_header(fh, path)
         vertex = header.element("vertex")
         if vertex is None:
@@ -573,9 +575,9 @@ def estimate_point_spacing(points: np.ndarray, *, window: int = 8, samples: int 
     return float(np.median(best))
 
 
-def open_ply(path: Path) -> Media:
-    cloud = read_ply(path)
-    return static_splat_media(cloud, path=path, fmt="ply", reader=READER_NAME)
+def open_ply(source: Source) -> Media:
+    cloud = read_ply(source)
+    return static_splat_media(cloud, source=source, fmt="ply", reader=READER_NAME)
 
 
 def ply_dtype(sh_degree: int) -> np.dtype:

@@ -68,11 +68,13 @@ from holoscope.codecs.formats.common import (
     make_cloud,
     require_nonempty,
     sigmoid,
+    source_size,
     static_splat_media,
 )
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, InvalidArgument, OutputError, SourceNotFound
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import os_error
+from holoscope.core.sources import FolderSource, Source, source_for
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -246,10 +248,11 @@ def _require_member(name: str, size: int, held: int, path: Path) -> None:
 class _ZipSource:
     """Members of a .sog ZIP, at the root or under one top-level folder."""
 
-    def __init__(self, path: Path, fh: Any) -> None:
+    def __init__(self, path: Path | str, fh: Any) -> None:
         self.path = path
         self._fh = fh  # zipfile leaves a file object it was given open
         try:
+            self.total_bytes = source_size(fh, path)
             _check_zip_directory(fh, path)
             self.zip = zipfile.ZipFile(fh)
             infos = self.zip.infolist()
@@ -268,7 +271,6 @@ class _ZipSource:
                 raise CorruptStream(f"the zip holds no {META_NAME}: not a SOG", path=path)
             self.prefix = nested[0][: -len(META_NAME)]
         self.infos = names
-        self.total_bytes = os.fstat(fh.fileno()).st_size
 
     def read(self, name: str, limit: int, held: int = 0) -> bytes:
         """Member ``name``, at most ``limit`` bytes; ``held``: bytes of members read before it."""
@@ -295,25 +297,27 @@ class _ZipSource:
         self._fh.close()
 
 
-class _FolderSource:
+class _UnbundledSog:
     """An unbundled SOG: meta.json and the images in one folder."""
 
-    def __init__(self, folder: Path, meta_name: str = META_NAME) -> None:
-        self.path = folder / meta_name
-        self.folder = folder
+    def __init__(self, folder: FolderSource, meta_name: str = META_NAME) -> None:
+        self.source = folder
+        self.folder = folder.local_path
+        self.path = self.folder / meta_name
         self.meta_name = meta_name
         self.total_bytes = 0
 
     def read(self, name: str, limit: int, held: int = 0) -> bytes:
         """File ``name``, at most ``limit`` bytes; ``held``: bytes of members read before it."""
-        file = self.folder / (self.meta_name if name == META_NAME else name)
+        member = self.source.member(self.meta_name if name == META_NAME else name)
+        file = member.local_path
         if name != META_NAME:
             # meta.json's names cannot leave the folder ('..' is refused); a link must not either.
             root = os.path.realpath(self.folder)
             if os.path.commonpath([root, os.path.realpath(file)]) != root:
                 raise CorruptStream(f"{name!r} is a link to a file outside the SOG folder", path=file)
         try:
-            fh = open_regular(file)  # a FIFO or device is refused, never waited on
+            fh = member.open()  # a FIFO or device is refused, never waited on
         except SourceNotFound as exc:
             raise CorruptStream(f"missing file {name!r} (named in meta.json)", path=self.folder) from exc
         with fh:
@@ -335,25 +339,26 @@ class _FolderSource:
         pass
 
 
-def _open_source(path: Path) -> _ZipSource | _FolderSource:
-    try:
-        is_dir = path.is_dir()
-    except OSError as exc:  # a name too long, a symlink loop
-        raise os_error(exc, path) from exc
-    if is_dir:
-        if not (path / META_NAME).is_file():
+def _open_source(source: Source) -> _ZipSource | _UnbundledSog:
+    path = source.label
+    if isinstance(source, FolderSource):
+        if not source.has(META_NAME):
             raise CorruptStream(f"the folder holds no {META_NAME}: not an unbundled SOG", path=path)
-        return _FolderSource(path)
-    fh = open_regular(path)
+        return _UnbundledSog(source)
+    fh = source.open()
     try:
         head = fh.read(4)
+        fh.seek(0)
     except OSError as exc:
         fh.close()
         raise os_error(exc, path) from exc
-    if head.startswith(b"PK") or path.suffix.lower() == ".sog":
+    if head.startswith(b"PK") or source.name.lower().endswith(".sog"):
         return _ZipSource(path, fh)
     fh.close()
-    return _FolderSource(path.parent, path.name)  # a meta.json (any name) beside its images
+    if source.local_path is None:
+        raise CorruptStream(f"a {META_NAME} on its own has no images: open its folder or the .sog zip", path=path)
+    # a meta.json (any name) beside its images
+    return _UnbundledSog(FolderSource(source.local_path.parent), source.local_path.name)
 
 
 class _Meta:
@@ -438,7 +443,7 @@ class _Images:
     """The images named in meta.json: each read and checked from its header first (:meth:`add`,
     :meth:`add_palette`), then the whole decode budgeted (:meth:`require`), then decoded."""
 
-    def __init__(self, source: _ZipSource | _FolderSource, count: int) -> None:
+    def __init__(self, source: _ZipSource | _UnbundledSog, count: int) -> None:
         self.source = source
         self.count = count
         self.sizes: dict[str, list[int]] = {}
@@ -658,8 +663,9 @@ def _read_v1(meta: dict, images: _Images, m: _Meta) -> tuple[np.ndarray, ...]:
     return positions, scales, quats, opacities, dc, rest, codebooks
 
 
-def _read(path: Path) -> tuple[SplatCloud, int]:
-    source = _open_source(path)
+def _read(given: Source) -> tuple[SplatCloud, int]:
+    path = given.label
+    source = _open_source(given)
     try:
         meta_bytes = source.read(META_NAME, MAX_META_BYTES)
         meta = _parse_meta(meta_bytes, source.path)
@@ -705,7 +711,7 @@ def _read(path: Path) -> tuple[SplatCloud, int]:
     return cloud, source.total_bytes
 
 
-def read_sog(path: str | Path) -> SplatCloud:
+def read_sog(path: Source | str | Path | bytes) -> SplatCloud:
     """Read a SOG (v1 or v2) into an activated :class:`SplatCloud`.
 
     ``path`` is a ``.sog`` ZIP, a folder holding ``meta.json``, or the ``meta.json`` itself.
@@ -713,18 +719,21 @@ def read_sog(path: str | Path) -> SplatCloud:
     entries of the v2 codebooks, 0 for v1's min/max lerps; ``shN``: palette entries, 0 without
     SH), ``sh_bands`` and ``image_size`` [W, H].
     """
-    path = Path(path)
-    if not path.exists():
-        raise SourceNotFound("no such file", path=path)
-    return _read(path)[0]
+    source = _existing(path)
+    return _read(source)[0]
 
 
-def open_sog(path: Path) -> Media:
-    path = Path(path)
-    if not path.exists():
-        raise SourceNotFound("no such file", path=path)
-    cloud, total = _read(path)
-    media = static_splat_media(cloud, path=path, fmt=FORMAT_NAME, reader=READER_NAME)
+def _existing(given: Source | str | Path | bytes) -> Source:
+    source = source_for(given)
+    if source.local_path is not None and not source.local_path.exists():
+        raise SourceNotFound("no such file", path=source.label)
+    return source
+
+
+def open_sog(source: Source) -> Media:
+    source = _existing(source)
+    cloud, total = _read(source)
+    media = static_splat_media(cloud, source=source, fmt=FORMAT_NAME, reader=READER_NAME)
     media.info["file_bytes"] = total
     return media
 

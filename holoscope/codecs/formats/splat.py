@@ -22,7 +22,6 @@ refused at once), and the records are read straight into that array (no bytes ob
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +32,14 @@ from holoscope.codecs.formats.common import (
     colors_to_sh_dc,
     make_cloud,
     normalize_quats,
+    read_records,
+    source_size,
     static_splat_media,
 )
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, InvalidArgument
-from holoscope.core.files import open_regular, os_error
+from holoscope.core.files import os_error
+from holoscope.core.sources import Source, source_for
 from holoscope.core.frames import SH_C0, SplatCloud
 from holoscope.core.media import Media
 
@@ -55,16 +57,17 @@ PEAK_FACTOR = 3.5
 PACK_ROWS = 1 << 18  # records the writer fills at a time
 
 
-def read_splat(path: str | Path) -> SplatCloud:
+def read_splat(path: Source | str | Path | bytes) -> SplatCloud:
     """Read a ``.splat`` file into an activated :class:`SplatCloud` (SH degree 0).
 
     Colour bytes become SH DC coefficients, the alpha byte the activated opacity, and the
     quaternion bytes (b - 128) / 128, normalised (an all-128 quaternion becomes the identity).
     Splats with NaN or infinite floats are dropped with a warning.
     """
-    path = Path(path)
-    with open_regular(path) as fh:
-        size = os.fstat(fh.fileno()).st_size
+    source = source_for(path)
+    path = source.label
+    with source.open() as fh:
+        size = source_size(fh, path)
         if size == 0:
             raise EmptyMedia("the .splat file is empty (0 bytes, zero splats)", path=path)
         if size % BYTES_PER_SPLAT:
@@ -76,7 +79,7 @@ def read_splat(path: str | Path) -> SplatCloud:
         n = check_count(size // BYTES_PER_SPLAT, path=path)
         budget.require_splats(n, 0, path=path, peak_factor=PEAK_FACTOR, extra=size)
         try:
-            records = np.fromfile(fh, dtype=SPLAT_DTYPE, count=n)
+            records = read_records(fh, SPLAT_DTYPE, n)
         except OSError as exc:
             raise os_error(exc, path) from exc
     if len(records) < n:  # the file shrank after its size was read
@@ -92,9 +95,9 @@ def read_splat(path: str | Path) -> SplatCloud:
     return cloud
 
 
-def open_splat(path: Path) -> Media:
-    cloud = read_splat(path)
-    return static_splat_media(cloud, path=path, fmt="splat", reader=READER_NAME)
+def open_splat(source: Source) -> Media:
+    cloud = read_splat(source)
+    return static_splat_media(cloud, source=source, fmt="splat", reader=READER_NAME)
 
 
 def splat_records(cloud: SplatCloud) -> np.ndarray:

@@ -126,6 +126,7 @@ from holoscope.core.errors import BudgetExceeded, CorruptStream, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
 from holoscope.core.splat_math import flip_axes
+from holoscope.core.sources import Source, source_for
 
 log = logging.getLogger("holoscope")
 
@@ -209,7 +210,7 @@ def _check_sh_degree(sh_degree: int, path: Path) -> None:
 # Reading ----------------------------------------------------------------------------------
 
 
-def read_spz(path: str | Path, *, flip: tuple[int, int, int] | None = None) -> SplatCloud:
+def read_spz(path: Source | str | Path | bytes, *, flip: tuple[int, int, int] | None = None) -> SplatCloud:
     """Read an SPZ file (versions 1-4, gzipped or raw) into an activated :class:`SplatCloud`.
 
     The cloud is in the axes the file stores (see the module docstring, *Orientation*);
@@ -218,8 +219,9 @@ def read_spz(path: str | Path, *, flip: tuple[int, int, int] | None = None) -> S
     ``metadata['format_info']`` holds ``spz_version``, ``fractional_bits``, ``antialiased`` and
     the file's ``sh_degree`` (the cloud keeps at most degree 3).
     """
-    path = Path(path)
-    data = read_source_bytes(path)
+    source = source_for(path)
+    path = source.label
+    data = read_source_bytes(source)
     try:
         if data[:4] == MAGIC:
             if len(data) >= 8 and int.from_bytes(data[4:8], "little") >= 4:
@@ -797,13 +799,13 @@ def _smallest_three(comp: np.ndarray, out: np.ndarray) -> None:
     out[:, 3] = np.where(is_w, f0, np.where(largest == 2, biggest, f1))
 
 
-def open_spz(path: Path) -> Media:
+def open_spz(source: Source) -> Media:
     """Open an SPZ file as one-frame Media, in the file's own axes (no flip). Its default up
     axis follows the v4 coordinate-system extension when the file has one, else the format's
     (RUB, +Y up: see *Orientation*)."""
-    cloud = read_spz(path)
+    cloud = read_spz(source)
     up = up_for_coordinate_system(cloud.metadata.get("format_info", {}).get("coordinate_system"))
-    return static_splat_media(cloud, path=path, fmt="spz", reader=READER_NAME, default_up=up)
+    return static_splat_media(cloud, source=source, fmt="spz", reader=READER_NAME, default_up=up)
 
 
 # Writing ----------------------------------------------------------------------------------

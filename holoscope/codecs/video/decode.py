@@ -105,6 +105,7 @@ from holoscope.core.errors import (
 from holoscope.core.files import check_regular
 from holoscope.core.frames import VideoFrame
 from holoscope.core.media import Media, MediaKind
+from holoscope.core.sources import Source, source_for
 
 READER_NAME = "holoscope.pyav"
 FORMAT_NAME = "video"
@@ -172,8 +173,10 @@ def hwdec_devices() -> list[str]:
 # ---- opening --------------------------------------------------------------------------------------
 
 
-def open_video(path: str | os.PathLike[str]) -> Media:
-    """Open a video file as a timed :class:`Media` of :class:`VideoFrame` (see the module doc)."""
+def open_video(path: Source | str | os.PathLike[str] | bytes) -> Media:
+    """Open a video (a :class:`~holoscope.core.sources.Source`, a local path or bytes) as a timed
+    :class:`Media` of :class:`VideoFrame` (see the module doc). A local file is opened by FFmpeg
+    by name; any other source through its file object (``av.open`` reads file objects)."""
     decoder = VideoDecoder(path)
     return Media(
         kind=MediaKind.VIDEO,
@@ -182,7 +185,7 @@ def open_video(path: str | os.PathLike[str]) -> Media:
         frame_count=decoder.frame_count,
         fps=decoder.fps,
         load_frame=decoder.frame,
-        path=str(path),
+        path=str(decoder.path),
         info=decoder.info,
         iter_from=decoder.frames_from,
         close=decoder.close,
@@ -206,8 +209,11 @@ class VideoDecoder:
     ``frames_decoded`` (pictures out of the decoder), ``decode_errors`` (packets skipped).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Source | str | os.PathLike[str] | bytes) -> None:
+        self.source = source_for(path)
+        self.path = self.source.label  # what messages name
+        # What _open_container opens: a local file by name (FFmpeg reads it itself), else the source.
+        self._target: Path | Source = self.source.local_path if self.source.local_path is not None else self.source
         self._lock = threading.RLock()
         self._closed = False
         self.seek_count = 0
@@ -221,7 +227,7 @@ class VideoDecoder:
         self._reset_position()
         self._container: Any = None
 
-        probe = _open_container(self.path, read_timeout=_COUNT_SECONDS)
+        probe = _open_container(self._target, read_timeout=_COUNT_SECONDS)
         try:
             self._read_metadata(probe)
         except av.FFmpegError as exc:
@@ -268,7 +274,7 @@ class VideoDecoder:
         self.fps = float(rate)
         self.frame_count = count
         self._decoder_name = cc.codec.name
-        size = self.path.stat().st_size
+        size = self.source.size or 0
         bit_rate = int(container.bit_rate or 0)
         if not bit_rate and duration:
             bit_rate = int(size * 8 / duration)
@@ -278,7 +284,7 @@ class VideoDecoder:
         if width > 0 and height > 0:
             _require_playback(width, height, cc.pix_fmt, self.path)
         self.info: dict[str, Any] = {
-            "container": _container_name(container.format.name, self.path),
+            "container": _container_name(container.format.name, Path(self.source.name)),
             "codec": cc.codec.canonical_name,  # "av1", not the decoder's name "libdav1d"
             "decoder": cc.codec.name,
             "profile": stream.profile,
@@ -340,7 +346,7 @@ class VideoDecoder:
         self.seek_count = self.frames_decoded = self.decode_errors = self._gop = 0
         self._end_index, self._end_is_damage, self._first_pts = None, False, None
         try:
-            container = _open_container(self.path, device)
+            container = _open_container(self._target, device)
             stream = container.streams[self._stream_index]
             cc = stream.codec_context
             if device is None:
@@ -816,9 +822,17 @@ def _range_of(frame: Any) -> str:
 # ---- container helpers ------------------------------------------------------------------------------
 
 
-def _open_container(path: Path, device: str | None = None, read_timeout: float = _READ_TIMEOUT) -> Any:
-    """The file opened for reading; with ``device``, its decoders set up on that device."""
-    check_regular(path)  # FFmpeg would block in open() on a FIFO
+def _open_container(path: Path | Source, device: str | None = None, read_timeout: float = _READ_TIMEOUT) -> Any:
+    """The file opened for reading; with ``device``, its decoders set up on that device.
+
+    ``path`` is a local file (opened by FFmpeg by name) or a :class:`Source` that is not one
+    (opened through its file object; each container gets its own)."""
+    if isinstance(path, Source):
+        what: Any = path.open()
+        path = path.label  # type: ignore[assignment]
+    else:
+        check_regular(path)  # FFmpeg would block in open() on a FIFO
+        what = str(path)
     options: dict[str, Any] = {
         "metadata_errors": "replace",  # damaged metadata must not fail the open
         "timeout": (_OPEN_TIMEOUT, read_timeout),
@@ -828,9 +842,9 @@ def _open_container(path: Path, device: str | None = None, read_timeout: float =
     if device is not None:
         # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
         options["hwaccel"] = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
-        return av.open(str(path), "r", **options)
+        return av.open(what, "r", **options)
     try:
-        return av.open(str(path), "r", **options)
+        return av.open(what, "r", **options)
     except av.FFmpegError as exc:
         raise CorruptStream(f"cannot open as a video: {exc}", path=path) from exc
 

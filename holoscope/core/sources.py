@@ -1,0 +1,197 @@
+"""Sources: where a reader's bytes come from, so no opener depends on a local ``Path``.
+
+A :class:`Source` has a ``uri``, a ``name`` for messages (every holoscope error names it), a
+``size`` when known, ``read_range(offset, length)``, ``head(n)`` and ``open()``: a seekable,
+readable binary file object that ``zipfile``, PyAV (``av.open`` takes file objects) and the
+numpy readers use. ``local_path`` is set when the bytes are a real local file, so a reader may
+keep its fastest path (``np.fromfile`` on the descriptor, FFmpeg opening the file itself).
+
+- :class:`FileSource`: a local regular file, opened through :func:`holoscope.core.files.open_regular`
+  (non-blocking, ``fstat`` on the descriptor: a FIFO or device is refused, never waited on).
+- :class:`BytesSource`: bytes in memory.
+- :class:`FolderSource`: a local folder (unbundled SOG, splat sequences): ``member(name)`` and
+  ``names()``.
+
+An HTTP source plugs in later by implementing the same few methods; no reader changes.
+:func:`source_for` turns what callers hold (a ``Source``, a ``str``/``Path``, ``bytes``) into one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from holoscope.core.errors import CorruptStream, NotAFile, SourceNotFound
+from holoscope.core.files import check_regular, open_regular, os_error
+
+
+class Source:
+    """Base of every source. Subclasses implement ``open`` (and may speed up ``read_range``)."""
+
+    uri: str = ""
+    name: str = ""
+    #: the local file or folder holding the bytes, or None (memory, network)
+    local_path: Path | None = None
+    is_folder: bool = False
+
+    @property
+    def size(self) -> int | None:
+        return None
+
+    @property
+    def label(self) -> str | Path:
+        """What error messages name: the local path when there is one, else ``name``."""
+        return self.local_path if self.local_path is not None else self.name
+
+    def open(self) -> BinaryIO:
+        raise NotImplementedError
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        """At most ``length`` bytes from ``offset`` (fewer at the end of the source)."""
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        with self.open() as fh:
+            try:
+                fh.seek(offset)
+                return fh.read(length)
+            except OSError as exc:
+                raise os_error(exc, self.label) from exc
+
+    def head(self, n: int) -> bytes:
+        return self.read_range(0, n)
+
+    def read_limited(self, limit: int, *, what: str = "file") -> bytes:
+        """The whole source, refusing one larger than ``limit`` bytes (the size is not trusted:
+        at most ``limit + 1`` bytes are read)."""
+        data = self.read_range(0, limit + 1)
+        if len(data) > limit:
+            raise CorruptStream(f"{what} is larger than the {limit:,} bytes allowed", path=self.label)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri}>"
+
+
+class FileSource(Source):
+    """A local regular file. Nothing is opened until a read; every failure is a holoscope error."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.local_path = Path(path)
+        self.name = os.fspath(self.local_path)
+        try:
+            self.uri = self.local_path.absolute().as_uri()
+        except ValueError:  # an undecodable or odd name: keep a readable uri
+            self.uri = "file:" + self.name
+
+    @property
+    def size(self) -> int | None:
+        try:
+            st = os.stat(self.local_path)  # type: ignore[arg-type]
+        except (OSError, ValueError):
+            return None
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def check(self) -> os.stat_result:
+        """``stat`` the file, raising the holoscope error if it is not a readable regular file."""
+        return check_regular(self.local_path)  # type: ignore[arg-type]
+
+    def open(self) -> BinaryIO:
+        return open_regular(self.local_path)  # type: ignore[arg-type]
+
+
+class BytesSource(Source):
+    """Bytes held in memory (a download, an archive member, a test)."""
+
+    def __init__(self, data: bytes | bytearray | memoryview, name: str = "<memory>") -> None:
+        self._data = bytes(data)
+        self.name = name
+        self.uri = f"memory:{name}"
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    def open(self) -> BinaryIO:
+        return io.BytesIO(self._data)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise ValueError("offset and length must not be negative")
+        return self._data[offset : offset + length]
+
+
+class FolderSource(Source):
+    """A local folder: a folder format (unbundled SOG) or a folder of sequence frames."""
+
+    is_folder = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.local_path = Path(path)
+        self.name = os.fspath(self.local_path)
+        try:
+            self.uri = self.local_path.absolute().as_uri() + "/"
+        except ValueError:
+            self.uri = "file:" + self.name + "/"
+
+    def open(self) -> BinaryIO:
+        raise NotAFile("is a directory, not a file", path=self.label)
+
+    def read_range(self, offset: int, length: int) -> bytes:
+        raise NotAFile("is a directory, not a file", path=self.label)
+
+    def member(self, name: str) -> FileSource:
+        """The file ``name`` inside the folder (opened, and so checked, on first read)."""
+        return FileSource(self.local_path / name)  # type: ignore[operator]
+
+    def has(self, name: str) -> bool:
+        try:
+            return (self.local_path / name).is_file()  # type: ignore[operator]
+        except (OSError, ValueError):
+            return False
+
+    def names(self) -> list[str]:
+        """The names of the entries in the folder (unsorted, as the file system lists them)."""
+        try:
+            return os.listdir(self.local_path)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise os_error(exc, self.label, action="cannot list the folder") from exc
+
+
+def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memoryview) -> Source:
+    """A :class:`Source` for what a caller holds: a Source (returned as is), a local path (a
+    folder gives a :class:`FolderSource`, anything else a :class:`FileSource` whose reads raise
+    the right error) or bytes (a :class:`BytesSource`)."""
+    if isinstance(value, Source):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return BytesSource(value)
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        try:
+            if path.is_dir():
+                return FolderSource(path)
+        except OSError as exc:  # a name too long, a symlink loop, a folder we may not enter
+            raise os_error(exc, path) from exc
+        except ValueError as exc:  # an embedded NUL byte
+            raise SourceNotFound(f"invalid file name ({exc})", path=path) from exc
+        return FileSource(path)
+    raise TypeError(f"cannot read from {type(value).__name__!r}: give a path, bytes or a Source")
+
+
+def read_array_into(fh: BinaryIO, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``fh``; returns the bytes read (fewer at the end of the stream)."""
+    view = buffer.cast("B")
+    done = 0
+    while done < len(view):
+        n = fh.readinto(view[done:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        done += n
+    return done
