@@ -139,6 +139,29 @@ class FramePrefetcher:
                     raise TimeoutError(f"frame {index} was not decoded within {timeout} s")
                 self._cond.wait(remaining)
 
+    def wait_ready(self, index: int, timeout: float | None = None) -> bool:
+        """Block until frame ``index`` is queued, without taking it (a watcher thread, e.g. the
+        video view's first-frame wait, then asks the consumer to :meth:`take` it).
+
+        True when it is queued; False when the worker failed (the error stays stored for the
+        consumer's next :meth:`take`) or after ``timeout`` seconds. Raises :class:`LookupError`
+        when the current run will never produce ``index`` and :class:`RuntimeError` once closed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                self._check_open()
+                if any(i == index for i, _, _ in self._queue):
+                    return True
+                if self._error is not None:
+                    return False
+                if self._start is None or index < self._queue_head() or not self._run_can_reach(index):
+                    raise LookupError(f"frame {index} is not coming: the decoder is at frame {self._queue_head()}")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+
     def covers(self, index: int, max_gap: int = 30) -> bool:
         """Whether ``index`` will be served without a seek: it lies at or after the next frame
         the queue holds or the decoder will produce, at most ``max_gap`` frames ahead, and the

@@ -23,10 +23,20 @@ import math
 import time
 from typing import Any, Callable
 
+from holoscope.core import budget
 from holoscope.core.clock import PresentationClock
 from holoscope.core.frames import FailedFrame
 from holoscope.core.media import Media
 from holoscope.core.playback import FramePrefetcher
+
+
+READ_AHEAD_CAP = 512 << 20  # bytes: the most any player reads ahead, whatever the budget
+
+
+def read_ahead_bytes(cap: int = READ_AHEAD_CAP) -> int:
+    """The read-ahead memory budget for one player: a quarter of the decode budget
+    (:mod:`holoscope.core.budget`), at most ``cap`` bytes."""
+    return max(0, min(int(cap), budget.current().limit // 4))
 
 
 class PlayerState(enum.Enum):
@@ -92,8 +102,21 @@ class Player:
             self.prefetcher.seek(index)
 
     def step(self, delta: int) -> None:
+        """Pause and move ``delta`` frames from the current position (the frame due, which
+        the picture on screen may not have reached yet)."""
         self.pause()
-        self.seek((self.index or 0) + delta)
+        self.seek(self.due + delta)
+
+    @property
+    def due(self) -> int:
+        """The frame index for the clock's time: the position on the timeline."""
+        return self._due()
+
+    @property
+    def settled(self) -> bool:
+        """Paused (or ended) with the frame due handed out (or failed): nothing to poll for."""
+        due = self._due()  # first: reading the clock at the end stops it
+        return not self.clock.playing and self.index == due
 
     # Consuming -------------------------------------------------------------------------
     def _due(self) -> int:

@@ -295,3 +295,25 @@ def test_seek_releases_the_budget():
         pre.seek(10)
         assert pre.wait_for(10, timeout=5).index == 10
         assert pre.stats()["queued_bytes"] <= 1000
+
+
+def test_wait_ready_waits_without_taking_and_leaves_errors_to_the_consumer(threads_before) -> None:  # noqa: ANN001
+    fake = FakeVideo(10)
+    fake.gate.clear()
+    with FramePrefetcher(fake.media(), capacity=4) as pf:
+        assert pf.wait_ready(0, timeout=0.05) is False  # not decoded yet: times out
+        fake.gate.set()
+        assert pf.wait_ready(0, timeout=5) is True
+        assert pf.queued >= 1 and pf.take(0).index == 0  # still there for the consumer
+        with pytest.raises(LookupError):
+            pf.wait_ready(0, timeout=5)  # behind the decoder
+    failing = FakeVideo(10)
+    failing.fail_once_at = 0
+    with FramePrefetcher(failing.media(), capacity=4) as pf:
+        assert pf.wait_ready(0, timeout=5) is False
+        with pytest.raises(RuntimeError, match="exploded"):
+            pf.take(0)  # the error stayed for the consumer
+    closed = FramePrefetcher(FakeVideo(10).media(), capacity=4, start=None)
+    closed.close()
+    with pytest.raises(RuntimeError):
+        closed.wait_ready(0)

@@ -120,3 +120,28 @@ def test_untimed_media_are_refused():
     static = Media(kind=MediaKind.SPLATS, format="x", reader="x", frame_count=1, fps=0.0, load_frame=lambda i: None)
     with pytest.raises(ValueError):
         Player(static)
+
+
+def test_step_moves_from_the_position_and_settled_says_when_polling_can_stop():
+    gate = threading.Event()
+    clock = FakeClock()
+    with Player(medium(20, gate=gate), now=clock) as player:
+        player.seek(10)
+        assert player.due == 10 and player.index is None and not player.settled
+        player.step(1)  # from the position, though frame 10 never reached the screen
+        assert player.due == 11 and player.state is PlayerState.PAUSED
+        gate.set()
+        assert poll_until(player, 11).index == 11 and player.settled
+        player.play()
+        assert not player.settled
+
+
+def test_read_ahead_bytes_is_a_quarter_of_the_budget_capped(monkeypatch):
+    from holoscope.core import budget
+    from holoscope.core.player import READ_AHEAD_CAP, read_ahead_bytes
+
+    monkeypatch.setattr(budget, "_override", None)  # restored after the test
+    budget.set_limit(400 << 20)
+    assert read_ahead_bytes() == 100 << 20
+    budget.set_limit(64 << 30)
+    assert read_ahead_bytes() == READ_AHEAD_CAP == 512 << 20
