@@ -1,11 +1,12 @@
 """SplatSequenceView: a splat sequence (per-frame splat files) on the timeline, camera free.
 
-Frames are read ahead on a :class:`FramePrefetcher` thread within a byte budget; the GUI thread
-takes the frame the clock wants (late ones are dropped there) and uploads it at the next paint,
-reusing the renderer's GPU buffers. Depth sorts run on one latest-wins job
+The view owns the medium's :class:`~holoscope.core.player.Player`: frames are read ahead on its
+thread within a byte budget (a quarter of the decode budget, at most 512 MiB). The window drives
+the player and hands each frame it gives out to :meth:`present`; the view uploads it at the next
+paint, reusing the renderer's GPU buffers. Depth sorts run on one latest-wins job
 (:class:`~holoscope.core.jobs.LatestJob`): each result names the frame it was sorted for, and
-only an order for the frame on screen is drawn. A frame that cannot be read shows a warning
-naming it; the previous frame stays up and playback goes on.
+only an order for the frame on screen is drawn. A frame that cannot be read is never handed
+out: the player's warning names it, the previous frame stays up and playback goes on.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ import numpy as np
 from holoscope.core import budget
 from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import Bounds
-from holoscope.core.frames import FailedFrame, SplatCloud
+from holoscope.core.frames import SplatCloud
 from holoscope.core.jobs import JobContext, LatestJob
 from holoscope.core.media import Media
-from holoscope.core.playback import FramePrefetcher
+from holoscope.core.player import Player, read_ahead_bytes
 from holoscope.render.gl.splat_renderer import GlSplatRenderer, RenderSettings
 from holoscope.render.sort import sort_back_to_front
 
-READ_AHEAD_FRAMES = 64
-READ_AHEAD_BYTES = 512 << 20  # at most; a quarter of the decode budget on small machines
+READ_AHEAD_FRAMES = 64  # a count cap besides the byte budget (read_ahead_bytes)
 SORT_TIMEOUT = 5.0  # seconds a paint waits for the order of a frame it has just uploaded
 
 
@@ -50,7 +50,6 @@ class SplatSequenceView:
         self.cloud: SplatCloud = media.frame(first)  # read when the sequence was opened: no wait
         self._bounds = self.cloud.robust_bounds()  # of the first frame: the view does not jump
         self.shown = first
-        self.warning: str | None = None  # the last frame that could not be read, named
         self.renderer = GlSplatRenderer(ctx)
         self.renderer.upload(self.cloud)
         self._token = 0  # which upload the renderer holds
@@ -61,30 +60,30 @@ class SplatSequenceView:
         self._last_view: np.ndarray | None = None
         self._last_request = 0
         self._drawn: tuple[int, int] | None = None  # (token, request id) of the order in use
-        limit = min(READ_AHEAD_BYTES, budget.current().limit // 4)
-        self.prefetcher = FramePrefetcher(media, capacity=READ_AHEAD_FRAMES, start=min(first + 1, self.frame_count - 1),
-                                          max_bytes=limit, name="holoscope-sequence-read")  # fmt: skip
+        self.player = Player(media, capacity=READ_AHEAD_FRAMES, max_bytes=read_ahead_bytes(),
+                             name="holoscope-sequence-read")  # fmt: skip
 
     # Timeline --------------------------------------------------------------------------
-    def seek(self, index: int) -> None:
-        if not self.prefetcher.covers(index, max_gap=8):
-            self.prefetcher.seek(index)
+    @property
+    def warning(self) -> str | None:
+        """The last frame that could not be read, named (the player's warning)."""
+        return self.player.warning
 
-    def show_frame(self, index: int) -> bool:
-        """Make ``index`` the frame on screen if it has been read; True when the picture changes."""
-        if index == self.shown:
-            return False
-        if not self.prefetcher.covers(index, max_gap=READ_AHEAD_FRAMES):
-            self.prefetcher.seek(index)
-        frame = self.prefetcher.take(index)
-        if frame is None:
-            return False
-        self.shown = index
-        if isinstance(frame, FailedFrame):
-            self.warning = f"frame {index + 1} skipped: {frame.message}"
-            return False
+    def present(self, frame: SplatCloud) -> None:
+        """Show ``frame`` (a cloud the player handed out) from the next paint on."""
         with self._lock:
             self._pending = frame
+        self.shown = self.player.index if self.player.index is not None else self.shown
+
+    def show_frame(self, index: int) -> bool:
+        """Seek the player to ``index`` and present it if it has been read; True when the
+        picture changes."""
+        if self.player.due != index:
+            self.player.seek(index)
+        frame = self.player.poll()
+        if frame is None:
+            return False
+        self.present(frame)
         return True
 
     # Drawing ---------------------------------------------------------------------------
@@ -118,7 +117,7 @@ class SplatSequenceView:
         return pick_splat(self.cloud, camera, x, y, radius_px)
 
     def stats(self) -> dict[str, Any]:
-        c, pre = self.cloud, self.prefetcher.stats()
+        c, pre = self.cloud, self.player.prefetcher.stats()
         decode_ms = pre["decode_ms"]
         return {
             "frame": f"{self.shown + 1} / {self.frame_count}",
@@ -135,6 +134,6 @@ class SplatSequenceView:
         }
 
     def release(self) -> None:
-        self.prefetcher.close(timeout=5.0)
+        self.player.close()
         self._sorter.close()
         self.renderer.release()

@@ -1,6 +1,7 @@
 """The timeline under the viewport: play/pause, seek slider, time, loop and speed.
 
-It only emits intents; the window's playback controller owns the clock and the frame index.
+It only emits intents; the window passes them to the timed view's core Player, which owns the
+clock and the frame index.
 """
 
 from __future__ import annotations

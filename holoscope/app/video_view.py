@@ -1,11 +1,14 @@
 """VideoView: plain video (and any other timed picture stream) in the viewport.
 
-Decoding runs on a :class:`FramePrefetcher` thread filling a small bounded queue; the GUI
-thread asks for the frame the clock wants and gets it or nothing (late frames are dropped
-inside the prefetcher). Uploads happen in ``paint`` where the GL context is current.
+The view owns the medium's :class:`~holoscope.core.player.Player` (clock, decode-ahead on one
+thread into a small bounded queue, explicit states); the window drives it (play, pause, seek,
+step, loop, speed, and ``poll`` on its timer) and hands each new picture to :meth:`present`.
+Uploads happen in ``paint`` where the GL context is current.
 
-Opening never blocks the GUI thread: a short-lived thread waits for frame 0 and hands it over
-with a repaint request; until then the viewport shows the background.
+Opening never blocks the GUI thread: the window's timer polls the player until frame 0 is
+decoded. A view used without a window gets it too: a short-lived thread waits (without taking
+it) until frame 0 is queued and asks for a repaint; the paint takes it from the player. Until
+then the viewport shows the background. A decode failure is raised on the GUI thread.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import moderngl
 
 from holoscope.core.camera import Camera
 from holoscope.core.media import Media
-from holoscope.core.playback import FramePrefetcher
+from holoscope.core.player import Player, read_ahead_bytes
 from holoscope.render.gl.splat_renderer import RenderSettings
 from holoscope.render.gl.video_renderer import GlVideoRenderer
 
@@ -36,58 +39,40 @@ class VideoView:
         self.fps = media.fps
         self.renderer = GlVideoRenderer(ctx)
         self.shown = 0  # the index on screen once the first frame arrives
-        self._pending: Any = None  # taken from the prefetcher, uploaded at the next paint
-        self._lock = threading.Lock()  # _pending and _first_wanted: GUI thread vs first-frame thread
-        self._first_wanted = True  # no frame taken by show_frame yet
-        self._first_error: BaseException | None = None
+        self._pending: Any = None  # handed over by present(), uploaded at the next paint
         self._request_repaint = request_repaint
-        self.prefetcher = FramePrefetcher(media, capacity=QUEUE_FRAMES, start=0)
+        self.player = Player(media, capacity=QUEUE_FRAMES, max_bytes=read_ahead_bytes(), name="holoscope-video-read")
         self._first_thread = threading.Thread(target=self._await_first_frame, name="holoscope-first-frame",
-                                              daemon=True)
+                                              daemon=True)  # fmt: skip
         self._first_thread.start()
 
     def _await_first_frame(self) -> None:
-        """Worker: wait for frame 0 and hand it to the next paint (never calls GL or Qt)."""
+        """Worker: wait until frame 0 is decoded (or failed) and ask for a repaint; never takes
+        the frame, never calls GL or Qt."""
         try:
-            frame = self.prefetcher.wait_for(0)
+            self.player.prefetcher.wait_ready(0)
         except (LookupError, RuntimeError):  # a seek went elsewhere first, or the view closed
             return
-        except Exception as exc:  # a decode failure: raised on the GUI thread (next paint or show_frame)
-            with self._lock:
-                self._first_error = exc
-            self._request_repaint()
-            return
-        with self._lock:
-            if not self._first_wanted:  # show_frame already put a newer frame up
-                return
-            self._pending = frame
         self._request_repaint()
 
-    def seek(self, index: int) -> None:
-        """Restart decoding at ``index`` unless the running decode will reach it soon anyway."""
-        if not self.prefetcher.covers(index, max_gap=QUEUE_FRAMES * 2):
-            self.prefetcher.seek(index)
+    @property
+    def warning(self) -> str | None:
+        return self.player.warning
 
-    def _raise_first_error(self) -> None:
-        with self._lock:
-            error, self._first_error = self._first_error, None
-        if error is not None:
-            raise error
+    def present(self, frame: Any) -> None:
+        """Show ``frame`` (a picture the player handed out) from the next paint on."""
+        self._pending = frame
+        self.shown = int(getattr(frame, "index", self.player.index or 0))
 
     def show_frame(self, index: int) -> bool:
-        """Make ``index`` the displayed frame if it is decoded; True when the picture changed."""
-        self._raise_first_error()
-        if index == self.shown and self._pending is None:
-            return False
-        if not self.prefetcher.covers(index, max_gap=QUEUE_FRAMES * 4):
-            self.prefetcher.seek(index)
-        frame = self.prefetcher.take(index)
+        """Seek the player to ``index`` and present it if it is decoded; True when the picture
+        changed. A decode failure is raised here (on the GUI thread)."""
+        if self.player.due != index:
+            self.player.seek(index)
+        frame = self.player.poll()
         if frame is None:
             return False
-        with self._lock:
-            self._pending = frame
-            self._first_wanted = False
-        self.shown = index
+        self.present(frame)
         return True
 
     @property
@@ -96,16 +81,25 @@ class VideoView:
         return self.renderer.frame is not None
 
     def paint(self, camera: Camera, settings: RenderSettings) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, None
+        error: Exception | None = None
+        if self._pending is None and self.player.index is None:  # no window polled frame 0 yet
+            try:
+                frame = self.player.poll()
+            except Exception as exc:  # reported after drawing: the viewport logs it, keeps painting
+                error = exc
+            else:
+                if frame is not None:
+                    self.present(frame)
+        pending, self._pending = self._pending, None
         if pending is not None:
             self.renderer.upload(pending)
         self.renderer.draw(camera.width, camera.height, background=settings.background)
-        self._raise_first_error()  # after drawing: the viewport reports it and keeps painting
+        if error is not None:
+            raise error
 
     def stats(self) -> dict[str, Any]:
         info = self.media.info
-        decode_ms = self.prefetcher.decode_ms
+        decode_ms = self.player.prefetcher.decode_ms
         w, h = info.get("width", 0), info.get("height", 0)
         return {
             "width": w,
@@ -115,10 +109,11 @@ class VideoView:
             "decode_fps": 1000.0 / decode_ms if decode_ms > 0 else 0.0,
             "decode_path": f"{info.get('decode_path', 'software')} ({info.get('codec', '?')}), upload + YUV→RGB on the GPU",
             "gpu_bytes": int(w * h * 1.5),
-            "dropped": self.prefetcher.frames_dropped,
+            "dropped": self.player.prefetcher.frames_dropped,
+            "warning": self.player.warning,
         }
 
     def release(self) -> None:
-        self.prefetcher.close()  # also ends the first-frame wait
+        self.player.close()  # also ends the first-frame wait
         self._first_thread.join(timeout=5.0)
         self.renderer.release()

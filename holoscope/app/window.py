@@ -2,14 +2,16 @@
 
 Files open on a worker thread (the newest request wins) and the view is built on the GUI
 thread; a file that cannot be opened produces a non-modal message and leaves the current media
-on screen. Timed media are driven by a presentation clock polled on a 60 Hz timer. The view
+on screen. A timed view brings the medium's Qt-free :class:`~holoscope.core.player.Player`
+(clock, decode-ahead within a byte budget, explicit states); the window drives it (play,
+pause, seek, step, loop, speed), polls it on a timer and hands each new frame to the view's
+``present``. The player's state and warnings go to the status bar and the info panel. The view
 comes from the table in ``view_table.py``; which controls are shown or enabled follows the
 view's declared capabilities (interactive, timed, progressive, exportable), never the media kind.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +42,7 @@ from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
 from holoscope.core.clock import PresentationClock
 from holoscope.core.errors import HoloscopeError, display_path
 from holoscope.core.media import Media
+from holoscope.core.player import Player, PlayerState
 from holoscope.codecs.inputs import is_sequence_input, open_input
 from holoscope.core.registry import formats, supported_summary
 
@@ -89,9 +92,11 @@ class MainWindow(QMainWindow):
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holoscope-open")
         self._open_id = 0
         self._opened.connect(self._on_opened, Qt.ConnectionType.QueuedConnection)
-        self.clock = PresentationClock()
+        self.player: Player | None = None  # the timed view's player (one per opened timed medium)
+        self._idle_clock = PresentationClock()  # what `clock` answers while nothing timed is open
         self._last_warning: str | None = None
-        self.current_index = 0
+        self._last_state: PlayerState | None = None
+        self.playback_error: str | None = None  # a decode failure that stopped playback
         self._play_timer = QTimer(self, interval=8, timeout=self._tick)
         self.render_rate = RenderRate()  # every paint time-stamped: the rate shown is measured
         self._info_timer = QTimer(self, interval=500, timeout=self.refresh_info)
@@ -103,8 +108,8 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.timeline.playToggled.connect(self.toggle_play)
         self.timeline.seekRequested.connect(self.seek_frame)
-        self.timeline.loopChanged.connect(lambda loop: setattr(self.clock, "loop", loop))
-        self.timeline.speedChanged.connect(lambda rate: self.clock.set_rate(rate))
+        self.timeline.loopChanged.connect(self.set_loop)
+        self.timeline.speedChanged.connect(self.set_speed)
         self.update_title()
 
     # UI construction -------------------------------------------------------------------
@@ -257,18 +262,23 @@ class MainWindow(QMainWindow):
         self.up_box.setCurrentText(up)
         self.up_box.blockSignals(False)
         self.viewport.rig.up = up
+        self.player = None  # the old view's player closes with it
         self.viewport.set_view(view)
         if old is not None:
             old.release()
         self.keyframes.clear()
         caps = Capabilities.of(view)
         timed = caps.timed and media.fps > 0
-        self.clock = PresentationClock(media.duration, loop=self.timeline.loop_box.isChecked())
-        self.clock.set_rate(self.timeline.speed_box.currentData())
-        self.current_index = 0
+        self._last_warning = self.playback_error = None
+        self._last_state = None
         self.timeline.setVisible(timed)
         if timed:
+            player: Player = view.player
+            player.loop = self.timeline.loop_box.isChecked()
+            player.set_rate(self.timeline.speed_box.currentData())
+            self.player = player
             self.timeline.configure(media.frame_count, media.duration)
+            self._play_timer.start()  # polls until frame 0 is decoded: the GUI thread never waits
         self.apply_capabilities(caps)
         recent.add_recent(path)
         self.update_title()
@@ -401,67 +411,92 @@ class MainWindow(QMainWindow):
         self.refresh_info()
 
     # Playback --------------------------------------------------------------------------
-    def _timed_view(self) -> Any:
-        view = self.viewport.view
-        return view if Capabilities.of(view).timed else None
+    @property
+    def clock(self) -> PresentationClock:
+        """The presentation clock of the open timed medium (its player's)."""
+        return self.player.clock if self.player is not None else self._idle_clock
+
+    @property
+    def current_index(self) -> int:
+        """The position on the timeline: the frame due at the player's clock time."""
+        return self.player.due if self.player is not None else 0
+
+    def set_loop(self, loop: bool) -> None:
+        if self.player is not None:
+            self.player.loop = loop
+
+    def set_speed(self, rate: float) -> None:
+        if self.player is not None:
+            self.player.set_rate(rate)
 
     def toggle_play(self) -> None:
-        if self.clock.playing:
+        if self.player is None:
+            return
+        if self.player.clock.playing:
             self.pause()
-        elif self._timed_view() is not None:
-            self.clock.play()
-            self._timed_view().seek(self.current_index)
-            self._play_timer.start()
-            self.timeline.set_playing(True)
+            return
+        self.playback_error = None
+        self.player.play()
+        self._play_timer.start()
+        self.timeline.set_playing(True)
+        self._tick()
 
     def pause(self) -> None:
-        self.clock.pause()
-        self._play_timer.stop()
+        """Pause; the timer keeps polling until the frame due is on screen."""
+        if self.player is not None:
+            self.player.pause()
+        else:
+            self._play_timer.stop()
         self.timeline.set_playing(False)
 
     def seek_frame(self, index: int) -> None:
-        view = self._timed_view()
-        if view is None:
+        if self.player is None:
             return
-        index = int(min(max(index, 0), view.frame_count - 1))
-        self.clock.seek(index / view.fps)
-        view.seek(index)
-        self._show(index)
-        if not self.clock.playing and view.shown != index:
-            self._play_timer.start()  # poll until the decoder delivers the requested frame
+        self.player.seek(index)
+        self._play_timer.start()  # polls until the decoder delivers the requested frame
+        self._tick()
 
     def step(self, delta: int) -> None:
-        if self._timed_view() is not None:
-            self.pause()
-            self.seek_frame(self.current_index + delta)
+        if self.player is not None:
+            self.player.step(delta)
+            self.timeline.set_playing(False)
+            self._play_timer.start()
+            self._tick()
 
-    def _show(self, index: int) -> None:
-        view = self._timed_view()
-        self.current_index = index
-        if view is not None and view.show_frame(index):
+    def _tick(self) -> None:
+        """Poll the player: a new frame goes to the view for the next paint; the state and any
+        warning go to the status bar. Stops once paused (or ended) on the frame due."""
+        player, view = self.player, self.viewport.view
+        if player is None or view is None:
+            self._play_timer.stop()
+            self.timeline.set_playing(False)
+            return
+        try:
+            frame = player.poll()
+        except Exception as exc:  # the decoder failed: stop, say why, keep the last picture
+            player.pause()
+            self._play_timer.stop()
+            self.timeline.set_playing(False)
+            self.playback_error = f"playback stopped: {exc}"
+            self.statusBar().showMessage(self.playback_error, 8000)
+            self.refresh_info()
+            return
+        if frame is not None:
+            view.present(frame)
             self.viewport.update()
-        warning = getattr(view, "warning", None)
+        warning = player.warning
         if warning and warning != self._last_warning:  # a frame that could not be read, named
             self._last_warning = warning
             self.statusBar().showMessage(warning, 6000)
-        self.timeline.show_position(index, index / view.fps if view else 0.0)
-
-    def _tick(self) -> None:
-        view = self._timed_view()
-        if view is None:
-            self.pause()
-            return
-        if not self.clock.playing:  # paused after a seek or step: wait for that frame only
-            self._show(self.current_index)
-            if view.shown == self.current_index:
-                self._play_timer.stop()
-            return
-        index = min(int(math.floor(self.clock.time * view.fps + 1e-6)), view.frame_count - 1)
-        if index < self.current_index:  # looped back to the start
-            view.seek(index)
-        self._show(index)
-        if not self.clock.playing:  # reached the end without looping
-            self.pause()
+        due = player.due
+        self.timeline.show_position(due, due / player.fps)
+        state = player.state
+        if state is not self._last_state:
+            self._last_state = state
+            self.timeline.set_playing(player.clock.playing)
+            self.refresh_info()
+        if player.settled:
+            self._play_timer.stop()
 
     # Screenshot, export, camera path ---------------------------------------------------
     def save_screenshot(self, path: str | Path) -> None:
@@ -546,7 +581,8 @@ class MainWindow(QMainWindow):
     # Info ------------------------------------------------------------------------------
     def refresh_info(self) -> None:
         rows = self.info_rows()
-        self.status_label.setText(" · ".join(v for k, v in rows.items() if k in ("Splats", "Resolution", "Render")))
+        shown = ("Playback", "Splats", "Resolution", "Render")
+        self.status_label.setText(" · ".join(rows[k] for k in shown if k in rows))
         if self.info_panel.isVisible():
             self.info_panel.show_rows(rows)
 
@@ -559,6 +595,8 @@ class MainWindow(QMainWindow):
             rows["Reader"] = media.reader
             if media.frame_count > 1:
                 rows["Frames"] = f"{media.frame_count} at {media.fps:g} fps"
+        if self.player is not None:
+            rows["Playback"] = self.player.state.value
         stats = view.stats() if view is not None else {}
         if "splats" in stats:
             rows["Splats"] = f"{stats['splats']:,} splats, SH {stats['sh_degree']}"
@@ -576,8 +614,10 @@ class MainWindow(QMainWindow):
             rows["Frame"] = stats["frame"]
         if "prefetched" in stats:
             rows["Read ahead"] = stats["prefetched"]
-        if stats.get("warning"):
-            rows["Warning"] = stats["warning"]
+        warning = self.playback_error or (self.player.warning if self.player is not None else None)
+        warning = warning or stats.get("warning")
+        if warning:
+            rows["Warning"] = warning
         rows["Memory (CPU)"] = human_bytes(process_memory_bytes())
         if "gpu_bytes" in stats:
             rows["Memory (GPU)"] = human_bytes(stats["gpu_bytes"])
@@ -588,6 +628,8 @@ class MainWindow(QMainWindow):
     # Shutdown --------------------------------------------------------------------------
     def closeEvent(self, event: Any) -> None:
         self.pause()
+        self._play_timer.stop()
+        self.player = None  # closed with its view below
         self._info_timer.stop()
         if self.export_job is not None and self.export_job.thread.isRunning():
             self.export_job.cancel()

@@ -8,6 +8,8 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 
 from holoscope.codecs.formats.ply_inria import write_ply
+from holoscope.core import budget
+from holoscope.core.player import PlayerState
 from tests.codecs.helpers import blob_cloud
 
 from .conftest import wait_for_media
@@ -77,5 +79,30 @@ def test_damaged_frame_warns_and_playback_goes_on(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: view.shown == 5, timeout=10000)
     assert view.warning is not None and "f4.ply" in view.warning
     assert "f4.ply" in window.info_rows().get("Warning", "")
+    assert window.player is view.player
+    assert view.player.prefetcher.max_bytes == min(512 << 20, budget.current().limit // 4)
     screenshot_array(window, qtbot)  # a paint uploads the frame taken
     assert view.cloud.count == 250  # frame 6 is on screen again after the damaged one
+
+
+def test_a_damaged_frame_shows_the_failed_frame_state(window, qtbot, tmp_path):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(6):
+        write_ply(blob_cloud(i * 0.1, 200 + 10 * i, i), folder / f"f{i + 1}.ply")
+    (folder / "f3.ply").write_bytes(b"not a ply at all")
+    window.open_paths([str(folder)])
+    wait_for_media(qtbot, window, "seq")
+    player = window.player
+    window.seek_frame(1)
+    qtbot.waitUntil(lambda: player.index == 1, timeout=10000)
+    window.seek_frame(2)  # the damaged one: never handed out, frame 2 stays on screen
+    qtbot.waitUntil(lambda: player.index == 2, timeout=10000)
+    assert player.state is PlayerState.FAILED_FRAME and "f3.ply" in player.warning
+    assert window.viewport.view.shown == 1
+    window.refresh_info()
+    assert "failed frame" in window.status_label.text()
+    assert window.info_rows()["Playback"] == "failed frame" and "f3.ply" in window.info_rows()["Warning"]
+    window.step(1)
+    qtbot.waitUntil(lambda: player.index == 3, timeout=10000)
+    assert player.state is PlayerState.PAUSED and window.viewport.view.shown == 3

@@ -227,3 +227,73 @@ def test_a_10_bit_video_plays_at_its_true_levels(window, qtbot, tmp_path):
         expected = (code / 4 - 16) * 255 / 219
         for channel in (colour.red(), colour.green(), colour.blue()):
             assert abs(channel - expected) < 0.5, (i, channel, expected)
+
+
+def test_window_playback_goes_through_the_player(window, qtbot, numbered_video):
+    """One core Player per opened timed medium: the window's transport, timer and status all
+    go through it, and its states follow play, pause and the end of a non-looping video."""
+    from holoscope.app.video_view import QUEUE_FRAMES
+    from holoscope.core.player import Player, PlayerState, read_ahead_bytes
+
+    window.open_paths([str(numbered_video)])
+    wait_for_media(qtbot, window, "numbered.mp4")
+    player = window.player
+    assert isinstance(player, Player) and player is window.viewport.view.player
+    assert window.clock is player.clock
+    assert player.prefetcher.capacity == QUEUE_FRAMES and player.prefetcher.max_bytes == read_ahead_bytes()
+    qtbot.waitUntil(lambda: player.index == 0, timeout=5000)  # the timer polled frame 0
+    qtbot.waitUntil(lambda: not window._play_timer.isActive(), timeout=5000)  # settled: polling stops
+    assert player.state is PlayerState.PAUSED
+    window.refresh_info()
+    assert window.info_rows()["Playback"] == "paused" and "paused" in window.status_label.text()
+
+    window.timeline.loop_box.setChecked(False)
+    assert not player.loop
+    window.timeline.speed_box.setCurrentIndex(window.timeline.speed_box.findData(2.0))
+    assert player.clock.rate == 2.0
+    window.toggle_play()
+    assert player.state in (PlayerState.PLAYING, PlayerState.BUFFERING)
+    qtbot.waitUntil(lambda: (player.index or 0) >= 6, timeout=10000)
+    window.toggle_play()
+    assert player.state is PlayerState.PAUSED
+    qtbot.waitUntil(lambda: player.settled, timeout=5000)
+    assert window.viewport.view.shown == player.index == window.current_index
+
+    window.seek_frame(FRAMES - 6)
+    qtbot.waitUntil(lambda: player.index == FRAMES - 6, timeout=5000)
+    window.toggle_play()
+    qtbot.waitUntil(lambda: player.state is PlayerState.ENDED, timeout=10000)
+    assert player.index == FRAMES - 1 and not window.clock.playing
+    window.refresh_info()
+    assert window.info_rows()["Playback"] == "ended" and "ended" in window.status_label.text()
+    assert shown_index(window, qtbot) == FRAMES - 1
+
+    window.step(-1)
+    qtbot.waitUntil(lambda: player.index == FRAMES - 2, timeout=5000)
+    assert player.state is PlayerState.PAUSED and shown_index(window, qtbot) == FRAMES - 2
+    window.toggle_play()  # from the frame stepped to, and on to the end again
+    qtbot.waitUntil(lambda: player.state is PlayerState.ENDED, timeout=10000)
+    window.toggle_play()  # play at the end restarts from the first frame
+    assert player.clock.playing and window.current_index < 6
+    window.pause()
+
+
+def test_a_decoder_failure_while_playing_stops_playback_with_a_message(window, qtbot, numbered_video):
+    window.open_paths([str(numbered_video)])
+    wait_for_media(qtbot, window, "numbered.mp4")
+    player = window.player
+    qtbot.waitUntil(lambda: player.index == 0, timeout=5000)
+
+    def broken(start: int):
+        raise RuntimeError("the disk went away")
+        yield
+
+    player.media = dataclasses.replace(player.media, iter_from=broken)
+    player.prefetcher.media = player.media
+    window.toggle_play()
+    assert window.clock.playing
+    window.seek_frame(30)  # outside the read-ahead: a new decode run, which fails
+    qtbot.waitUntil(lambda: window.playback_error is not None, timeout=5000)
+    assert "the disk went away" in window.playback_error and not window.clock.playing
+    assert not window._play_timer.isActive()
+    assert "the disk went away" in window.info_rows()["Warning"]
