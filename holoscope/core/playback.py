@@ -16,8 +16,8 @@ next :meth:`~FramePrefetcher.take` or :meth:`~FramePrefetcher.wait_for` that the
 serve (frames decoded before the failure are still delivered). The thread survives; the next
 :meth:`~FramePrefetcher.seek` starts a fresh run.
 
-:class:`Presenter` maps a :class:`~holoscope.core.clock.PresentationClock` to frame indices
-and drives a prefetcher from a GUI timer.
+:class:`~holoscope.core.player.Player` joins it with the presentation clock for playback and
+export.
 
 Threads: the worker only calls ``media.frames_from`` (the media guards its own decoder); all
 shared state here is guarded by one condition variable.
@@ -26,12 +26,10 @@ shared state here is guarded by one condition variable.
 from __future__ import annotations
 
 import collections
-import math
 import threading
 import time
 from typing import Any, Callable, Iterator
 
-from holoscope.core.clock import PresentationClock
 from holoscope.core.frames import frame_nbytes
 from holoscope.core.media import Media
 
@@ -336,42 +334,3 @@ class FramePrefetcher:
 
     def _accept(self, generation: int) -> bool:
         return not self._closed and generation == self._generation
-
-
-class Presenter:
-    """Which frame to show now: ``clock`` time -> frame index, and the GUI timer's step.
-
-    Frame ``i`` is on screen during ``[i / fps, (i + 1) / fps)``.
-    """
-
-    def __init__(self, clock: PresentationClock, fps: float, frame_count: int) -> None:
-        if fps <= 0 or frame_count < 1:
-            raise ValueError(f"need fps > 0 and at least one frame, got {fps} fps, {frame_count} frames")
-        self.clock = clock
-        self.fps = float(fps)
-        self.frame_count = int(frame_count)
-        self.shown: int | None = None  # index of the frame on screen
-
-    @classmethod
-    def for_media(cls, media: Media, clock: PresentationClock | None = None) -> Presenter:
-        return cls(clock or PresentationClock(media.duration), media.fps, media.frame_count)
-
-    def index_at(self, media_time: float | None = None) -> int:
-        """Frame index at ``media_time`` (default: the clock's time), clamped to the media."""
-        t = self.clock.time if media_time is None else media_time
-        index = math.floor(t * self.fps + 1e-6)  # 0.1 s * 30 fps must be frame 3, not 2
-        return min(max(index, 0), self.frame_count - 1)
-
-    def poll(self, prefetcher: FramePrefetcher) -> Any | None:
-        """A new frame to show, or ``None`` (keep the current one). Seeks the prefetcher when
-        the clock jumped outside what it is decoding (scrub, loop, far behind)."""
-        index = self.index_at()
-        if index == self.shown:
-            return None
-        frame = prefetcher.take(index)
-        if frame is not None:
-            self.shown = index
-            return frame
-        if not prefetcher.covers(index):
-            prefetcher.seek(index)
-        return None

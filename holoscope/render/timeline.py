@@ -28,7 +28,7 @@ from holoscope.core.camera_path import CameraPath
 from holoscope.core.errors import Cancelled, EmptyMedia, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
-from holoscope.core.player import Player
+from holoscope.core.player import Player, read_ahead_bytes
 from holoscope.render.export import ExportOptions, SplatFrameRenderer, check_output_size
 from holoscope.render.gl.context import create_headless_context
 from holoscope.render.gl.splat_renderer import to_uint8
@@ -40,7 +40,6 @@ log = logging.getLogger("holoscope")
 
 ProgressFn = Callable[[int, int], None]
 MAX_OUTPUT_FRAMES = 1_000_000
-DECODE_AHEAD_BYTES = 512 << 20  # frames read ahead of the renderer, at most
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def plan_timeline(media_frames: int, media_fps: float, cameras: CameraPath, *, f
 
 def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, options: ExportOptions = ExportOptions(),
                     *, progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                    ctx: moderngl.Context | None = None, decode_ahead_bytes: int = DECODE_AHEAD_BYTES) -> int:  # fmt: skip
+                    ctx: moderngl.Context | None = None, decode_ahead_bytes: int | None = None) -> int:  # fmt: skip
     """Render every output frame of ``plan`` into ``output``; returns the number written.
 
     Options and the output are validated before any frame is read; on any error or
@@ -112,7 +111,8 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
     check_output_size(first.width, first.height, output, options.codec)
     own_ctx = ctx is None
     ctx = ctx or create_headless_context()
-    player = Player(media, max_bytes=decode_ahead_bytes, name="holoscope-export-decode")
+    max_bytes = read_ahead_bytes() if decode_ahead_bytes is None else decode_ahead_bytes
+    player = Player(media, max_bytes=max_bytes, name="holoscope-export-decode")
     warned: set[int] = set()
     try:
         check_output_size(first.width, first.height, output, options.codec, ctx=ctx)

@@ -1,4 +1,4 @@
-"""The decode-ahead worker (FramePrefetcher) and the Presenter, on fake and real media."""
+"""The decode-ahead worker (FramePrefetcher), on fake and real media."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from holoscope.core.clock import PresentationClock
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.playback import FramePrefetcher, Presenter
+from holoscope.core.playback import FramePrefetcher
 
 
 @dataclass(frozen=True)
@@ -192,38 +191,6 @@ def test_many_seeks_leave_no_threads_and_no_stale_frames(threads_before) -> None
             pf.seek(target)
             assert pf.wait_for(target, timeout=5).index == target
         assert threading.active_count() <= len(threads_before) + 1
-
-
-def test_presenter_maps_clock_time_to_frames() -> None:
-    now = [0.0]
-    clock = PresentationClock(duration=4.0, now=lambda: now[0])
-    presenter = Presenter(clock, fps=30, frame_count=120)
-    assert presenter.index_at(0.0) == 0
-    assert presenter.index_at(0.1) == 3  # 0.1 * 30 is 2.9999999 in floats
-    assert presenter.index_at(1 / 30 - 1e-4) == 0
-    assert presenter.index_at(3.99) == 119 and presenter.index_at(99) == 119 and presenter.index_at(-1) == 0
-    clock.play()
-    now[0] = 2.0
-    assert presenter.index_at() == 60
-
-
-def test_presenter_drives_the_prefetcher(threads_before) -> None:  # noqa: ANN001
-    fake = FakeVideo(250)
-    media = fake.media()
-    now = [0.0]
-    clock = PresentationClock(duration=media.duration, now=lambda: now[0])
-    presenter = Presenter.for_media(media, clock)
-    with FramePrefetcher(media, capacity=4) as pf:
-        wait_until(lambda: pf.queued == 4)
-        assert presenter.poll(pf).index == 0
-        assert presenter.poll(pf) is None  # same frame: nothing new
-        clock.play()
-        now[0] = 0.085  # frame 2 at 25 fps
-        assert presenter.poll(pf).index == 2 and pf.frames_dropped == 1
-        clock.seek(8.0)  # scrub far ahead: the presenter seeks the worker
-        assert presenter.poll(pf) is None
-        wait_until(lambda: pf.position == 200 and pf.queued > 0)
-        assert presenter.poll(pf).index == 200
 
 
 def test_prefetcher_on_a_real_video(tmp_path: Path, threads_before, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

@@ -145,3 +145,11 @@ def test_read_ahead_bytes_is_a_quarter_of_the_budget_capped(monkeypatch):
     assert read_ahead_bytes() == 100 << 20
     budget.set_limit(64 << 30)
     assert read_ahead_bytes() == READ_AHEAD_CAP == 512 << 20
+
+
+def test_clock_time_maps_to_frames_without_float_slips():
+    clock = FakeClock()
+    with Player(medium(120, fps=30), now=clock) as player:
+        for t, index in ((0.0, 0), (0.1, 3), (1 / 30 - 1e-4, 0), (2.0, 60), (3.99, 119)):
+            player.clock.seek(t)
+            assert player.due == index, t  # 0.1 * 30 is 2.9999999 in floats: still frame 3
