@@ -76,6 +76,7 @@ class FramePrefetcher:
         self._error: BaseException | None = None
         self._closed = False
         self._end: int | None = None  # frame count learnt at the end of a stream
+        self._end_at_most: int | None = None  # a run from here found nothing: the end is at or before
         self.frames_decoded = 0
         self.frames_dropped = 0
         self.frames_flushed = 0
@@ -189,6 +190,16 @@ class FramePrefetcher:
             return self.media.frame_count
         with self._cond:
             return self._end
+
+    @property
+    def end_at_most(self) -> int | None:
+        """An upper bound of the frame count: :attr:`end` when known, else the lowest start of
+        a run that found no frame (``None`` when nothing is known)."""
+        end = self.end
+        if end is not None:
+            return end
+        with self._cond:
+            return self._end_at_most
 
     @property
     def queued(self) -> int:
@@ -314,10 +325,12 @@ class FramePrefetcher:
                 try:
                     frame = next(frames)
                 except StopIteration:
-                    if expected > start or start == 0:  # the end of the media is frame ``expected``
-                        with self._cond:
+                    with self._cond:
+                        if expected > start or start == 0:  # the end of the media is frame ``expected``
                             if self._end is None or expected > self._end:
                                 self._end = expected
+                        elif self._end_at_most is None or start < self._end_at_most:
+                            self._end_at_most = start  # started past the end: it lies at or before
                     break
                 elapsed = time.perf_counter() - t0
                 index = getattr(frame, "index", expected)

@@ -16,7 +16,8 @@ What it hands out are the :class:`~holoscope.core.frames.Frame` envelopes of
 A medium of unknown length (``frame_count`` ``None``, a stream) plays too: the clock runs
 without an end until the decode-ahead reaches the end of the stream, which fixes
 :attr:`Player.frame_count` and the clock's duration (then ``ENDED`` as for any medium); the
-frame due is never sought ahead of the decoder (a stream decodes forward), only backwards;
+frame due is never sought ahead of the decoder (a stream decodes forward), only backwards (a
+seek past the end reads the stream from the start to find its end, then shows the last frame);
 :meth:`Player.frame_at` past the end raises ``IndexError``.
 
 A frame that could not be decoded (a :class:`FailedFrame`) is never handed out as a picture: the
@@ -161,7 +162,12 @@ class Player:
         if frame is None:
             if self.frame_count is None:  # a stream: never seek ahead of the decoder
                 head = self.prefetcher.position
-                if head is None or due < head:
+                bound = self.prefetcher.end_at_most
+                if head is not None and bound is not None and due >= bound and head >= bound:
+                    # Sought past the end of a stream whose length is still unknown: read it
+                    # from the start to find its end (frames before the one due are dropped).
+                    self.prefetcher.seek(0)
+                elif head is None or due < head:
                     self.prefetcher.seek(due)
             elif not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
                 self.prefetcher.seek(due)

@@ -169,6 +169,21 @@ def test_seeking_backwards_in_a_stream_works():
         assert [player.frame_at(i, timeout=5).index for i in (25, 3, 29)] == [25, 3, 29]
 
 
+def test_seeking_past_the_end_of_a_stream_finds_the_end_and_shows_the_last_frame():
+    media, runs = stream(40, fps=10.0)
+    clock = FakeClock()
+    with Player(media, capacity=16, now=clock) as player:
+        assert poll_until(player, 0).index == 0
+        assert player.frame_count is None  # the read-ahead holds 16 frames: the end is not known
+        player.seek(100)  # the clock goes there; the stream has nothing from there on
+        assert poll_until(player, 39).payload == Pic(39)
+        assert player.frame_count == 40 and player.due == 39
+        assert runs[:3] == [0, 100, 0]  # a run past the end found nothing; the rescan found the end
+        assert player.state is PlayerState.ENDED
+        player.seek(2)  # and back
+        assert poll_until(player, 2).index == 2
+
+
 def test_frame_at_past_the_end_of_a_stream_raises_a_clear_error():
     media, _ = stream(8)
     with Player(media) as player:
