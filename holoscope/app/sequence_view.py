@@ -20,7 +20,8 @@ import numpy as np
 from holoscope.core import budget
 from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import Bounds
-from holoscope.core.frames import SplatCloud
+from holoscope.core.errors import InvalidArgument
+from holoscope.core.frames import Frame, SplatCloud
 from holoscope.core.jobs import JobContext, LatestJob
 from holoscope.core.media import Media
 from holoscope.core.player import Player, read_ahead_bytes
@@ -43,6 +44,8 @@ class SplatSequenceView:
     exportable = False  # not from the app yet: `holoscope render SEQ` exports sequences
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
+        if media.frame_count is None:
+            raise InvalidArgument("the app cannot play a stream of unknown length yet")
         self.media = media
         self.frame_count = media.frame_count
         self.fps = media.fps
@@ -69,11 +72,12 @@ class SplatSequenceView:
         """The last frame that could not be read, named (the player's warning)."""
         return self.player.warning
 
-    def present(self, frame: SplatCloud) -> None:
-        """Show ``frame`` (a cloud the player handed out) from the next paint on."""
+    def present(self, frame: Frame) -> None:
+        """Show ``frame`` (the envelope of a cloud the player handed out) from the next paint on."""
+        cloud = frame.cpu_payload()  # a GL upload: host memory only
         with self._lock:
-            self._pending = frame
-        self.shown = self.player.index if self.player.index is not None else self.shown
+            self._pending = cloud
+        self.shown = frame.index
 
     def show_frame(self, index: int) -> bool:
         """Seek the player to ``index`` and present it if it has been read; True when the

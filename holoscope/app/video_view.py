@@ -19,6 +19,8 @@ from typing import Any, Callable
 import moderngl
 
 from holoscope.core.camera import Camera
+from holoscope.core.errors import InvalidArgument
+from holoscope.core.frames import Frame
 from holoscope.core.media import Media
 from holoscope.core.player import Player, read_ahead_bytes
 from holoscope.render.gl.splat_renderer import RenderSettings
@@ -34,6 +36,8 @@ class VideoView:
     exportable = False  # the exporter renders splat scenes
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
+        if media.frame_count is None:
+            raise InvalidArgument("the app cannot play a stream of unknown length yet")
         self.media = media
         self.frame_count = media.frame_count
         self.fps = media.fps
@@ -59,10 +63,10 @@ class VideoView:
     def warning(self) -> str | None:
         return self.player.warning
 
-    def present(self, frame: Any) -> None:
-        """Show ``frame`` (a picture the player handed out) from the next paint on."""
-        self._pending = frame
-        self.shown = int(getattr(frame, "index", self.player.index or 0))
+    def present(self, frame: Frame) -> None:
+        """Show ``frame`` (the envelope the player handed out) from the next paint on."""
+        self._pending = frame.cpu_payload()  # a GL upload: host memory only
+        self.shown = frame.index
 
     def show_frame(self, index: int) -> bool:
         """Seek the player to ``index`` and present it if it is decoded; True when the picture

@@ -593,7 +593,7 @@ class MainWindow(QMainWindow):
             rows["File"] = Path(self.media_path or "").name
             rows["Format"] = media.format
             rows["Reader"] = media.reader
-            if media.frame_count > 1:
+            if (media.frame_count or 0) > 1:
                 rows["Frames"] = f"{media.frame_count} at {media.fps:g} fps"
         if self.player is not None:
             rows["Playback"] = self.player.state.value

@@ -297,6 +297,8 @@ def write_sequence(media: Media, pattern: str | os.PathLike, write: Callable[[ob
     """Write frames of a sequence to numbered files: frame ``i`` (from 0) to number
     ``i + number_from``, so the default numbers from 1 like the inputs. A frame that cannot be read is skipped with a warning (its number is kept free);
     on any error or interruption every file already written is removed again."""
+    if frames is None and media.frame_count is None:
+        raise EmptyMedia("a stream of unknown length cannot be written as a sequence yet", path=media.path)
     frames = frames if frames is not None else range(media.frame_count)
     names = [output_name(pattern, i + number_from) for i in frames]
     if not names[0].parent.is_dir():

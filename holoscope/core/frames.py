@@ -165,8 +165,72 @@ class FailedFrame:
     nbytes: int = 0
 
 
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """The envelope around every payload that flows from a timed medium to a renderer.
+
+    index     frame number (0-based) within the media
+    pts       presentation time in seconds from the start of the stream
+    duration  seconds the frame is shown (1 / fps for constant-rate media)
+    payload   the typed frame: SplatCloud, VideoFrame, or a FailedFrame standing in for one
+              that could not be decoded
+    device    where the payload lives: "cpu" (numpy) now; a torch device ("cuda:0") for the
+              neural media to come. GL uploads take "cpu" payloads only.
+
+    ``Media.frames_from`` yields these; ``Media.frame(i)`` returns the bare payload. The
+    envelope never copies or mutates its payload. When the payload carries its own ``index``
+    and ``pts`` (VideoFrame, FailedFrame), :meth:`wrap` takes them from it, so there is one
+    source of truth.
+    """
+
+    index: int
+    pts: float
+    duration: float
+    payload: object
+    device: str = "cpu"
+
+    @classmethod
+    def wrap(cls, payload: object, index: int, fps: float, device: str = "cpu") -> "Frame":
+        """``payload`` in an envelope: its own ``index`` / ``pts`` when it has them, else
+        ``index`` and ``index / fps``; the duration is ``1 / fps`` (0 without a rate)."""
+        if isinstance(payload, Frame):
+            return payload
+        index = int(getattr(payload, "index", index))
+        pts = getattr(payload, "pts", None)
+        if pts is None:
+            pts = index / fps if fps > 0 else 0.0
+        return cls(index, float(pts), 1.0 / fps if fps > 0 else 0.0, payload, device)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the payload is a :class:`FailedFrame` (nothing to show)."""
+        return isinstance(self.payload, FailedFrame)
+
+    @property
+    def on_cpu(self) -> bool:
+        return self.device == "cpu"
+
+    @property
+    def end(self) -> float:
+        """Presentation time at which the next frame takes over."""
+        return self.pts + self.duration
+
+    @property
+    def nbytes(self) -> int:
+        """The payload's bytes (see :func:`frame_nbytes`)."""
+        return frame_nbytes(self.payload)
+
+    def cpu_payload(self) -> object:
+        """The payload, checked to live in host memory (what a GL upload needs)."""
+        if self.device != "cpu":
+            raise ValueError(f"frame {self.index} lives on {self.device}, not in host memory")
+        return self.payload
+
+
 def frame_nbytes(frame: object) -> int:
-    """Bytes a decoded frame holds, for decode-ahead memory budgets."""
+    """Bytes a decoded frame holds, for decode-ahead memory budgets (an envelope: its payload's)."""
+    if isinstance(frame, Frame):
+        frame = frame.payload
     nbytes = getattr(frame, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes  # SplatCloud, FailedFrame

@@ -40,8 +40,12 @@ class FramePrefetcher:
     """Sequential decode-ahead of ``media`` into a queue of at most ``capacity`` frames.
 
     ``start`` is where decoding begins right away (``None``: wait for the first :meth:`seek`).
-    Frames are whatever the media yields; each must carry an ``index`` attribute (VideoFrame
-    does); for payloads without one the prefetcher counts from the run's start index.
+    Frames are the :class:`~holoscope.core.frames.Frame` envelopes ``media.frames_from``
+    yields, passed through untouched (their ``index`` places them; anything without one is
+    counted from the run's start). The byte budget measures the payloads.
+
+    A medium whose ``frame_count`` is ``None`` (a stream) is never range-checked against a
+    count: a run ends where ``frames_from`` stops, and :attr:`end` then holds the frame count.
 
     Counters for the info panel: ``frames_decoded`` (frames the worker queued),
     ``frames_dropped`` (late frames :meth:`take` discarded), ``frames_flushed`` (queued frames a
@@ -71,6 +75,8 @@ class FramePrefetcher:
         self._next_index = 0  # index the current run will produce next
         self._error: BaseException | None = None
         self._closed = False
+        self._end: int | None = None  # frame count learnt at the end of a stream
+        self._end_at_most: int | None = None  # a run from here found nothing: the end is at or before
         self.frames_decoded = 0
         self.frames_dropped = 0
         self.frames_flushed = 0
@@ -177,6 +183,25 @@ class FramePrefetcher:
             return None if self._start is None else self._queue_head()
 
     @property
+    def end(self) -> int | None:
+        """The number of frames: the media's count, or for a stream the count a run found when
+        it reached the end (``None`` until then)."""
+        if self.media.frame_count is not None:
+            return self.media.frame_count
+        with self._cond:
+            return self._end
+
+    @property
+    def end_at_most(self) -> int | None:
+        """An upper bound of the frame count: :attr:`end` when known, else the lowest start of
+        a run that found no frame (``None`` when nothing is known)."""
+        end = self.end
+        if end is not None:
+            return end
+        with self._cond:
+            return self._end_at_most
+
+    @property
     def queued(self) -> int:
         with self._cond:
             return len(self._queue)
@@ -225,8 +250,11 @@ class FramePrefetcher:
     # -- internals (call with the condition held) -----------------------------------------------
 
     def _check_index(self, index: int) -> None:
-        if not 0 <= index < self.media.frame_count:
-            raise IndexError(f"frame {index} out of range 0..{self.media.frame_count - 1}")
+        count = self.media.frame_count if self.media.frame_count is not None else self._end
+        if index < 0:
+            raise IndexError(f"frame {index} is before the start")
+        if count is not None and index >= count:
+            raise IndexError(f"frame {index} out of range 0..{count - 1}")
 
     def _check_open(self) -> None:
         if self._closed:
@@ -264,7 +292,8 @@ class FramePrefetcher:
         # A run that has finished (end of media) produces nothing more.
         if self._run_generation == self._generation and not self._running:
             return bool(self._queue) and self._queue[-1][0] >= index
-        return index < self.media.frame_count
+        count = self.media.frame_count if self.media.frame_count is not None else self._end
+        return count is None or index < count
 
     def _raise_error(self) -> None:
         error, self._error = self._error, None
@@ -296,6 +325,12 @@ class FramePrefetcher:
                 try:
                     frame = next(frames)
                 except StopIteration:
+                    with self._cond:
+                        if expected > start or start == 0:  # the end of the media is frame ``expected``
+                            if self._end is None or expected > self._end:
+                                self._end = expected
+                        elif self._end_at_most is None or start < self._end_at_most:
+                            self._end_at_most = start  # started past the end: it lies at or before
                     break
                 elapsed = time.perf_counter() - t0
                 index = getattr(frame, "index", expected)

@@ -10,6 +10,16 @@ index, and reports an explicit :class:`PlayerState`. Two ways to consume it:
 - every frame (an exporter): :meth:`Player.frame_at` waits for the frame, seeking when the
   wanted index is not on the decoder's way.
 
+What it hands out are the :class:`~holoscope.core.frames.Frame` envelopes of
+``media.frames_from`` (index, pts, duration, payload, device); callers draw ``frame.payload``.
+
+A medium of unknown length (``frame_count`` ``None``, a stream) plays too: the clock runs
+without an end until the decode-ahead reaches the end of the stream, which fixes
+:attr:`Player.frame_count` and the clock's duration (then ``ENDED`` as for any medium); the
+frame due is never sought ahead of the decoder (a stream decodes forward), only backwards (a
+seek past the end reads the stream from the start to find its end, then shows the last frame);
+:meth:`Player.frame_at` past the end raises ``IndexError``.
+
 A frame that could not be decoded (a :class:`FailedFrame`) is never handed out as a picture: the
 state becomes ``FAILED_FRAME``, :attr:`Player.warning` names it, the previous picture stays, and
 playback goes on with the next frame. Seeking flushes the read-ahead (generation counter in the
@@ -50,18 +60,29 @@ class PlayerState(enum.Enum):
 class Player:
     def __init__(self, media: Media, *, max_bytes: int | None = None, capacity: int = 16, loop: bool = False,
                  now: Callable[[], float] = time.monotonic, name: str = "holoscope-player") -> None:  # fmt: skip
-        if media.frame_count < 1 or media.fps <= 0:
+        if (media.frame_count is not None and media.frame_count < 1) or media.fps <= 0:
             raise ValueError("a player needs a timed medium (frames and a frame rate)")
         self.media = media
         self.fps = float(media.fps)
-        self.frame_count = int(media.frame_count)
-        self.clock = PresentationClock(media.duration, loop=loop, now=now)
+        self._count: int | None = None if media.frame_count is None else int(media.frame_count)
+        duration = media.duration
+        self.clock = PresentationClock(math.inf if duration is None else duration, loop=loop, now=now)
         self.prefetcher = FramePrefetcher(media, capacity, start=0, max_bytes=max_bytes, name=name)
         self.index: int | None = None  # the index on screen (or failed) last
         self.frame: Any = None  # the last picture handed out
         self.warning: str | None = None
         self._waiting = False  # the frame due was not ready at the last poll
         self._failed_now = False  # the frame at ``index`` could not be decoded
+
+    @property
+    def frame_count(self) -> int | None:
+        """Frames in the medium; for a stream ``None`` until the decode-ahead reached its end."""
+        if self._count is None:
+            end = self.prefetcher.end
+            if end is not None and end >= 1:
+                self._count = end
+                self.clock.duration = end / self.fps  # the clock now ends (or loops) there
+        return self._count
 
     # Transport -------------------------------------------------------------------------
     @property
@@ -70,7 +91,9 @@ class Player:
             return PlayerState.FAILED_FRAME
         if self.clock.playing:
             return PlayerState.BUFFERING if self._waiting else PlayerState.PLAYING
-        if not self.clock.loop and self.index == self.frame_count - 1 and self.clock.time >= self.clock.duration:
+        count = self.frame_count
+        if (count is not None and not self.clock.loop and self.index == count - 1
+                and self.clock.time >= self.clock.duration):  # fmt: skip
             return PlayerState.ENDED
         return PlayerState.PAUSED
 
@@ -96,7 +119,10 @@ class Player:
 
     def seek(self, index: int) -> None:
         """Jump to frame ``index`` (clamped); the read-ahead restarts there unless already on its way."""
-        index = min(max(int(index), 0), self.frame_count - 1)
+        index = max(int(index), 0)
+        count = self.frame_count
+        if count is not None:
+            index = min(index, count - 1)
         self.clock.seek(index / self.fps)
         if not self.prefetcher.covers(index, max_gap=self.prefetcher.capacity):
             self.prefetcher.seek(index)
@@ -120,8 +146,9 @@ class Player:
 
     # Consuming -------------------------------------------------------------------------
     def _due(self) -> int:
-        index = math.floor(self.clock.time * self.fps + 1e-6)  # 0.1 s at 30 fps is frame 3
-        return min(max(index, 0), self.frame_count - 1)
+        count = self.frame_count  # first: learning a stream's end sets the clock's duration
+        index = max(math.floor(self.clock.time * self.fps + 1e-6), 0)  # 0.1 s at 30 fps is frame 3
+        return index if count is None else min(index, count - 1)
 
     def poll(self) -> Any | None:
         """Real time: the new picture to show for the clock's time, or ``None`` (keep showing
@@ -133,7 +160,16 @@ class Player:
             self.prefetcher.seek(due)  # looped or scrubbed backwards
         frame = self.prefetcher.take(due)
         if frame is None:
-            if not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
+            if self.frame_count is None:  # a stream: never seek ahead of the decoder
+                head = self.prefetcher.position
+                bound = self.prefetcher.end_at_most
+                if head is not None and bound is not None and due >= bound and head >= bound:
+                    # Sought past the end of a stream whose length is still unknown: read it
+                    # from the start to find its end (frames before the one due are dropped).
+                    self.prefetcher.seek(0)
+                elif head is None or due < head:
+                    self.prefetcher.seek(due)
+            elif not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
                 self.prefetcher.seek(due)
             self._waiting = True
             return None
@@ -143,20 +179,35 @@ class Player:
     def frame_at(self, index: int, timeout: float | None = None) -> Any | None:
         """Every frame: wait for frame ``index`` (seeking if needed). Returns the picture, or
         ``None`` when that frame failed (see :attr:`warning`; keep the previous picture)."""
+        count = self.frame_count
+        if index < 0 or (count is not None and index >= count):
+            raise IndexError(self._past_end(index))
         if self.index is not None and index == self.index:
             return self.frame if not self._failed_now else None
         try:
             frame = self.prefetcher.wait_for(index, timeout)
         except LookupError:  # behind the decoder, or beyond where this run ends: seek
-            self.prefetcher.seek(index)
-            frame = self.prefetcher.wait_for(index, timeout)
+            try:
+                self.prefetcher.seek(index)
+                frame = self.prefetcher.wait_for(index, timeout)
+            except LookupError:  # (IndexError too) a stream that ended before ``index``
+                raise IndexError(self._past_end(index)) from None
         return self._accept(index, frame)
+
+    def _past_end(self, index: int) -> str:
+        count = self.frame_count
+        if index < 0:
+            return f"frame {index} is before the start"
+        if count is None:
+            return f"frame {index} is past the end of the stream"
+        return f"frame {index} is past the end (the medium has {count} frames, 0..{count - 1})"
 
     def _accept(self, index: int, frame: Any) -> Any | None:
         self.index = index
-        if isinstance(frame, FailedFrame):
+        payload = getattr(frame, "payload", frame)
+        if isinstance(payload, FailedFrame):
             self._failed_now = True
-            self.warning = f"frame {index + 1} could not be read: {frame.message}"
+            self.warning = f"frame {index + 1} could not be read: {payload.message}"
             return None
         self._failed_now = False
         self.frame = frame

@@ -54,6 +54,8 @@ class TimelinePlan:
 
 def parse_frame_range(text: str, frame_count: int) -> tuple[int, int]:
     """``A:B`` (B exclusive, either side may be empty, negatives count from the end) -> (a, b)."""
+    if frame_count is None:
+        raise InvalidArgument("--frames needs a medium whose frame count is known")
     parts = text.split(":")
     try:
         if len(parts) != 2:
@@ -68,9 +70,11 @@ def parse_frame_range(text: str, frame_count: int) -> tuple[int, int]:
     return a, b
 
 
-def plan_timeline(media_frames: int, media_fps: float, cameras: CameraPath, *, fps: float | None = None,
+def plan_timeline(media_frames: int | None, media_fps: float, cameras: CameraPath, *, fps: float | None = None,
                   loop: bool = False, frame_range: tuple[int, int] | None = None) -> TimelinePlan:  # fmt: skip
     """Align ``frame_range`` of a timed medium with a camera path (see the module docstring)."""
+    if media_frames is None:
+        raise InvalidArgument("a stream of unknown length cannot be rendered yet (its frame count is not known)")
     if media_frames < 1 or media_fps <= 0:
         raise EmptyMedia("nothing to render: the medium has no timed frames")
     start, stop = frame_range or (0, media_frames)
@@ -124,7 +128,8 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
                 for k, (index, camera) in enumerate(zip(frames, views)):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("render cancelled; partial output removed", path=output)
-                    frame = player.frame_at(index)  # waits: an exporter drops nothing
+                    envelope = player.frame_at(index)  # waits: an exporter drops nothing
+                    frame = None if envelope is None else envelope.cpu_payload()
                     if frame is None:  # could not be read: the previous frame is held
                         if index not in warned:
                             warned.add(index)

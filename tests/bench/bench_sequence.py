@@ -75,7 +75,7 @@ class PlayerRun:
         total = 0
         with FramePrefetcher(media, capacity=64, max_bytes=self.max_bytes) as pre:
             for i in range(media.frame_count):
-                total += pre.wait_for(i, timeout=120).count
+                total += pre.wait_for(i, timeout=120).payload.count
             self.peak = max(self.peak, pre.peak_queued_bytes)
         return total
 

@@ -59,7 +59,8 @@ def test_frames_may_differ_in_count_and_play_in_order(tmp_path):
     assert media.kind is MediaKind.SPLAT_SEQUENCE and media.frame_count == 3 and media.fps == 12
     assert media.duration == pytest.approx(0.25)
     assert [media.frame(i).count for i in range(3)] == [5, 50, 500]
-    assert [f.count for f in media.frames_from(1)] == [50, 500]
+    assert [f.payload.count for f in media.frames_from(1)] == [50, 500]
+    assert [(f.index, f.pts, f.duration) for f in media.frames_from(1)] == [(1, 1 / 12, 1 / 12), (2, 2 / 12, 1 / 12)]
     assert media.frame(0).count == 5  # the frame read at open time can be asked for again
 
 
@@ -146,10 +147,11 @@ def test_playback_goes_on_past_a_damaged_frame_and_seeking_equals_playing(tmp_pa
     media = open_sequence(tmp_path / "seq")
     with FramePrefetcher(media, capacity=8, max_bytes=64 << 10) as pre:
         played = [pre.wait_for(i, timeout=10) for i in range(5)]
-    assert [getattr(f, "count", None) for f in played] == [10, 20, None, 40, 50]
-    assert isinstance(played[2], FailedFrame) and "f3.ply" in played[2].message
+    assert [f.index for f in played] == [0, 1, 2, 3, 4]
+    assert [getattr(f.payload, "count", None) for f in played] == [10, 20, None, 40, 50]
+    assert played[2].failed and isinstance(played[2].payload, FailedFrame) and "f3.ply" in played[2].payload.message
     with FramePrefetcher(media, capacity=8, start=None) as pre:
         for i in (4, 1, 3, 0):  # seeking lands on the same frames as playing through
             pre.seek(i)
             frame = pre.wait_for(i, timeout=10)
-            np.testing.assert_array_equal(frame.means, played[i].means)
+            np.testing.assert_array_equal(frame.payload.means, played[i].payload.means)

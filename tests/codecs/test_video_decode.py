@@ -193,10 +193,13 @@ def test_matroska_frame_count_is_counted_from_packets(clips: dict[str, Path]) ->
 def test_sequential_random_and_from_start(clips: dict[str, Path], name: str) -> None:
     media = open_media(clips[name])
     try:
-        frames = list(media.frames_from(0))
+        frames = list(media.frames_from(0))  # Frame envelopes around VideoFrames
         assert [f.index for f in frames] == list(range(N))
-        assert [frame_number(f.planes[0]) for f in frames] == list(range(N))
+        assert [f.payload.index for f in frames] == list(range(N))  # one source of truth
+        assert all(f.device == "cpu" and f.duration == pytest.approx(1 / FPS) for f in frames)
+        assert [frame_number(f.payload.planes[0]) for f in frames] == list(range(N))
         assert [f.pts for f in frames] == pytest.approx([i / FPS for i in range(N)], abs=1e-3)
+        assert [f.pts for f in frames] == [f.payload.pts for f in frames]
 
         order = list(range(N)) * 2
         random.Random(name).shuffle(order)
@@ -207,7 +210,7 @@ def test_sequential_random_and_from_start(clips: dict[str, Path], name: str) -> 
         for start in (0, 5, 13, N - 1):
             got = list(media.frames_from(start))
             assert [f.index for f in got] == list(range(start, N))
-            assert [frame_number(f.planes[0]) for f in got] == list(range(start, N))
+            assert [frame_number(f.payload.planes[0]) for f in got] == list(range(start, N))
     finally:
         media.release()
 
@@ -238,7 +241,7 @@ def test_b_frames_and_a_non_zero_start_time(tmp_path: Path) -> None:
     media = open_video(path)
     assert media.frame_count == N and media.info["b_frames"]
     assert media.frame(0).pts == 0.0
-    assert [frame_number(f.planes[0]) for f in media.frames_from(0)] == list(range(N))
+    assert [frame_number(f.payload.planes[0]) for f in media.frames_from(0)] == list(range(N))
     for i in (17, 2, 9, 23, 0):
         assert frame_number(media.frame(i).planes[0]) == i
 
@@ -264,7 +267,7 @@ def test_planes_equal_what_pyav_decodes(clips: dict[str, Path], name: str) -> No
     if name == "h264-padded-rows":  # the copy really has row padding to skip
         assert any(p.line_size > p.width for p in reference[0].planes)
     media = open_video(clips[name])
-    for ref, frame in zip(reference, media.frames_from(0)):
+    for ref, frame in zip(reference, (f.payload for f in media.frames_from(0))):
         # PyAV's raw copy of the same picture (no conversion for these formats), plane by plane.
         flat = ref.to_ndarray().ravel()
         offset = 0
@@ -517,7 +520,7 @@ def test_decode_path_names_what_is_in_use(clips: dict[str, Path], monkeypatch: p
     for name in ("h264-mp4", "hevc-mkv", "vp9-webm", "av1-webm", "h264-444-mov"):
         media = open_video(clips[name])
         assert re.fullmatch(r"software|hardware \([a-z0-9_]+\)", media.info["decode_path"])
-        assert [frame_number(f.planes[0]) for f in media.frames_from(0)] == list(range(N))
+        assert [frame_number(f.payload.planes[0]) for f in media.frames_from(0)] == list(range(N))
         assert frame_number(media.frame(13).planes[0]) == 13
         assert media.load_frame.__self__.decode_errors == 0  # a failed attempt leaves no trace
         media.release()
@@ -567,7 +570,7 @@ def test_the_hardware_branch_decodes_and_seeks(clips: dict[str, Path], name: str
     monkeypatch.setattr(decode, "_decoded_on_device", lambda cc, device: True)
     media = open_video(clips[name])
     assert media.info["decode_path"] == "hardware (cuda)"
-    assert [frame_number(f.planes[0]) for f in media.frames_from(0)] == list(range(N))
+    assert [frame_number(f.payload.planes[0]) for f in media.frames_from(0)] == list(range(N))
     for i in (20, 3, 11, 4, 23, 0):
         assert frame_number(media.frame(i).planes[0]) == i
 
@@ -585,7 +588,7 @@ def test_one_media_from_several_threads(clips: dict[str, Path]) -> None:
             for _ in range(30):
                 i = rng.randrange(N)
                 assert frame_number(media.frame(i).planes[0]) == i
-            assert [frame_number(f.planes[0]) for f in media.frames_from(12)] == list(range(12, N))
+            assert [frame_number(f.payload.planes[0]) for f in media.frames_from(12)] == list(range(12, N))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

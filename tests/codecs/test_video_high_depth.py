@@ -103,8 +103,10 @@ def test_lossless_clips_decode_bit_exactly(tmp_path: Path, codec, pix_fmt, depth
     media = open_video(path)
     assert media.info["decoded_format"] == pix_fmt and media.info["bit_depth"] == depth
     assert media.info["output_format"] == out
-    frames = list(media.frames_from(0))
+    envelopes = list(media.frames_from(0))
+    frames = [f.payload for f in envelopes]
     assert len(frames) == len(sent)
+    assert all(frame_nbytes(e) == frame_nbytes(e.payload) for e in envelopes)  # an envelope's bytes: its payload's
     for planes, frame in zip(sent, frames):
         assert (frame.pixel_format, frame.bit_depth, frame.color_range, frame.color_matrix) == (
             out, depth, "limited", "bt709")
@@ -228,14 +230,14 @@ def test_10_bit_hevc_on_the_gpu_equals_software_decoding(tmp_path: Path, monkeyp
     path, _ = make_clip(tmp_path / "hevc10.mkv", "libx265", "yuv420p10le", 10, n=6, w=256, h=144,
                         options={"x265-params": "log-level=error:crf=20"})
     reference = open_video(path)
-    software = list(reference.frames_from(0))
+    software = [f.payload for f in reference.frames_from(0)]
     reference.release()
     monkeypatch.setenv("HOLOSCOPE_HWDEC", "cuda")
     media = open_video(path)
     if media.info["decode_path"] != "hardware (cuda)":
         pytest.skip(f"CUDA did not decode here: {media.info.get('hwdec_fallback')}")
     assert media.info["bit_depth"] == 10
-    for soft, hard in zip(software, media.frames_from(0)):
+    for soft, hard in zip(software, (f.payload for f in media.frames_from(0))):
         assert hard.bit_depth == soft.bit_depth == 10
         assert all(np.array_equal(a, b) for a, b in zip(hard.planes, soft.planes))
     media.release()

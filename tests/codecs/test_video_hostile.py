@@ -117,7 +117,7 @@ def test_a_sparse_tail_is_not_scanned_to_count_frames_or_to_play(tmp_path):
     assert media.info["frame_count_source"] == "duration x rate"
     started = time.perf_counter()
     with FramePrefetcher(media, capacity=4, start=0) as prefetcher:
-        numbers = [frame_number(prefetcher.wait_for(i, timeout=30).planes[0]) for i in range(5)]
+        numbers = [frame_number(prefetcher.wait_for(i, timeout=30).payload.planes[0]) for i in range(5)]
     assert numbers == [0, 1, 2, 3, 4]
     # The last pictures wait for the decoder's flush, which comes when a read runs past the
     # read timeout instead of after scanning 64 GB (minutes).
@@ -140,7 +140,7 @@ def test_a_live_written_mkv_with_a_sparse_tail_counts_a_bounded_prefix(tmp_path)
     assert time.perf_counter() - started < 5
     assert media.frame_count == 5 and media.info["frames_estimated"] is True
     assert media.info["frame_count_source"] == "counted packets (partial)"
-    assert [frame_number(f.planes[0]) for f in media.frames_from(0)] == [0, 1, 2, 3, 4]
+    assert [frame_number(f.payload.planes[0]) for f in media.frames_from(0)] == [0, 1, 2, 3, 4]
     media.release()
 
 

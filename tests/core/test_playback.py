@@ -113,8 +113,8 @@ def test_seek_far_ahead_newest_request_wins(threads_before) -> None:  # noqa: AN
         pf.seek(700)  # supersedes 300 before it ran (or cancels its run)
         frames = [pf.wait_for(i, timeout=5) for i in range(700, 720)]
         assert [f.index for f in frames] == list(range(700, 720))
-        generation = frames[0].generation
-        assert all(f.generation == generation for f in frames)  # no frame of an older run
+        generation = frames[0].payload.generation
+        assert all(f.payload.generation == generation for f in frames)  # no frame of an older run
         assert fake.runs[-1] == 700
         assert pf.take(650) is None and pf.position >= 720
         assert pf.frames_flushed >= 1
@@ -203,13 +203,13 @@ def test_prefetcher_on_a_real_video(tmp_path: Path, threads_before, monkeypatch:
         with FramePrefetcher(media, capacity=4) as pf:
             for i in range(10):
                 frame = pf.wait_for(i, timeout=10)
-                assert (frame.index, frame_number(frame.planes[0])) == (i, i)
+                assert (frame.index, frame_number(frame.payload.planes[0])) == (i, i)
             pf.seek(30)
-            assert [frame_number(pf.wait_for(i, timeout=10).planes[0]) for i in range(30, 48)] == list(range(30, 48))
+            assert [frame_number(pf.wait_for(i, timeout=10).payload.planes[0]) for i in range(30, 48)] == list(range(30, 48))
             # The GUI thread may fetch a still from the same media meanwhile.
             assert frame_number(media.frame(5).planes[0]) == 5
             pf.seek(2)
-            assert frame_number(pf.wait_for(2, timeout=10).planes[0]) == 2
+            assert frame_number(pf.wait_for(2, timeout=10).payload.planes[0]) == 2
             assert pf.stats()["decode_ms"] > 0
     finally:
         media.release()

@@ -96,7 +96,7 @@ def test_failed_frame_warns_and_playback_goes_on():
         clock.t = 0.3
         assert poll_until(player, 3) is None
         assert player.state is PlayerState.FAILED_FRAME and "f3.ply" in player.warning
-        assert player.frame.index == 2  # the last good picture stays
+        assert player.frame.index == 2 and player.frame.payload == Pic(2)  # the last good picture stays
         clock.t = 0.4
         assert poll_until(player, 4).index == 4
         assert player.state is PlayerState.PLAYING

@@ -198,7 +198,7 @@ def test_decoded_high_depth_frames_match_the_float_reference(gl_ctx, tmp_path, c
     sent = encode_lossless(path, codec, pix_fmt, matrix, rng, depth, sources)
     media = open_video(path)
     try:
-        for planes, rgb, frame in zip(sent, sources, media.frames_from(0)):
+        for planes, rgb, frame in zip(sent, sources, (f.payload for f in media.frames_from(0))):
             assert (frame.bit_depth, frame.color_matrix, frame.color_range) == (depth, matrix, rng)
             assert all(np.array_equal(a, b) for a, b in zip(frame.planes, planes))  # what was sent
             out = render_video_frame(gl_ctx, frame, w, h)

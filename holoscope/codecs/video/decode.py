@@ -3,7 +3,9 @@
 :func:`open_video` returns a timed :class:`~holoscope.core.media.Media` whose frames are
 :class:`~holoscope.core.frames.VideoFrame`. ``media.frame(i)`` is random access (seek to the
 keyframe before ``i``, decode forward; the decoder position is cached, so ``i, i+1, ...`` never
-re-seeks); ``media.frames_from(start)`` seeks once and decodes forward.
+re-seeks); ``media.frames_from(start)`` seeks once and decodes forward, yielding
+:class:`~holoscope.core.frames.Frame` envelopes whose index and pts are the VideoFrame's own
+(the Media wraps them; ``VideoDecoder.frames_from`` itself yields bare VideoFrames).
 
 Pixels, bit-exactly where possible (the planes are copied row by row from ``frame.planes``
 honouring each plane's ``line_size``; no swscale, so no silent range conversion). Samples keep
