@@ -23,6 +23,7 @@ from holoscope.cli_edges import (
     process_edges,
     report,
 )
+from holoscope.core.allocator import use_one_malloc_arena
 from holoscope.core.errors import InvalidArgument, display_path
 
 DEMO = "demo"
@@ -454,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     from holoscope.codecs.builtin import register_builtin_formats
 
     register_builtin_formats()  # the core registry starts empty: the program's entry fills it
+    use_one_malloc_arena()  # read-ahead threads free into one arena (see core/allocator.py)
     debug = "--debug" in argv
     printable_streams()
     logger = logging.getLogger("holoscope")

@@ -46,7 +46,11 @@ from holoscope.core.playback import FramePrefetcher  # noqa: E402
 from holoscope.core.registry import open_media  # noqa: E402
 from tests.bench.bench_foundation import Variant, print_table, random_cloud, run_interleaved  # noqa: E402
 
-register_builtin_formats()  # a script, not the CLI
+register_builtin_formats()  # a script, not the CLI: it does what the entry points do
+if "--default-arenas" not in sys.argv:
+    from holoscope.core.allocator import use_one_malloc_arena
+
+    use_one_malloc_arena()
 
 
 def make_ply_sequence(folder: Path, splats: int, frames: int, seed: int = 0) -> None:
@@ -108,6 +112,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--budget-mb", type=float, default=64.0, help="the prefetcher's byte budget")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--default-arenas", action="store_true",
+                        help="leave glibc's per-thread malloc arenas (what holoscope's entry points change)")
     args = parser.parse_args()
     splats, frames, repeats = (30_000, 6, 3) if args.quick else (args.splats, args.frames, args.repeats)
     budget = int(args.budget_mb * 2**20)
