@@ -126,11 +126,17 @@ class LatestJob(Generic[Req, Res]):
             self._pending = None
             self._cancel_below = self._next_id + 1
             self._cond.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not threading.current_thread():  # a job may close its own owner
+            self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread (for diagnostics and tests that check it ends)."""
+        return self._thread
 
     # -- worker side ---------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from holoscope.core.frames import frame_nbytes
+from holoscope.core.jobs import JobContext, LatestJob
 from holoscope.core.media import Media
 
 _TIMING_WINDOW = 32  # frames in the decode-time moving average
@@ -81,13 +82,16 @@ class FramePrefetcher:
         self.frames_dropped = 0
         self.frames_flushed = 0
         self._times: collections.deque[float] = collections.deque(maxlen=_TIMING_WINDOW)
+        # The decode runs on the one background-job pattern: a seek submits a new run, which
+        # supersedes the one in progress (newest wins); the generation counter keeps the queue
+        # free of frames from a superseded run.
+        self._job: LatestJob[tuple[int, int], None] = LatestJob(self._run_request, name=name)
         if start is not None:
             self._check_index(start)
             self._start = start
             self._next_index = start
             self._generation = 1
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+            self._job.submit((1, start))
 
     # -- consumer side (any thread; normally the GUI thread) ------------------------------------
 
@@ -104,6 +108,7 @@ class FramePrefetcher:
             self._error = None  # it belonged to the run this seek replaces
             self._running = False
             self._cond.notify_all()
+            self._job.submit((self._generation, index))
 
     def take(self, index: int) -> Any | None:
         """The frame for ``index`` if it is decoded, else ``None``; never blocks.
@@ -214,7 +219,12 @@ class FramePrefetcher:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._closed
+        return self._job.alive and not self._closed
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The decode worker's thread (the job's)."""
+        return self._job.thread
 
     def stats(self) -> dict[str, Any]:
         """Counters for the info panel."""
@@ -238,8 +248,7 @@ class FramePrefetcher:
             self._closed = True
             self._clear_queue()
             self._cond.notify_all()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        self._job.close(5.0 if timeout is None else timeout)
 
     def __enter__(self) -> FramePrefetcher:
         return self
@@ -302,18 +311,16 @@ class FramePrefetcher:
 
     # -- worker ----------------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._closed and (self._start is None or self._run_generation == self._generation):
-                    self._cond.wait()
-                if self._closed:
-                    return
-                generation, start = self._generation, self._start
-                self._run_generation = generation
-                self._running = True
-            assert start is not None
-            self._run(generation, start)
+    def _run_request(self, request: tuple[int, int], ctx: JobContext) -> None:
+        """One decode run, on the job's thread; a newer seek has superseded it if the
+        generation moved on (then it stops at its next frame)."""
+        generation, start = request
+        with self._cond:
+            if self._closed or generation != self._generation:
+                return
+            self._run_generation = generation
+            self._running = True
+        self._run(generation, start)
 
     def _run(self, generation: int, start: int) -> None:
         frames: Iterator[Any] | None = None

@@ -161,10 +161,10 @@ def test_close_joins_the_thread_even_when_blocked(threads_before) -> None:  # no
     fake = FakeVideo(100)
     pf = FramePrefetcher(fake.media(), capacity=2)
     wait_until(lambda: pf.queued == 2)  # the worker now waits for room
-    assert pf.alive and pf._thread in threading.enumerate()  # noqa: SLF001
+    assert pf.alive and pf.thread in threading.enumerate()
     pf.close()
     pf.close()  # idempotent
-    assert not pf.alive and pf._thread not in threading.enumerate()  # noqa: SLF001
+    assert not pf.alive and pf.thread not in threading.enumerate()
     with pytest.raises(RuntimeError, match="closed"):
         pf.take(3)
 
