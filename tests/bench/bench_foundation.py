@@ -122,7 +122,7 @@ def variant_json(v: Variant, **extra: object) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-def random_cloud(
+def ball_scene(
     rng: np.random.Generator,
     n: int,
     *,
@@ -131,8 +131,11 @@ def random_cloud(
     log_scale_mean: float = np.log(0.004),
     log_scale_std: float = 0.5,
 ) -> SplatCloud:
-    """Means uniform in a ball of ``radius`` at the origin, log-normal small scales, random
-    rotations, opacities in [0.05, 0.95], DC colours around grey and small higher-order SH."""
+    """The benchmarks' scene (not the format tests' ``random_cloud``, tests/codecs/helpers.py,
+    whose profiles cover what each format stores): means uniform in a ball of ``radius`` at the
+    origin, log-normal small scales, random rotations, opacities in [0.05, 0.95], DC colours
+    around grey and small higher-order SH, drawn in float32 from a caller's generator so that
+    millions of splats and successive frames are cheap to make."""
     f32 = np.float32
     direction = rng.standard_normal((n, 3), dtype=f32)
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
@@ -156,7 +159,7 @@ def random_cloud(
 
 def bench_ply(n: int, repeats: int, tmpdir: Path, rng: np.random.Generator, nommap: bool) -> dict:
     path = tmpdir / f"bench_{n}_sh3.ply"
-    cloud = random_cloud(rng, n, sh_degree=3)
+    cloud = ball_scene(rng, n, sh_degree=3)
     t0 = time.perf_counter()
     write_ply(cloud, path)
     write_s = time.perf_counter() - t0
@@ -303,7 +306,7 @@ def bench_gl(n: int, width: int, height: int, repeats: int, rng: np.random.Gener
         gl_version = ctx.info["GL_VERSION"]
         print(f"\n[gl] GL_RENDERER: {gl_renderer} | GL_VERSION: {gl_version} | "
               f"LP_NUM_THREADS={os.environ.get('LP_NUM_THREADS', '(unset)')}")
-        cloud = random_cloud(rng, n, sh_degree=3, radius=1.0)
+        cloud = ball_scene(rng, n, sh_degree=3, radius=1.0)
         camera = Camera(width, height, 60.0, look_at(np.array([0.0, 0.0, 3.0]), np.zeros(3), UP))
         renderer = GlSplatRenderer(ctx)
         target = OffscreenTarget(ctx, width, height)

@@ -44,7 +44,7 @@ from holoscope.codecs.formats.ply_inria import write_ply  # noqa: E402
 from holoscope.codecs.sequence import discover_frames, open_sequence  # noqa: E402
 from holoscope.core.playback import FramePrefetcher  # noqa: E402
 from holoscope.core.registry import open_media  # noqa: E402
-from tests.bench.bench_foundation import Variant, print_table, random_cloud, run_interleaved  # noqa: E402
+from tests.bench.bench_foundation import Variant, print_table, ball_scene, run_interleaved  # noqa: E402
 
 register_builtin_formats()  # a script, not the CLI: it does what the entry points do
 if "--default-arenas" not in sys.argv:
@@ -56,7 +56,7 @@ if "--default-arenas" not in sys.argv:
 def make_ply_sequence(folder: Path, splats: int, frames: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     for i in range(frames):
-        write_ply(random_cloud(rng, splats, sh_degree=1), folder / f"frame_{i + 1:04d}.ply")
+        write_ply(ball_scene(rng, splats, sh_degree=1), folder / f"frame_{i + 1:04d}.ply")
 
 
 def bare_loop(paths: list[Path]) -> int:

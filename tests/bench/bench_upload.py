@@ -50,7 +50,7 @@ from tests.bench.bench_foundation import (  # noqa: E402
     fmt_ms,
     fmt_ratio,
     print_table,
-    random_cloud,
+    ball_scene,
     ratio,
     variant_json,
 )
@@ -87,7 +87,7 @@ def bench_upload(n: int, same: int, repeats: int, seed: int) -> dict:
 
     rng = np.random.default_rng(seed)
     counts = frame_counts(n, same)
-    frames = [random_cloud(rng, c, sh_degree=3) for c in counts]
+    frames = [ball_scene(rng, c, sh_degree=3) for c in counts]
     frame_mb = [f.nbytes / 1e6 for f in frames]
     ctx = create_headless_context()
     warm: GlSplatRenderer | None = None
