@@ -14,13 +14,18 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+import threading
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def use_one_malloc_arena() -> bool:
-    """Ask glibc for a single malloc arena; True when it took effect. Call before threads start."""
-    if not sys.platform.startswith("linux"):
+    """Ask glibc for a single malloc arena; True when it took effect.
+
+    Only a process that has not started threads yet changes it (the command line at its very
+    start): in a process that already runs threads (a test runner calling ``main()``, an
+    embedding application) their arenas exist and the setting would only add contention."""
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -114,6 +114,10 @@ def command(args: Sequence[Arg]) -> list[Arg]:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HOLOSCOPE_MAX_MEMORY", "PYTHONWARNINGS")}
+    # Several commands run at once on few cores: BLAS worker threads that spin while they wait
+    # would oversubscribe the machine (seen as a 0.5 s convert taking minutes).
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra or {})
     return env
 
