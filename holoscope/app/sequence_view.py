@@ -17,6 +17,7 @@ from typing import Any, Callable
 import moderngl
 import numpy as np
 
+from holoscope.app.views import PlayerView
 from holoscope.core import budget
 from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import Bounds
@@ -37,7 +38,7 @@ def _sort(request: tuple[int, np.ndarray, np.ndarray], ctx: JobContext) -> tuple
     return token, sort_back_to_front(means, view, 0.0)
 
 
-class SplatSequenceView:
+class SplatSequenceView(PlayerView):
     interactive = True  # the camera stays under the user's control while the sequence plays
     timed = True
     progressive = False
@@ -79,16 +80,6 @@ class SplatSequenceView:
             self._pending = cloud
         self.shown = frame.index
 
-    def show_frame(self, index: int) -> bool:
-        """Seek the player to ``index`` and present it if it has been read; True when the
-        picture changes."""
-        if self.player.due != index:
-            self.player.seek(index)
-        frame = self.player.poll()
-        if frame is None:
-            return False
-        self.present(frame)
-        return True
 
     # Drawing ---------------------------------------------------------------------------
     def bounds(self) -> Bounds:

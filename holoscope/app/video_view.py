@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import moderngl
 
+from holoscope.app.views import PlayerView
 from holoscope.core.camera import Camera
 from holoscope.core.errors import InvalidArgument
 from holoscope.core.frames import Frame
@@ -29,7 +30,7 @@ from holoscope.render.gl.video_renderer import GlVideoRenderer
 QUEUE_FRAMES = 4
 
 
-class VideoView:
+class VideoView(PlayerView):
     interactive = False  # the camera does not apply to a flat picture
     timed = True
     progressive = False
@@ -68,16 +69,6 @@ class VideoView:
         self._pending = frame.cpu_payload()  # a GL upload: host memory only
         self.shown = frame.index
 
-    def show_frame(self, index: int) -> bool:
-        """Seek the player to ``index`` and present it if it is decoded; True when the picture
-        changed. A decode failure is raised here (on the GUI thread)."""
-        if self.player.due != index:
-            self.player.seek(index)
-        frame = self.player.poll()
-        if frame is None:
-            return False
-        self.present(frame)
-        return True
 
     @property
     def first_frame_shown(self) -> bool:

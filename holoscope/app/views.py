@@ -88,3 +88,21 @@ def pick_splat(cloud: SplatCloud, camera: Camera, x: float, y: float, radius_px:
         return None
     idx = np.flatnonzero(near)
     return cloud.means[idx[np.argmin(depth[idx])]].astype(np.float64)
+
+
+class PlayerView:
+    """What every timed view shares: the window's transport talks to ``self.player`` and frames
+    reach the view through ``present`` (defined by the view)."""
+
+    player: Any
+
+    def show_frame(self, index: int) -> bool:
+        """Seek the player to ``index`` and present it if it has been decoded; True when the
+        picture changes. A decode failure is raised here, on the GUI thread."""
+        if self.player.due != index:
+            self.player.seek(index)
+        frame = self.player.poll()
+        if frame is None:
+            return False
+        self.present(frame)  # type: ignore[attr-defined]
+        return True

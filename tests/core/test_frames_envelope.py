@@ -15,20 +15,13 @@ from holoscope.core.frames import FailedFrame, Frame, VideoFrame, frame_nbytes
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.playback import FramePrefetcher
 from holoscope.core.player import Player, PlayerState
+from tests.core.test_player import FakeClock, poll_until
 
 
 @dataclass(frozen=True)
 class Pic:
     number: int  # no ``index``: the envelope's index comes from the medium
     nbytes: int = 100
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def stream(length: int = 12, fps: float = 10.0) -> tuple[Media, list[int]]:
@@ -50,16 +43,6 @@ def stream(length: int = 12, fps: float = 10.0) -> tuple[Media, list[int]]:
     media = Media(kind=MediaKind.VIDEO, format="fake-stream", reader="test", frame_count=None, fps=fps,
                   load_frame=load, iter_from=iter_from)  # fmt: skip
     return media, runs
-
-
-def poll_until(player: Player, want: int, timeout: float = 5.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        frame = player.poll()
-        if player.index == want:
-            return frame
-        time.sleep(0.002)
-    raise AssertionError(f"frame {want} never shown (at {player.index}, {player.state})")
 
 
 # ---- the envelope --------------------------------------------------------------------------------
