@@ -69,10 +69,13 @@ def _open(path: Path | str, forced: str | None, fps: float | None = None):
 
 
 def _open_splats(path: Path | str, forced: str | None):
+    return _checked_splats(_open(path, forced), path)
+
+
+def _checked_splats(media, path: Path | str):
     from holoscope.core.errors import FormatNotRecognized
     from holoscope.core.media import MediaKind
 
-    media = _open(path, forced)
     if media.kind is not MediaKind.SPLATS:
         media.release()
         raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
@@ -120,7 +123,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_output_size(width, height, args.output, args.codec)
     path = _resolve_input(args.input)
     media = _open(path, args.format, fps=args.fps)
-    if media.kind is MediaKind.SPLAT_SEQUENCE:
+    if media.kind.is_timed_splats:
         return _render_sequence(args, media, path_cams, (width, height), fov, up, background)
     if media.kind is not MediaKind.SPLATS:
         media.release()
@@ -190,6 +193,10 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None) ->
 
         return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                 **describe_sequence(probe)}  # fmt: skip
+    if probe.kind is MediaKind.SPLAT_VIDEO:
+        return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+                "frames": probe.frame_count, "fps": round(probe.fps, 6), "duration": round(probe.duration or 0, 6),
+                **{k: _jsonable(v) for k, v in probe.info.items() if k not in ("first_readable_frame",)}}  # fmt: skip
     if probe.kind is not MediaKind.SPLATS:
         try:
             report = {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
@@ -261,8 +268,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from holoscope.codecs.inputs import is_sequence_input
 
     if args.format is None and is_sequence_input(args.input):
-        return _convert_sequence(args, spec, writer, flip)
-    media, cloud = _open_splats(_resolve_input(args.input), args.format)
+        from holoscope.codecs.sequence import output_name
+
+        output_name(args.output, 1)  # a numbered name, checked before any frame is read
+        return _convert_sequence(args, spec, writer, flip, _open(args.input, None))
+    media = _open(_resolve_input(args.input), args.format)
+    if media.kind.is_timed_splats:
+        return _convert_sequence(args, spec, writer, flip, media)
+    media, cloud = _checked_splats(media, args.input)
     if args.sh_degree is not None:
         cloud = cloud.with_sh_degree(args.sh_degree)
     if flip is not None:
@@ -280,7 +293,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert_sequence(args: argparse.Namespace, spec, writer, flip) -> int:
+def _convert_sequence(args: argparse.Namespace, spec, writer, flip, media) -> int:
     """``convert SEQ OUT/%04d.ply``: every frame, numbered from 1 like the inputs."""
     from holoscope.codecs.sequence import output_name, write_sequence
     from holoscope.core.splat_math import flip_axes
@@ -290,7 +303,6 @@ def _convert_sequence(args: argparse.Namespace, spec, writer, flip) -> int:
     if args.spz_version is not None and spec.name != "spz":
         raise InvalidArgument("--spz-version applies to .spz outputs only")
     options = {"version": args.spz_version} if args.spz_version is not None else {}
-    media = _open(args.input, None, fps=None)
     a, b = parse_frame_range(args.frames, media.frame_count) if args.frames else (0, media.frame_count)
 
     def transform(cloud):
@@ -371,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
     i.set_defaults(func=cmd_info)
+
+    from holoscope.cli_encode import add_encode_parser
+
+    add_encode_parser(sub, common)
     return parser
 
 
@@ -390,7 +406,7 @@ def _glue_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
-COMMANDS = ("render", "info", "convert")
+COMMANDS = ("render", "info", "convert", "encode")
 MEMORY_HELP = ("decode budget, e.g. 2G or 512M (default: a share of the memory this process can get; "
                "also $HOLOSCOPE_MAX_MEMORY)")  # fmt: skip
 

@@ -32,6 +32,12 @@ class MediaKind(enum.Enum):
     NEURAL_SCENE = "neural-scene"  # hash-grid scenes
     VIDEO = "video"  # plain video files
 
+    @property
+    def is_timed_splats(self) -> bool:
+        """Splat frames in time (a sequence of files or a Gaussian video): they play, render and
+        convert alike."""
+        return self in (MediaKind.SPLAT_SEQUENCE, MediaKind.SPLAT_VIDEO)
+
 
 @dataclass(eq=False)
 class Media:

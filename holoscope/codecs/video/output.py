@@ -570,6 +570,11 @@ def _publish(temp: Path, final: Path) -> None:
     os.replace(temp, final)  # atomic on one filesystem: readers see the old file or the new one
 
 
+# Public names for other writers that publish a file only when it is complete.
+reserve_temp = _reserve_temp
+publish_file = _publish
+
+
 def _unlink(path: Path) -> None:
     try:
         path.unlink(missing_ok=True)

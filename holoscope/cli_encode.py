@@ -1,0 +1,168 @@
+"""``holoscope encode``: splat sequences into Gaussian video (.gsv, segments, or V^3 streams).
+
+Kept apart from :mod:`holoscope.cli` so that the command table stays short; the report it
+prints is the encoder's (bytes, bitrate, per-attribute error) plus the rendered PSNR against
+the input from fixed cameras, measured while encoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from holoscope.cli_edges import emit
+from holoscope.core.errors import InvalidArgument, display_path
+
+PSNR_CAMERAS = 4
+PSNR_SIZE = (320, 240)
+
+
+def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from holoscope.codecs.gsvideo.encode import DEFAULT_GOF
+    from holoscope.codecs.gsvideo.plan import DEFAULT_PRESET, PRESETS
+
+    e = sub.add_parser("encode", parents=[common], help="encode a splat sequence as Gaussian video (.gsv or V^3 streams)")
+    kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3}")
+    g = kinds.add_parser("gsvideo", parents=[common], help="holoscope's Gaussian-video format (.gsv file and/or segments)")
+    g.add_argument("input", help="a splat sequence: folder of frames, quoted glob, list file, V^3 folder or .gsv")
+    g.add_argument("-o", "--output", help="the .gsv file to write")
+    g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
+                   help=f"quality/size trade-off (default {DEFAULT_PRESET}): " +
+                        "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()))  # fmt: skip
+    g.add_argument("--gof", type=int, default=DEFAULT_GOF, help=f"frames per group, the unit of seeking and streaming (default {DEFAULT_GOF})")
+    g.add_argument("--codec", choices=("h264", "hevc", "av1"), help="video codec (default: the preset's)")
+    g.add_argument("--segments", metavar="DIR", help="also (or only) write the segmented streaming layout into DIR")
+    g.add_argument("--levels", metavar="P1,P2", help="segments: further quality levels (presets), e.g. low")
+    g.add_argument("--fps", type=float, help="frame rate (default: the input's)")
+    g.add_argument("--frames", metavar="A:B", help="encode input frames A..B-1 only")
+    g.add_argument("--no-psnr", action="store_true", help="skip the rendered-PSNR measurement in the report")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    g.set_defaults(func=cmd_encode_gsvideo)
+    v = kinds.add_parser("v3", parents=[common], help="V^3 (VideoGS) stream folder: 20 grey H.264 MP4s per group")
+    v.add_argument("input", help="a splat sequence (folder of frames, quoted glob, list file, .gsv ...)")
+    v.add_argument("-o", "--output", required=True, help="the folder to create")
+    v.add_argument("--group-size", type=int, default=10, help="frames per group (default 10)")
+    v.add_argument("--qp", type=int, default=25, help="x264 qp of the lossy streams (default 25, as VideoGS)")
+    v.add_argument("--fps", type=float, help="frame rate (default: the input's)")
+    v.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    v.set_defaults(func=cmd_encode_v3)
+
+
+def _open_timed(text: str, fps: float | None):
+    from holoscope.codecs.inputs import open_input
+    from holoscope.core.errors import FormatNotRecognized
+
+    media = open_input(Path(text) if not isinstance(text, Path) else text, None, fps=fps)
+    if not media.kind.is_timed_splats:
+        media.release()
+        raise FormatNotRecognized(f"a {media.format} file is not a splat sequence; encode takes timed splat media",
+                                  path=text)  # fmt: skip
+    return media
+
+
+def cmd_encode_gsvideo(args: argparse.Namespace) -> int:
+    from holoscope.codecs.gsvideo.encode import encode_gsvideo
+    from holoscope.core.camera_path import check_fps
+    from holoscope.core.progress import TerminalProgress
+    from holoscope.render.timeline import parse_frame_range
+
+    if args.output is None and args.segments is None:
+        raise InvalidArgument("name the output: -o OUT.gsv and/or --segments DIR")
+    if args.output is not None and not args.output.lower().endswith(".gsv"):
+        raise InvalidArgument("the output file's name must end in .gsv")
+    fps = check_fps(args.fps, "--fps") if args.fps is not None else None
+    levels = [p.strip() for p in args.levels.split(",") if p.strip()] if args.levels else []
+    media = _open_timed(args.input, fps)
+    start, stop = parse_frame_range(args.frames, media.frame_count) if args.frames else (0, media.frame_count)
+    comparer = None if args.no_psnr else _psnr_meter(media, start)
+    progress = TerminalProgress(stop - start, label="encoding ")
+
+    def frames():
+        for frame in media.frames_from(start):
+            if frame.index >= stop:
+                break
+            yield frame
+
+    try:
+        report = encode_gsvideo(frames(), args.output, fps=media.fps, preset=args.preset, gof=args.gof,
+                                codec=args.codec, segments=args.segments, levels=levels,
+                                up=str(media.info.get("default_up") or "+y"), frame_count=stop - start,
+                                progress=progress, on_group=comparer.add if comparer else None)  # fmt: skip
+    finally:
+        media.release()
+        if comparer is not None:
+            comparer.release()
+    if comparer is not None:
+        report.psnr = comparer.psnr()
+    if not args.quiet:
+        for line in report_lines(report, args.output, args.segments):
+            emit(line)
+    return 0
+
+
+def report_lines(report, output: str | None, segments: str | None) -> list[str]:
+    where = " and ".join(display_path(p) for p in (output, segments) if p)
+    lines = [f"wrote {where}: {report.frames} frames in {report.groups} groups, preset {report.preset} ({report.codec}), "
+             f"SH {report.sh_degree}, {report.seconds:.1f} s",
+             f"  {report.file_bytes:,} bytes: {report.bytes_per_frame / 1e3:,.1f} kB/frame, "
+             f"{report.bitrate / 1e6:.2f} Mbit/s at {report.fps:g} fps",
+             "  groups: " + ", ".join(f"{n} {kind}" for kind, n in report.orders.items() if n) +
+             " (index: the input's correspondence kept; spatial: frames sorted on their own)",
+             "  bytes per attribute: " + ", ".join(f"{a} {b / report.frames / 1e3:.1f} kB/frame"
+                                                  for a, b in report.attribute_bytes.items()),
+             "  error (RMSE / max; scale in log units): " + ", ".join(
+                 f"{a} {report.rmse[a]:.3g}/{report.max_error[a]:.3g}" for a in report.rmse)]  # fmt: skip
+    if report.psnr is not None:
+        lines.append(f"  rendered PSNR against the input: {report.psnr:.2f} dB "
+                     f"({PSNR_CAMERAS} fixed cameras, {PSNR_SIZE[0]}x{PSNR_SIZE[1]})")  # fmt: skip
+    if len(report.levels) > 1:
+        lines.append("  levels: " + ", ".join(f"{lv['preset']} {lv['bytes'] / report.frames / 1e3:.1f} kB/frame"
+                                              for lv in report.levels))  # fmt: skip
+    return lines
+
+
+class _PsnrMeter:
+    """Renders each input frame and its decoded version from the same fixed cameras."""
+
+    def __init__(self, comparer) -> None:
+        self.comparer = comparer
+        self.squared, self.count = 0.0, 0
+
+    def add(self, inputs, decoded) -> None:
+        for a, b in zip(inputs, decoded):
+            self.squared += self.comparer.mse(a, b)
+            self.count += 1
+
+    def psnr(self) -> float:
+        from holoscope.render.compare import psnr_from_mse
+
+        return psnr_from_mse(self.squared / max(1, self.count))
+
+    def release(self) -> None:
+        self.comparer.release()
+
+
+def _psnr_meter(media, start: int) -> _PsnrMeter:
+    from holoscope.render.compare import SequenceComparer, fixed_cameras
+
+    first = media.frame(max(start, int(media.info.get("first_readable_frame", 0))))
+    cameras = fixed_cameras(first, count=PSNR_CAMERAS, size=PSNR_SIZE, up=str(media.info.get("default_up") or "+y"))
+    return _PsnrMeter(SequenceComparer(cameras))
+
+
+def cmd_encode_v3(args: argparse.Namespace) -> int:
+    from holoscope.codecs.gsvideo.v3 import write_v3
+    from holoscope.core.camera_path import check_fps
+    from holoscope.core.progress import TerminalProgress
+
+    fps = check_fps(args.fps, "--fps") if args.fps is not None else None
+    media = _open_timed(args.input, fps)
+    progress = TerminalProgress(media.frame_count or 0, label="encoding ")
+    try:
+        summary = write_v3((f.payload for f in media.frames_from(0)), Path(args.output), group_size=args.group_size,
+                           qp=args.qp, fps=media.fps, progress=progress)  # fmt: skip
+    finally:
+        media.release()
+    if not args.quiet:
+        emit(f"wrote {display_path(args.output)}: V^3 stream, {summary}")
+    return 0

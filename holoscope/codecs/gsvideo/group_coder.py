@@ -1,0 +1,155 @@
+"""A group of frames <-> attribute pictures: ordering, per-group ranges, quantisation, planes.
+
+The inverse of each step runs at decode time: samples are gathered straight from the decoded
+planes at the pixels the placement gives, values are taken out of their headroom, high and low
+parts are joined, and each channel is dequantised into the output arrays in place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from holoscope.codecs.gsvideo.channels import cloud_channels, quantise
+from holoscope.codecs.gsvideo.layout import image_size, index_correspondence, morton_order, placement, to_image
+from holoscope.codecs.gsvideo.plan import POSITION, StreamSpec, value_bits
+from holoscope.codecs.gsvideo.planes import bit_depth, read_planes
+from holoscope.core.frames import SplatCloud, sh_coeff_count
+
+
+@dataclass
+class CodedGroup:
+    pictures: list[list[list[np.ndarray]]]  # [frame][stream][plane] sample images
+    order: str  # "index" or "spatial"
+    orders: list[np.ndarray]  # per frame: coding position -> input splat index
+    ranges: np.ndarray  # float32 [channels, 2]
+    counts: list[int]
+    width: int
+    height: int
+
+
+def group_order(clouds: list[SplatCloud], force_spatial: bool = False) -> tuple[str, list[np.ndarray]]:
+    """One Morton order for the whole group when splat i is one Gaussian in every frame,
+    else each frame's own Morton order inside the group's common box."""
+    lo = np.min([c.means.min(axis=0) for c in clouds], axis=0)
+    hi = np.max([c.means.max(axis=0) for c in clouds], axis=0)
+    if not force_spatial and index_correspondence(clouds):
+        order = morton_order(clouds[0].means, lo, hi)
+        return "index", [order] * len(clouds)
+    return "spatial", [morton_order(c.means, lo, hi) for c in clouds]
+
+
+def _sample_dtype(spec: StreamSpec) -> type:
+    return np.uint8 if bit_depth(spec.pix_fmt) == 8 else np.uint16
+
+
+def _part(q: np.ndarray, part: str, bits: int) -> np.ndarray:
+    if part == "hi":
+        return q >> (bits - 8)
+    if part == "lo":
+        return q & ((1 << (bits - 8)) - 1)
+    return q
+
+
+def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[StreamSpec], sh_degree: int, *,
+               force_spatial: bool = False) -> CodedGroup:  # fmt: skip
+    """Quantised attribute pictures for a group of frames (see the module docstring)."""
+    order_kind, orders = group_order(clouds, force_spatial)
+    values, previous = [], None
+    for cloud, order in zip(clouds, orders):
+        channels = cloud_channels(cloud, sh_degree, order, previous if order_kind == "index" else None)
+        previous = np.stack([channels[c] for c in ("qw", "qx", "qy", "qz")], axis=1)
+        values.append(channels)
+    names = list(bits)
+    ranges = np.array([[min(float(v[c].min()) for v in values), max(float(v[c].max()) for v in values)]
+                       for c in names], np.float32)  # fmt: skip
+    counts = [c.count for c in clouds]
+    width, height = image_size(max(counts))
+    pixels = placement(width, height)
+    pictures = []
+    for frame_values in values:
+        q = {c: quantise(frame_values[c], float(ranges[i, 0]), float(ranges[i, 1]), bits[c]) for i, c in enumerate(names)}
+        frame_pictures = []
+        for spec in streams:
+            planes = []
+            for plane in spec.planes:
+                vbits = value_bits(plane, bits[plane.channel])
+                step = 1 << (bit_depth(spec.pix_fmt) - vbits)
+                sample = _part(q[plane.channel], plane.part, bits[plane.channel]).astype(np.uint32) * step + step // 2
+                planes.append(to_image(sample.astype(_sample_dtype(spec)), pixels, width, height))
+            frame_pictures.append(planes)
+        pictures.append(frame_pictures)
+    return CodedGroup(pictures, order_kind, orders, ranges, counts, width, height)
+
+
+@lru_cache(maxsize=8)
+def _gather_index(width: int, height: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    pixels = placement(width, height)[:count]
+    ys, xs = np.divmod(pixels, width)
+    return ys.astype(np.intp), xs.astype(np.intp)
+
+
+class GroupDecoder:
+    """Turns the decoded pictures of one frame back into a SplatCloud."""
+
+    def __init__(self, bits: dict[str, int], streams: list[StreamSpec], sh_degree: int, ranges: np.ndarray,
+                 width: int, height: int) -> None:  # fmt: skip
+        self.bits, self.streams, self.sh_degree = bits, streams, sh_degree
+        self.width, self.height = width, height
+        self.range_of = {c: (float(ranges[i, 0]), float(ranges[i, 1])) for i, c in enumerate(bits)}
+
+    def _targets(self, n: int) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
+        means = np.empty((n, 3), np.float32)
+        scales = np.empty((n, 3), np.float32)
+        quats = np.empty((n, 4), np.float32)
+        opacities = np.empty(n, np.float32)
+        sh = np.empty((n, sh_coeff_count(self.sh_degree), 3), np.float32)
+        out = {c: means[:, i] for i, c in enumerate(POSITION)}
+        out.update({c: sh[:, 0, i] for i, c in enumerate("rgb")})
+        out.update({c: scales[:, i] for i, c in enumerate(("sx", "sy", "sz"))})
+        out.update({c: quats[:, i] for i, c in enumerate(("qw", "qx", "qy", "qz"))})
+        out["opacity"] = opacities
+        for k in range(1, sh_coeff_count(self.sh_degree)):
+            for i, c in enumerate("rgb"):
+                out[f"sh{k}{c}"] = sh[:, k, i]
+        return out, (means, scales, quats, opacities, sh)
+
+    def cloud(self, pictures: list[Any], count: int, metadata: dict | None = None) -> SplatCloud:
+        ys, xs = _gather_index(self.width, self.height, count)
+        out, (means, scales, quats, opacities, sh) = self._targets(count)
+        parts: dict[str, dict[str, np.ndarray]] = {}
+        for spec, picture in zip(self.streams, pictures):
+            planes = read_planes(picture, len(spec.planes))
+            depth = bit_depth(spec.pix_fmt)
+            for plane, samples in zip(spec.planes, planes):
+                vbits = value_bits(plane, self.bits[plane.channel])
+                shift = depth - vbits
+                values = samples[ys, xs]
+                if shift:
+                    values = values >> shift
+                if plane.part:
+                    parts.setdefault(plane.channel, {})[plane.part] = values
+                else:
+                    self._dequantise(plane.channel, values, out)
+        for channel, halves in parts.items():
+            low_bits = self.bits[channel] - 8
+            q = (halves["hi"].astype(np.uint32) << low_bits) | halves["lo"]
+            self._dequantise(channel, q, out)
+        np.exp(scales, out=scales)
+        norms = np.sqrt(np.einsum("ij,ij->i", quats, quats))
+        bad = norms < 1e-8
+        norms[bad] = 1
+        quats /= norms[:, None]
+        quats[bad] = (1, 0, 0, 0)
+        np.clip(opacities, 0, 1, out=opacities)
+        return SplatCloud(means, scales, quats, opacities, sh, metadata or {})
+
+    def _dequantise(self, channel: str, q: np.ndarray, out: dict[str, np.ndarray]) -> None:
+        lo, hi = self.range_of[channel]
+        top = (1 << self.bits[channel]) - 1
+        target = out[channel]
+        np.multiply(q, np.float32((hi - lo) / top), out=target, casting="unsafe")
+        target += np.float32(lo)
