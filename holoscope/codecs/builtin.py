@@ -61,6 +61,18 @@ def _splat() -> ModuleType:
     return splat
 
 
+def _gsv() -> ModuleType:
+    from holoscope.codecs.gsvideo import gsv
+
+    return gsv
+
+
+def _v3() -> ModuleType:
+    from holoscope.codecs.gsvideo import v3
+
+    return v3
+
+
 def _is_inria_ply(head: bytes) -> bool:
     # Any PLY that is not PlayCanvas' chunked "compressed PLY" goes to the INRIA reader, which
     # then names the properties it misses if the file is not a splat scene.
@@ -190,7 +202,56 @@ SPLAT = FormatSpec(
     magic="none (by extension; size a multiple of 32)",
 )
 
-BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT)
+_GSV_MANIFEST_TAG = b'"holoscope-gsv-manifest"'
+
+
+def _is_gsv(head: bytes) -> bool:
+    """A .gsv file, or the manifest of a segmented Gaussian-video layout."""
+    return head[:4] == b"HSGV" or (head.lstrip()[:1] == b"{" and _GSV_MANIFEST_TAG in head)
+
+
+def _is_gsv_dir(path: Path) -> bool:
+    try:
+        with open(path / "manifest.json", "rb") as fh:
+            return _GSV_MANIFEST_TAG in fh.read(4096)
+    except OSError:
+        return False
+
+
+GSV = FormatSpec(
+    name="gsv",
+    description="holoscope Gaussian video (.gsv file, or a segment folder with manifest.json)",
+    kind=MediaKind.SPLAT_VIDEO,
+    extensions=(".gsv", "manifest.json"),
+    opener=lazy(_gsv, "open_gsv"),
+    probe=_is_gsv,
+    magic="HSGV, or a manifest.json naming holoscope-gsv-manifest",
+    priority=30,
+    directory_probe=_is_gsv_dir,
+)
+
+
+def _is_v3_dir(path: Path) -> bool:
+    """A V^3 stream folder (VideoGS layout): group_info.json beside viewer_min_max.json."""
+    try:
+        return (path / "group_info.json").is_file() and (path / "viewer_min_max.json").is_file()
+    except OSError:
+        return False
+
+
+V3 = FormatSpec(
+    name="v3",
+    description="V^3 volumetric Gaussian video (VideoGS folder: JSON tables + group<g>/0..19.mp4)",
+    kind=MediaKind.SPLAT_VIDEO,
+    extensions=("group_info.json",),
+    opener=lazy(_v3, "open_v3"),
+    # No probe: a JSON table has no signature worth trusting, and a damaged group_info.json must
+    # still reach the reader (which names what is wrong) rather than be "not recognised".
+    magic="none (a folder with group_info.json + viewer_min_max.json, or its group_info.json)",
+    directory_probe=_is_v3_dir,
+)
+
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3)
 
 
 def register_builtin_formats() -> None:

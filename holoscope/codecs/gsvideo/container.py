@@ -54,7 +54,7 @@ class GroupEntry:
     counts: tuple[int, ...]  # Gaussians per frame
     width: int
     height: int
-    order: str  # "index" (one order for the group) or "spatial" (each frame sorted on its own)
+    order: str  # "index" (one order for the group) or "matched" (each frame matched to the one before)
     ranges: np.ndarray  # float32 [channels, 2]: min, max per channel
     crc32: int
     offset: int = 0  # .gsv: byte offset in the file
@@ -167,7 +167,7 @@ def _parse_group(data: Any, channels: int, file_size: int | None) -> GroupEntry:
             isinstance(c, int) and 1 <= c <= min(MAX_SPLATS, width * height) for c in counts):  # fmt: skip
         raise ValueError(f"group at frame {start}: counts must give 1..{width}x{height} Gaussians for each of {frames} frames")
     order = data.get("order")
-    if order not in ("index", "spatial"):
+    if order not in ("index", "matched", "spatial"):
         raise ValueError(f"group at frame {start}: unknown order {order!r}")
     try:
         ranges = np.frombuffer(base64.b64decode(str(data.get("ranges", "")), validate=True), "<f4")

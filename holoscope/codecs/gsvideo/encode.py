@@ -115,7 +115,7 @@ class _Level:
         self.result = LevelResult(preset)
         self.result.stream_bytes = [0] * len(self.streams)
         self.entries: list[container.GroupEntry] = []
-        self.orders = {"index": 0, "spatial": 0}
+        self.orders = {"index": 0, "matched": 0}
 
     def encode(self, clouds: list[SplatCloud], start: int, fps: float,
                on_group: Callable[[list[SplatCloud], list[SplatCloud]], None] | None) -> None:  # fmt: skip
@@ -152,9 +152,10 @@ class _Level:
 
     def _broken_high_bytes(self, coded: CodedGroup, decoded: list[SplatCloud], clouds: list[SplatCloud]) -> bool:
         names = list(self.bits)
+        split = {p.channel for s in self.streams for p in s.planes if p.part == "hi"}
         for i, axis in enumerate("xyz"):
             bits = self.bits[axis]
-            if bits <= 8:
+            if axis not in split:
                 continue
             lo, hi = coded.ranges[names.index(axis)]
             step = (hi - lo) / ((1 << bits) - 1) if hi > lo else 0
@@ -193,22 +194,20 @@ def want_quats(channels: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _write_gsv(header: container.Header, segments: list[bytes], output: Path) -> int:
-    # Offsets depend on the header's length, which depends on the offsets' digits: iterate.
-    entries = header.groups
-    size = 0
-    for _ in range(4):
-        offset = size or container.header_size(header)
-        placed = []
-        for entry, data in zip(entries, segments):
+    # Segment offsets are written in the header, whose compressed size depends on them: pick
+    # where the segments start, place them, and move that start on until the header fits
+    # (the gap, at most a few bytes, is zero padding).
+    data_start = container.header_size(header) + 64
+    while True:
+        offset, placed = data_start, []
+        for entry, data in zip(header.groups, segments):
             placed.append(replace(entry, offset=offset))
             offset += len(data)
-        header = replace(header, groups=placed)
-        new_size = container.header_size(header)
-        if new_size == size:
+        packed = container.pack_header(replace(header, groups=placed))
+        if len(packed) <= data_start:
+            packed += bytes(data_start - len(packed))
             break
-        size = new_size
-    packed = container.pack_header(header)
-    assert len(packed) == header.groups[0].offset, "header size did not settle"
+        data_start = len(packed) + 64
     from holoscope.codecs.video.output import publish_file, reserve_temp
 
     temp = reserve_temp(output)

@@ -8,13 +8,13 @@ parts are joined, and each channel is dequantised into the output arrays in plac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from holoscope.codecs.gsvideo.channels import cloud_channels, quantise
-from holoscope.codecs.gsvideo.layout import image_size, index_correspondence, morton_order, placement, to_image
+from holoscope.codecs.gsvideo.layout import (from_image, image_size, index_correspondence, match_order, morton_order,
+                                             raster_order, to_image)  # fmt: skip
 from holoscope.codecs.gsvideo.plan import POSITION, StreamSpec, value_bits
 from holoscope.codecs.gsvideo.planes import bit_depth, read_planes
 from holoscope.core.frames import SplatCloud, sh_coeff_count
@@ -23,8 +23,8 @@ from holoscope.core.frames import SplatCloud, sh_coeff_count
 @dataclass
 class CodedGroup:
     pictures: list[list[list[np.ndarray]]]  # [frame][stream][plane] sample images
-    order: str  # "index" or "spatial"
-    orders: list[np.ndarray]  # per frame: coding position -> input splat index
+    order: str  # "index" or "matched"
+    orders: list[np.ndarray]  # per frame: decoded splat i is input splat orders[f][i]
     ranges: np.ndarray  # float32 [channels, 2]
     counts: list[int]
     width: int
@@ -32,14 +32,17 @@ class CodedGroup:
 
 
 def group_order(clouds: list[SplatCloud], force_spatial: bool = False) -> tuple[str, list[np.ndarray]]:
-    """One Morton order for the whole group when splat i is one Gaussian in every frame,
-    else each frame's own Morton order inside the group's common box."""
+    """One Morton order for the whole group when splat i is one Gaussian in every frame; else
+    frame 0's Morton order, each later frame matched to the one before (:func:`match_order`)."""
     lo = np.min([c.means.min(axis=0) for c in clouds], axis=0)
     hi = np.max([c.means.max(axis=0) for c in clouds], axis=0)
     if not force_spatial and index_correspondence(clouds):
         order = morton_order(clouds[0].means, lo, hi)
         return "index", [order] * len(clouds)
-    return "spatial", [morton_order(c.means, lo, hi) for c in clouds]
+    orders = [morton_order(clouds[0].means, lo, hi)]
+    for previous, cloud in zip(clouds, clouds[1:]):
+        orders.append(match_order(previous.means[orders[-1]], cloud.means, lo, hi))
+    return "matched", orders
 
 
 def _sample_dtype(spec: StreamSpec) -> type:
@@ -68,7 +71,6 @@ def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[Str
                        for c in names], np.float32)  # fmt: skip
     counts = [c.count for c in clouds]
     width, height = image_size(max(counts))
-    pixels = placement(width, height)
     pictures = []
     for frame_values in values:
         q = {c: quantise(frame_values[c], float(ranges[i, 0]), float(ranges[i, 1]), bits[c]) for i, c in enumerate(names)}
@@ -79,17 +81,12 @@ def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[Str
                 vbits = value_bits(plane, bits[plane.channel])
                 step = 1 << (bit_depth(spec.pix_fmt) - vbits)
                 sample = _part(q[plane.channel], plane.part, bits[plane.channel]).astype(np.uint32) * step + step // 2
-                planes.append(to_image(sample.astype(_sample_dtype(spec)), pixels, width, height))
+                planes.append(to_image(sample.astype(_sample_dtype(spec)), width, height))
             frame_pictures.append(planes)
         pictures.append(frame_pictures)
-    return CodedGroup(pictures, order_kind, orders, ranges, counts, width, height)
-
-
-@lru_cache(maxsize=8)
-def _gather_index(width: int, height: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    pixels = placement(width, height)[:count]
-    ys, xs = np.divmod(pixels, width)
-    return ys.astype(np.intp), xs.astype(np.intp)
+    # The decoder hands Gaussians out in raster order of their pixels: say which input each is.
+    decoded_orders = [raster_order(order, width, height) for order in orders]
+    return CodedGroup(pictures, order_kind, decoded_orders, ranges, counts, width, height)
 
 
 class GroupDecoder:
@@ -118,7 +115,6 @@ class GroupDecoder:
         return out, (means, scales, quats, opacities, sh)
 
     def cloud(self, pictures: list[Any], count: int, metadata: dict | None = None) -> SplatCloud:
-        ys, xs = _gather_index(self.width, self.height, count)
         out, (means, scales, quats, opacities, sh) = self._targets(count)
         parts: dict[str, dict[str, np.ndarray]] = {}
         for spec, picture in zip(self.streams, pictures):
@@ -127,7 +123,7 @@ class GroupDecoder:
             for plane, samples in zip(spec.planes, planes):
                 vbits = value_bits(plane, self.bits[plane.channel])
                 shift = depth - vbits
-                values = samples[ys, xs]
+                values = from_image(samples, count)
                 if shift:
                     values = values >> shift
                 if plane.part:

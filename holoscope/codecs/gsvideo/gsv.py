@@ -41,7 +41,7 @@ HW_PIXEL_FORMATS = {"yuv420p", "yuv420p10le"}
 
 
 def _decoder_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return 1  # one thread per decoder: the streams of a group decode side by side instead
 
 
 class _HardwareChoice:

@@ -13,6 +13,8 @@ frames (inter). So that both work on Gaussians:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 BLOCK = 16  # placement block side (a macroblock)
@@ -63,23 +65,38 @@ def _spread2(v: np.ndarray) -> np.ndarray:
     return v
 
 
-def placement(width: int, height: int) -> np.ndarray:
-    """``flat pixel index`` for each position of the order: Z-order inside BLOCK x BLOCK blocks,
-    blocks row-major; pixels past the last full block row follow row-major. Length width*height,
-    a permutation of the pixels."""
+@lru_cache(maxsize=32)
+def placement(width: int, height: int, count: int) -> np.ndarray:
+    """``flat pixel index`` for each position of the coding order of ``count`` Gaussians.
+
+    Whole strips of BLOCK rows that the Gaussians fill are laid in Z-order inside BLOCK x BLOCK
+    blocks (blocks left to right), the rest row by row. So the pixels in use are exactly the
+    first ``count`` pixels in raster order, and a decoder reads a plane's first ``count``
+    samples as they lie, with no gather. Covers all width*height pixels (a permutation)."""
     ys, xs = np.divmod(np.arange(width * height, dtype=np.int64), width)
-    full_rows = (height // BLOCK) * BLOCK
-    in_blocks = ys < full_rows
+    strip_rows = min(height, (count // (BLOCK * width)) * BLOCK)
+    in_blocks = ys < strip_rows
     block = (ys // BLOCK) * (width // BLOCK) + xs // BLOCK
     z = _spread2(xs % BLOCK) | (_spread2(ys % BLOCK) << 1)
     rank = np.where(in_blocks, block * BLOCK * BLOCK + z, ys * width + xs)
     order = np.argsort(rank, kind="stable")  # position in the order -> pixel
+    order.flags.writeable = False
     return order
 
 
-def to_image(values: np.ndarray, pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Lay ``values [N]`` (in coding order) into a ``[height, width]`` image at ``pixels[:N]``;
+def raster_order(order: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``order`` (coding position -> input index) re-indexed by raster position: the order in
+    which a decoder that reads the planes as they lie hands the Gaussians out."""
+    pixels = placement(width, height, len(order))
+    rank = np.empty(width * height, np.int64)
+    rank[pixels] = np.arange(width * height)
+    return order[rank[: len(order)]]
+
+
+def to_image(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Lay ``values [N]`` (in coding order) into a ``[height, width]`` image (see :func:`placement`);
     the spare pixels repeat the last value, which codes almost for free."""
+    pixels = placement(width, height, len(values))
     flat = np.empty(width * height, values.dtype)
     n = len(values)
     flat[pixels[:n]] = values
@@ -88,9 +105,9 @@ def to_image(values: np.ndarray, pixels: np.ndarray, width: int, height: int) ->
     return flat.reshape(height, width)
 
 
-def from_image(image: np.ndarray, pixels: np.ndarray, count: int) -> np.ndarray:
-    """The first ``count`` values of the order out of an image laid by :func:`to_image`."""
-    return image.reshape(-1)[pixels[:count]]
+def from_image(image: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` values of an image laid by :func:`to_image`, in raster order."""
+    return np.ascontiguousarray(image).reshape(-1)[:count]
 
 
 def _appearance(cloud) -> np.ndarray:
@@ -128,3 +145,54 @@ def index_correspondence(clouds: list, sample: int = 4096) -> bool:
         if not (by_index < 0.5 * by_sort or step < 0.5 * spacing):
             return False
     return True
+
+
+def match_order(previous: np.ndarray, current: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, window: int = 8,
+                rounds: int = 4) -> np.ndarray:  # fmt: skip
+    """An order for ``current`` (positions [M, 3]) that puts each Gaussian where the closest
+    Gaussian of the previous frame sits (``previous``: positions [N, 3] in its coding order), so
+    that inter prediction finds it there: correspondence for inputs that have none.
+
+    Candidates are the ``2 * window + 1`` neighbours along the Morton curve; a few rounds of
+    "every free slot takes its nearest free candidate, the closest claim wins" match most
+    Gaussians; the rest are paired in Morton order. Gaussians beyond the previous frame's count
+    go last. Returns indices into ``current`` (a permutation)."""
+    n, m = len(previous), len(current)
+    if n == 0 or m == 0:
+        return morton_order(current, lo, hi)
+    cur_sorted = morton_order(current, lo, hi)
+    cur_codes = morton_codes(current[cur_sorted], lo, hi)
+    prev_codes = morton_codes(previous, lo, hi)
+    at = np.searchsorted(cur_codes, prev_codes)
+    offsets = np.arange(-window, window + 1)
+    cand = np.clip(at[:, None] + offsets[None, :], 0, m - 1)  # ranks in cur_sorted
+    cost = np.square(current[cur_sorted[cand]] - previous[:, None, :]).sum(axis=2)
+    slot_of = np.full(m, -1, np.int64)  # by rank in cur_sorted
+    match = np.full(n, -1, np.int64)  # slot -> rank
+    for _ in range(rounds):
+        free_slots = np.flatnonzero(match < 0)
+        if len(free_slots) == 0:
+            break
+        c = cost[free_slots].copy()
+        c[slot_of[cand[free_slots]] >= 0] = np.inf  # candidates already taken
+        best = np.argmin(c, axis=1)
+        best_cost = c[np.arange(len(free_slots)), best]
+        ok = np.isfinite(best_cost)
+        slots, ranks, costs = free_slots[ok], cand[free_slots[ok], best[ok]], best_cost[ok]
+        if len(slots) == 0:
+            break
+        by = np.lexsort((costs, ranks))  # per claimed rank, the closest slot first
+        slots, ranks = slots[by], ranks[by]
+        first = np.ones(len(ranks), bool)
+        first[1:] = ranks[1:] != ranks[:-1]
+        match[slots[first]] = ranks[first]
+        slot_of[ranks[first]] = slots[first]
+    # Leftovers: free slots take the free Gaussians in Morton order.
+    free_slots = np.flatnonzero(match < 0)
+    free_ranks = np.flatnonzero(slot_of < 0)
+    k = min(len(free_slots), len(free_ranks))
+    match[free_slots[:k]] = free_ranks[:k]
+    slot_of[free_ranks[:k]] = free_slots[:k]
+    used = match[match >= 0]
+    extra = np.flatnonzero(slot_of < 0)  # more Gaussians than the previous frame had
+    return cur_sorted[np.concatenate([used, extra])]

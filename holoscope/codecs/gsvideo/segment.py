@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import av
 import numpy as np
 
+from holoscope.codecs.gsvideo.parallel import Lockstep
 from holoscope.codecs.gsvideo.plan import DECODER_NAMES, StreamSpec
 from holoscope.codecs.gsvideo.planes import bit_depth, make_frame
 from holoscope.core.errors import CorruptStream
@@ -30,7 +31,7 @@ def encoder_options(spec: StreamSpec, frames: int, speed: str) -> dict[str, str]
     gop = str(max(1, frames))
     if spec.codec == "libx264":
         return {"qp": str(spec.qp), "g": gop, "keyint_min": gop, "sc_threshold": "0", "preset": speed,
-                "x264-params": "log-level=error"}  # fmt: skip
+                "x264-params": "log-level=error" + (":cabac=0" if spec.cavlc else "")}  # fmt: skip
     if spec.codec == "libx265":
         quality = "lossless=1" if spec.qp == 0 else f"qp={spec.qp}"
         return {"preset": speed, "x265-params": f"{quality}:keyint={gop}:min-keyint={gop}:scenecut=0:log-level=error"}
@@ -78,10 +79,21 @@ def encode_segment(pictures: list[list[list[np.ndarray]]], streams: list[StreamS
     return buf.getvalue(), sizes
 
 
+def _pictures(codec: Any, packets: list[Any], name: str, label: str) -> Iterator[Any]:
+    """Decoded pictures of one stream's packets (the decoder flushed at the end)."""
+    try:
+        for packet in packets:
+            yield from codec.decode(packet)
+        yield from codec.decode(None)
+    except av.FFmpegError as exc:
+        raise CorruptStream(f"stream {name} does not decode: {exc}", path=label) from exc
+
+
 def _open(data: bytes, label: str) -> Any:
     try:
+        # The MP4 header says all a decoder needs: stream analysis decodes nothing (skip_frame).
         return av.open(io.BytesIO(data), "r", format="mp4", timeout=(OPEN_TIMEOUT, READ_TIMEOUT),
-                       options={"max_pixels": str(1 << 28)})  # fmt: skip
+                       options={"max_pixels": str(1 << 28), "skip_frame": "all", "probesize": "32"})  # fmt: skip
     except (av.FFmpegError, ValueError) as exc:
         raise CorruptStream(f"segment does not open as MP4: {exc}", path=label) from exc
 
@@ -104,23 +116,25 @@ def decode_segment(data: bytes, streams: list[StreamSpec], width: int, height: i
                     raise CorruptStream(f"stream {spec.name} is {stream.codec_context.name}, expected {DECODER_NAMES[spec.codec]}", path=label)
             if (stream.codec_context.width, stream.codec_context.height) != (width, height):
                 raise CorruptStream(f"stream {spec.name} is {stream.codec_context.width}x{stream.codec_context.height}, expected {width}x{height}", path=label)
-            stream.codec_context.thread_count = threads
-            stream.codec_context.thread_type = "SLICE" if threads != 1 else "NONE"
-        queues: list[list[Any]] = [[] for _ in streams]
-        emitted = 0
+            stream.codec_context.thread_count = threads  # streams decode side by side (see .parallel)
+        packets: list[list[Any]] = [[] for _ in streams]
         try:
             for packet in container.demux(video):
-                for picture in packet.decode():
-                    queues[packet.stream.index].append(picture)
-                while all(queues):
-                    if emitted == frames:
-                        raise CorruptStream(f"segment holds more than its {frames} frames", path=label)
-                    yield [q.pop(0) for q in queues]
-                    emitted += 1
+                if packet.size:
+                    packets[packet.stream.index].append(packet)
         except av.FFmpegError as exc:
-            raise CorruptStream(f"segment does not decode (frame {emitted + 1}): {exc}", path=label) from exc
-        if emitted != frames:
-            raise CorruptStream(f"segment ends after {emitted} of {frames} frames", path=label)
+            raise CorruptStream(f"segment does not demux: {exc}", path=label) from exc
+        lockstep = Lockstep([_pictures(stream.codec_context, p, spec.name, label)
+                             for stream, p, spec in zip(video, packets, streams)])  # fmt: skip
+        try:
+            for number in range(frames):
+                pictures = lockstep.next()
+                if any(p is None for p in pictures):
+                    short = streams[next(i for i, p in enumerate(pictures) if p is None)].name
+                    raise CorruptStream(f"segment ends after {number} of {frames} frames (stream {short})", path=label)
+                yield pictures
+        finally:
+            lockstep.close()
     finally:
         container.close()
 
