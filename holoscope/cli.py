@@ -27,6 +27,7 @@ from holoscope.core.allocator import use_one_malloc_arena
 from holoscope.core.errors import InvalidArgument, display_path
 
 DEMO = "demo"
+DEMO_VIDEO = "demo-video"  # the built-in Gaussian video (holoscope.assets.demo_video)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -55,10 +56,16 @@ def parse_color(text: str) -> tuple[float, float, float]:
 
 
 def _resolve_input(text: str | None) -> Path:
+    """The named file; ``demo`` (or nothing) and ``demo-video`` are the built-in demos, made
+    and cached on first use, unless a file of that name exists here."""
     from holoscope.assets.demo import demo_path
 
     if text is None or (text == DEMO and not Path(text).exists()):
         return demo_path()
+    if text == DEMO_VIDEO and not Path(text).exists():
+        from holoscope.assets.demo_video import demo_video_path
+
+        return demo_video_path()
     return Path(text)
 
 
@@ -343,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
-                                            f"list file); '{DEMO}' or nothing for the built-in demo")
+                                            f"list file); '{DEMO}' or nothing for the built-in demo, "
+                                            f"'{DEMO_VIDEO}' for the demo Gaussian video")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
     g = r.add_mutually_exclusive_group()
@@ -366,7 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension)")
-    c.add_argument("input", help=f"scene file or splat sequence (folder, quoted glob, list file); '{DEMO}' for the demo")
+    c.add_argument("input", help=f"scene file or splat sequence (folder, quoted glob, list file); '{DEMO}' for the "
+                                 f"demo, '{DEMO_VIDEO}' for the demo Gaussian video")
     c.add_argument("output", help="output file: .ply, .spz, .splat, .sog; for a sequence a numbered name: out/%%04d.ply")
     c.add_argument("--sh-degree", type=int, help="keep spherical harmonics up to this degree (0-3)")
     c.add_argument("--flip-axes", metavar="AXES", help="mirror axes in pairs, e.g. 'y,z' (RDF <-> RUB, as SPZ tools differ)")
@@ -378,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
-    i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo")
+    i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo, "
+                                            f"'{DEMO_VIDEO}' for the demo Gaussian video")
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
@@ -412,10 +422,12 @@ MEMORY_HELP = ("decode budget, e.g. 2G or 512M (default: a share of the memory t
 
 
 def run_gui(argv: list[str]) -> int:
-    """``holoscope [FILE ...]``: the desktop app (the demo scene when no file is given)."""
+    """``holoscope [FILE ...]``: the desktop app (the demo scene when no file is given; the names
+    ``demo`` and ``demo-video`` open the built-in demos)."""
     parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
                            epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
-    parser.add_argument("files", nargs="*", help="files to open (the first one shown, the rest queued)")
+    parser.add_argument("files", nargs="*", help=f"files or folders to open (the first one shown, the rest queued); "
+                                                 f"'{DEMO}' and '{DEMO_VIDEO}' for the built-in demos")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
@@ -435,6 +447,8 @@ def run_gui(argv: list[str]) -> int:
         return 0
     from holoscope.core.files import check_regular
 
+    # The demos are made (the video encoded: seconds, once) before the window opens.
+    args.files = [str(_resolve_input(n)) if n in (DEMO, DEMO_VIDEO) else n for n in args.files]
     for name in args.files:  # a file the app could never open fails here, before any window
         if not _is_folder(name):
             check_regular(name)

@@ -1,4 +1,5 @@
-"""SplatSequenceView: a splat sequence (per-frame splat files) on the timeline, camera free.
+"""SplatSequenceView: a splat sequence (per-frame splat files) on the timeline, camera free;
+GaussianVideoView: the same for volumetric Gaussian video (.gsv, V^3 streams).
 
 The view owns the medium's :class:`~holoscope.core.player.Player`: frames are read ahead on its
 thread within a byte budget (a quarter of the decode budget, at most 512 MiB). The window drives
@@ -21,7 +22,7 @@ from holoscope.app.views import PlayerView
 from holoscope.core import budget
 from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import Bounds
-from holoscope.core.errors import InvalidArgument
+from holoscope.core.errors import EmptyMedia, HoloscopeError, InvalidArgument
 from holoscope.core.frames import Frame, SplatCloud
 from holoscope.core.jobs import JobContext, LatestJob
 from holoscope.core.media import Media
@@ -39,6 +40,7 @@ def _sort(request: tuple[int, np.ndarray, np.ndarray], ctx: JobContext) -> tuple
 
 
 class SplatSequenceView(PlayerView):
+    cloud: SplatCloud  # the frame on screen (uploaded at the next paint when one is pending)
     interactive = True  # the camera stays under the user's control while the sequence plays
     timed = True
     progressive = False
@@ -50,8 +52,7 @@ class SplatSequenceView(PlayerView):
         self.media = media
         self.frame_count = media.frame_count
         self.fps = media.fps
-        first = int(media.info.get("first_readable_frame", 0))
-        self.cloud: SplatCloud = media.frame(first)  # read when the sequence was opened: no wait
+        first, self.cloud = self._first_frame(media)
         self._bounds = self.cloud.robust_bounds()  # of the first frame: the view does not jump
         self.shown = first
         self.renderer = GlSplatRenderer(ctx)
@@ -66,6 +67,12 @@ class SplatSequenceView(PlayerView):
         self._drawn: tuple[int, int] | None = None  # (token, request id) of the order in use
         self.player = Player(media, capacity=READ_AHEAD_FRAMES, max_bytes=read_ahead_bytes(),
                              name="holoscope-sequence-read")  # fmt: skip
+
+    @staticmethod
+    def _first_frame(media: Media) -> tuple[int, SplatCloud]:
+        """The frame shown until the player hands one out (and whose bounds frame the view)."""
+        first = int(media.info.get("first_readable_frame", 0))
+        return first, media.frame(first)  # read when the sequence was opened: no wait
 
     # Timeline --------------------------------------------------------------------------
     @property
@@ -132,3 +139,64 @@ class SplatSequenceView(PlayerView):
         self.player.close()
         self._sorter.close()
         self.renderer.release()
+
+
+class GaussianVideoView(SplatSequenceView):
+    """A Gaussian video (.gsv file or segments, V^3 stream): played like a splat sequence (a
+    damaged group's frames are failed frames: warned about, skipped); the info panel also names
+    its groups, preset or codec, splats and bytes per frame, and decode path."""
+
+    @staticmethod
+    def _first_frame(media: Media) -> tuple[int, SplatCloud]:
+        # Opening checked the header only: a group can still fail its checksum. Start at the
+        # first group that decodes instead of refusing the whole video.
+        first = int(media.info.get("first_readable_frame", 0))
+        starts, at = [], 0
+        for count in media.info.get("group_frames") or [media.frame_count]:
+            if at >= first:
+                starts.append(at)
+            at += int(count)
+        error: HoloscopeError | None = None
+        for start in starts or [first]:
+            try:
+                return start, media.frame(start)
+            except HoloscopeError as exc:
+                error = error or exc
+        raise EmptyMedia(f"no group of frames can be decoded ({error})", path=media.path)
+
+    def stats(self) -> dict[str, Any]:
+        info = self.media.info
+        out = super().stats()
+        path, codec = info.get("decode_path", "software"), info.get("codec", "?")
+        out["decode_path"] = f"{path} ({codec} through PyAV, on the read-ahead thread)"
+        if info.get("hwdec_fallback"):  # why hardware decoding was tried and given up
+            out["decode_path"] += f"; hardware not used: {info['hwdec_fallback']}"
+        out["bitrate"] = info.get("bitrate")
+        out["details"] = video_details(info)
+        return out
+
+
+def video_details(info: dict[str, Any]) -> dict[str, str]:
+    """Info-panel rows describing a Gaussian video from its media info (what its reader says)."""
+    rows: dict[str, str] = {}
+    sizes = [int(n) for n in info.get("group_frames") or []]
+    if sizes:
+        # Groups are the unit of seeking (a seek decodes from its group's start); the last may be shorter.
+        regular = len(set(sizes[:-1])) <= 1 and sizes[-1] <= sizes[0]
+        rows["Groups"] = f"{len(sizes)} of {sizes[0]} frames" if regular else \
+            f"{len(sizes)} of {min(sizes)} to {max(sizes)} frames"
+        missing = info.get("missing_groups") or []
+        if missing:
+            rows["Groups"] += f" ({len(missing)} missing: {', '.join(str(g) for g in missing[:8])})"
+    if info.get("preset"):
+        rows["Preset"] = f"{info['preset']} ({info.get('codec', '?')})"
+        if len(info.get("levels") or []) > 1:  # a segmented layout: the level played, of those stored
+            rows["Preset"] += f"; levels {', '.join(str(lv) for lv in info['levels'])}"
+    elif info.get("codec"):
+        rows["Codec"] = f"{info['codec']} ({info['profile']})" if info.get("profile") else str(info["codec"])
+    lo, hi = info.get("splats_min"), info.get("splats_max")
+    if lo is not None and hi is not None:
+        rows["Splats per frame"] = f"{int(lo):,}" if lo == hi else f"{int(lo):,} to {int(hi):,}"
+    if info.get("bytes_per_frame") is not None:
+        rows["Bytes per frame"] = budget.format_bytes(int(info["bytes_per_frame"]))
+    return rows

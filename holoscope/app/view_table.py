@@ -28,6 +28,7 @@ VIEW_TABLE: dict[MediaKind, str] = {
     MediaKind.SPLATS: "holoscope.app.views:SplatView",
     MediaKind.VIDEO: "holoscope.app.video_view:VideoView",
     MediaKind.SPLAT_SEQUENCE: "holoscope.app.sequence_view:SplatSequenceView",
+    MediaKind.SPLAT_VIDEO: "holoscope.app.sequence_view:GaussianVideoView",  # plays as a sequence does
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QColor, QDragEnterEvent, QDropEvent, QKeySequence
@@ -131,6 +131,8 @@ class MainWindow(QMainWindow):
         self._action("Open &Folder…", self.open_folder_dialog, ("Ctrl+Shift+O",), file_menu)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._action("Open Demo &Scene", lambda: self.open_demo(video=False), (), file_menu)
+        self.demo_video_action = self._action("Open Demo &Video", lambda: self.open_demo(video=True), (), file_menu)
         file_menu.addSeparator()
         self.screenshot_action = self._action("Save &Screenshot…", self.screenshot_dialog, ("Ctrl+S",), file_menu)
         self.export_action = self._action("&Export Video…", self.export_dialog, ("Ctrl+E",), file_menu)
@@ -207,13 +209,30 @@ class MainWindow(QMainWindow):
         self.playlist_index = 0
         self.open_path(self.playlist[0])
 
-    def open_path(self, path: str | Path) -> None:
-        """Open in the background; the newest request wins. Errors keep the current media."""
+    def open_path(self, path: str | Path, *, locate: Callable[[], Path] | None = None) -> None:
+        """Open in the background; the newest request wins. Errors keep the current media.
+        ``locate``, when given, finds (or first makes) the file on the loader thread; ``path``
+        then names it until it is known."""
         self._open_id += 1
-        request_id, path = self._open_id, str(path)
-        self.statusBar().showMessage(f"Opening {display_path(Path(path).name)}…")
-        future = self._loader.submit(open_input, path)
-        future.add_done_callback(lambda f: self._opened.emit(request_id, path, f))
+        request_id, where = self._open_id, [str(path)]
+
+        def job() -> Media:
+            if locate is not None:
+                where[0] = str(locate())
+            return open_input(where[0])
+
+        self.statusBar().showMessage(f"Opening {display_path(Path(where[0]).name)}…")
+        future = self._loader.submit(job)
+        future.add_done_callback(lambda f: self._opened.emit(request_id, where[0], f))
+
+    def open_demo(self, video: bool = False) -> None:
+        """The built-in demo scene, or demo Gaussian video; made on first use (the video takes
+        seconds to encode, so that happens on the loader thread, never the GUI thread)."""
+        from holoscope.assets.demo import demo_path
+        from holoscope.assets.demo_video import demo_video_path
+
+        self.playlist, self.playlist_index = [], -1
+        self.open_path("demo-video" if video else "demo", locate=demo_video_path if video else demo_path)
 
     def _on_opened(self, request_id: int, path: str, future: Future) -> None:
         error = future.exception()
@@ -311,7 +330,8 @@ class MainWindow(QMainWindow):
             self.open_paths(names)
 
     def open_folder_dialog(self) -> None:
-        """A folder of per-frame splat files plays as a sequence (an unbundled SOG opens as a scene)."""
+        """A folder of per-frame splat files plays as a sequence, a V^3 stream or .gsv segment
+        folder as a Gaussian video (an unbundled SOG opens as a scene)."""
         name = QFileDialog.getExistingDirectory(self, "Open folder", str(Path.home()))
         if name:
             self.open_paths([name])
@@ -589,15 +609,16 @@ class MainWindow(QMainWindow):
     def info_rows(self) -> dict[str, str]:
         rows: dict[str, str] = {}
         media, view = self.media, self.viewport.view
+        stats = view.stats() if view is not None else {}
         if media is not None:
             rows["File"] = Path(self.media_path or "").name
             rows["Format"] = media.format
             rows["Reader"] = media.reader
             if (media.frame_count or 0) > 1:
                 rows["Frames"] = f"{media.frame_count} at {media.fps:g} fps"
+        rows.update(stats.get("details") or {})  # what the view adds about its medium (a video's groups ...)
         if self.player is not None:
             rows["Playback"] = self.player.state.value
-        stats = view.stats() if view is not None else {}
         if "splats" in stats:
             rows["Splats"] = f"{stats['splats']:,} splats, SH {stats['sh_degree']}"
         if "width" in stats:

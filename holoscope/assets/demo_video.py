@@ -9,16 +9,32 @@ The knot (the static demo's (2, 3) knot, splats stretched along its tangent) spi
 axis under a slight tilt, breathes (its loops swell and shrink), carries bulges travelling along
 the tube and a rainbow that flows along it; a ring of sparks orbits around it. Colours are DC
 only (SH degree 0). Built Y-up (``UP``): unlike the static demo it is not stored in PLY axes.
+
+:func:`demo_video_path` encodes the default clip once into a cached ``.gsv`` (about 3 s on two
+cores), so ``demo-video`` is an ordinary file for every command and for the app.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
 import numpy as np
 
-from holoscope.core.errors import InvalidArgument
+from holoscope.core.errors import HoloscopeError, InvalidArgument
 from holoscope.core.frames import SH_C0, SplatCloud
 
 UP = "+y"
+# The cached encoding: a new version (clip or encoding changed) gets a new name, so an old cache
+# is never reused. Medium preset, one group per second.
+DEMO_VIDEO_VERSION = 1
+DEMO_VIDEO_FRAMES = 60
+DEMO_VIDEO_FPS = 30.0
+DEMO_VIDEO_PRESET = "medium"
+DEMO_VIDEO_GOF = 30
+MAX_DEMO_VIDEO_BYTES = 64 << 20  # the encoding is about 5 MB
 SPARK_FRACTION = 0.06  # of the splats: the orbiting sparks; the rest make the knot
 TILT = 0.3  # radians about X after the spin: the knot's loops are seen from slightly above
 
@@ -117,3 +133,49 @@ def demo_video_frames(frames: int = 60, splats: int = 20_000, seed: int = 0) -> 
         out.append(SplatCloud(means.astype(np.float32), scales, quats.astype(np.float32), opacities,
                               sh.astype(np.float32), {"name": f"holoscope demo video, frame {i + 1}"}))  # fmt: skip
     return out
+
+
+def demo_video_path() -> Path:
+    """Path of the cached demo video (.gsv), encoding it on first use and again whenever the
+    cached file is damaged. Written atomically: a concurrent reader never sees half a file."""
+    from holoscope.assets.demo import cache_dir
+
+    name = f"demo-video-v{DEMO_VIDEO_VERSION}.gsv"
+    path = cache_dir() / name
+    if _intact(path):
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _encode(path)
+    except OSError:  # OutputError included
+        # A read-only cache folder: fall back to a per-user temporary folder.
+        path = Path(tempfile.gettempdir()) / f"holoscope-{os.getuid()}-{name}"
+        if not _intact(path):
+            _encode(path)
+    return path
+
+
+def _encode(path: Path) -> None:
+    from holoscope.codecs.gsvideo.encode import encode_gsvideo
+
+    # encode_gsvideo writes a temporary file beside ``path`` and renames it when complete.
+    encode_gsvideo(demo_video_frames(DEMO_VIDEO_FRAMES), path, fps=DEMO_VIDEO_FPS, preset=DEMO_VIDEO_PRESET,
+                   gof=DEMO_VIDEO_GOF, up=UP, frame_count=DEMO_VIDEO_FRAMES)  # fmt: skip
+
+
+def _intact(path: Path) -> bool:
+    """Whether ``path`` is a complete demo video: its header parses and every group's segment
+    is there with its checksum (a few MB read; no decoding)."""
+    from holoscope.codecs.gsvideo import container
+
+    try:
+        if path.stat().st_size > MAX_DEMO_VIDEO_BYTES:  # not ours: never read a huge file whole
+            return False
+        data = path.read_bytes()
+        header, _ = container.read_header(data, len(data), str(path))
+    except (OSError, HoloscopeError):
+        return False
+    view = memoryview(data)
+    return header.frames == DEMO_VIDEO_FRAMES and all(
+        g.offset + g.length <= len(data) and zlib.crc32(view[g.offset : g.offset + g.length]) == g.crc32
+        for g in header.groups)  # fmt: skip

@@ -90,13 +90,35 @@ def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[Str
 
 
 class GroupDecoder:
-    """Turns the decoded pictures of one frame back into a SplatCloud."""
+    """Turns the decoded pictures of one frame back into a SplatCloud.
+
+    Channels are dequantised straight into the output arrays (one multiply, one add); for
+    log-scales and opacity the activation (exp, clamping) is folded into a lookup table built
+    once per group, which costs one ``np.take`` instead of the exp."""
 
     def __init__(self, bits: dict[str, int], streams: list[StreamSpec], sh_degree: int, ranges: np.ndarray,
                  width: int, height: int) -> None:  # fmt: skip
         self.bits, self.streams, self.sh_degree = bits, streams, sh_degree
         self.width, self.height = width, height
-        self.range_of = {c: (float(ranges[i, 0]), float(ranges[i, 1])) for i, c in enumerate(bits)}
+        self.linear: dict[str, tuple[np.float32, np.float32]] = {}
+        self.tables: dict[str, np.ndarray] = {}
+        for i, channel in enumerate(bits):
+            lo, hi = float(ranges[i, 0]), float(ranges[i, 1])
+            top = (1 << bits[channel]) - 1
+            step = (hi - lo) / top if hi > lo else 0.0
+            if channel in _TABLED:
+                table = (lo + np.arange(top + 1, dtype=np.float64) * step).astype(np.float32)
+                self.tables[channel] = np.exp(table) if channel != "opacity" else np.clip(table, 0, 1)
+            else:
+                self.linear[channel] = (np.float32(step), np.float32(lo))
+
+    def _dequantise(self, channel: str, q: np.ndarray, out: np.ndarray) -> None:
+        if channel in self.tables:
+            np.take(self.tables[channel], q, out=out)
+        else:
+            step, lo = self.linear[channel]
+            np.multiply(q, step, out=out, casting="unsafe")
+            out += lo
 
     def _targets(self, n: int) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
         means = np.empty((n, 3), np.float32)
@@ -121,31 +143,37 @@ class GroupDecoder:
             planes = read_planes(picture, len(spec.planes))
             depth = bit_depth(spec.pix_fmt)
             for plane, samples in zip(spec.planes, planes):
-                vbits = value_bits(plane, self.bits[plane.channel])
-                shift = depth - vbits
                 values = from_image(samples, count)
+                shift = depth - value_bits(plane, self.bits[plane.channel])
                 if shift:
                     values = values >> shift
                 if plane.part:
                     parts.setdefault(plane.channel, {})[plane.part] = values
                 else:
-                    self._dequantise(plane.channel, values, out)
+                    self._dequantise(plane.channel, values, out[plane.channel])
         for channel, halves in parts.items():
-            low_bits = self.bits[channel] - 8
-            q = (halves["hi"].astype(np.uint32) << low_bits) | halves["lo"]
-            self._dequantise(channel, q, out)
-        np.exp(scales, out=scales)
-        norms = np.sqrt(np.einsum("ij,ij->i", quats, quats))
-        bad = norms < 1e-8
-        norms[bad] = 1
-        quats /= norms[:, None]
-        quats[bad] = (1, 0, 0, 0)
-        np.clip(opacities, 0, 1, out=opacities)
+            q = halves["hi"].astype(np.uint32) << (self.bits[channel] - 8)
+            q |= halves["lo"]
+            self._dequantise(channel, q, out[channel])
+        _normalise(quats)
         return SplatCloud(means, scales, quats, opacities, sh, metadata or {})
 
-    def _dequantise(self, channel: str, q: np.ndarray, out: dict[str, np.ndarray]) -> None:
-        lo, hi = self.range_of[channel]
-        top = (1 << self.bits[channel]) - 1
-        target = out[channel]
-        np.multiply(q, np.float32((hi - lo) / top), out=target, casting="unsafe")
-        target += np.float32(lo)
+
+_TABLED = ("sx", "sy", "sz", "opacity")  # channels whose activation rides on a lookup table
+
+
+def _normalise(quats: np.ndarray) -> None:
+    """Quantised components no longer make a unit quaternion: normalise in place, column by
+    column (several times faster than einsum or a broadcast divide on [N, 4])."""
+    columns = [quats[:, i] for i in range(4)]
+    norm2 = columns[0] * columns[0]
+    for c in columns[1:]:
+        norm2 += c * c
+    bad = norm2 < 1e-16
+    if bad.any():
+        norm2[bad] = 1
+        quats[bad] = (1, 0, 0, 0)
+    inverse = np.sqrt(norm2, out=norm2)
+    np.divide(1, inverse, out=inverse)
+    for c in columns:
+        c *= inverse

@@ -47,12 +47,16 @@ def morton_order(points: np.ndarray, lo: np.ndarray | None = None, hi: np.ndarra
     return np.argsort(morton_codes(points, lo, hi), kind="stable")
 
 
+WIDTH_ALIGN = 64  # samples: FFmpeg's line sizes are 32/64-byte aligned, so rows then have no padding
+
+
 def image_size(count: int) -> tuple[int, int]:
     """(width, height) of the attribute images for ``count`` Gaussians: about square, the width
-    a multiple of the block, the height even (4:2:0 pictures need even sides)."""
+    a multiple of 64 (a decoded row then has no padding, so a plane's first ``count`` samples
+    are read in place), the height even (4:2:0 pictures need even sides)."""
     if count <= 0:
         raise ValueError("an attribute image needs at least one Gaussian")
-    width = max(BLOCK, int(np.ceil(np.sqrt(count) / BLOCK)) * BLOCK)
+    width = max(WIDTH_ALIGN, int(np.ceil(np.sqrt(count) / WIDTH_ALIGN)) * WIDTH_ALIGN)
     height = -(-count // width)
     return width, height + (height & 1)
 
