@@ -24,7 +24,8 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     e = sub.add_parser("encode", parents=[common], help="encode a splat sequence as Gaussian video (.gsv or V^3 streams)")
     kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3}")
     g = kinds.add_parser("gsvideo", parents=[common], help="holoscope's Gaussian-video format (.gsv file and/or segments)")
-    g.add_argument("input", help="a splat sequence: folder of frames, quoted glob, list file, V^3 folder or .gsv")
+    g.add_argument("input", help="a splat sequence: folder of frames, quoted glob, list file, V^3 folder, .gsv, "
+                                 "or demo-video")
     g.add_argument("-o", "--output", help="the .gsv file to write")
     g.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS),
                    help=f"quality/size trade-off (default {DEFAULT_PRESET}): " +
@@ -49,10 +50,12 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
 
 
 def _open_timed(text: str, fps: float | None):
-    from holoscope.codecs.inputs import open_input
+    from holoscope.cli import _resolve_input
+    from holoscope.codecs.inputs import is_sequence_input, open_input
     from holoscope.core.errors import FormatNotRecognized
 
-    media = open_input(Path(text) if not isinstance(text, Path) else text, None, fps=fps)
+    source = text if is_sequence_input(text) else _resolve_input(text)  # "demo-video" is the built-in one
+    media = open_input(source, None, fps=fps)
     if not media.kind.is_timed_splats:
         media.release()
         raise FormatNotRecognized(f"a {media.format} file is not a splat sequence; encode takes timed splat media",
@@ -107,7 +110,7 @@ def report_lines(report, output: str | None, segments: str | None) -> list[str]:
              f"  {report.file_bytes:,} bytes: {report.bytes_per_frame / 1e3:,.1f} kB/frame, "
              f"{report.bitrate / 1e6:.2f} Mbit/s at {report.fps:g} fps",
              "  groups: " + ", ".join(f"{n} {kind}" for kind, n in report.orders.items() if n) +
-             " (index: the input's correspondence kept; spatial: frames sorted on their own)",
+             " (index: the input's correspondence kept; matched: each frame matched to the one before)",
              "  bytes per attribute: " + ", ".join(f"{a} {b / report.frames / 1e3:.1f} kB/frame"
                                                   for a, b in report.attribute_bytes.items()),
              "  error (RMSE / max; scale in log units): " + ", ".join(
