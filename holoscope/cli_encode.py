@@ -87,7 +87,7 @@ def cmd_encode_gsvideo(args: argparse.Namespace) -> int:
             yield frame
 
     try:
-        report = encode_gsvideo(frames(), args.output, fps=media.fps, preset=args.preset, gof=args.gof,
+        report = encode_gsvideo(frames(), args.output, fps=fps or media.fps, preset=args.preset, gof=args.gof,
                                 codec=args.codec, segments=args.segments, levels=levels,
                                 up=str(media.info.get("default_up") or "+y"), frame_count=stop - start,
                                 progress=progress, on_group=comparer.add if comparer else None)  # fmt: skip
@@ -105,7 +105,8 @@ def cmd_encode_gsvideo(args: argparse.Namespace) -> int:
 
 def report_lines(report, output: str | None, segments: str | None) -> list[str]:
     where = " and ".join(display_path(p) for p in (output, segments) if p)
-    lines = [f"wrote {where}: {report.frames} frames in {report.groups} groups, preset {report.preset} ({report.codec}), "
+    groups = f"{report.groups} group{'s' if report.groups != 1 else ''}"
+    lines = [f"wrote {where}: {report.frames} frames in {groups}, preset {report.preset} ({report.codec}), "
              f"SH {report.sh_degree}, {report.seconds:.1f} s",
              f"  {report.file_bytes:,} bytes: {report.bytes_per_frame / 1e3:,.1f} kB/frame, "
              f"{report.bitrate / 1e6:.2f} Mbit/s at {report.fps:g} fps",
@@ -163,7 +164,7 @@ def cmd_encode_v3(args: argparse.Namespace) -> int:
     progress = TerminalProgress(media.frame_count or 0, label="encoding ")
     try:
         summary = write_v3((f.payload for f in media.frames_from(0)), Path(args.output), group_size=args.group_size,
-                           qp=args.qp, fps=media.fps, progress=progress)  # fmt: skip
+                           qp=args.qp, fps=fps or media.fps, progress=progress)  # fmt: skip
     finally:
         media.release()
     if not args.quiet:

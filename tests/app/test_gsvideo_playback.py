@@ -51,20 +51,6 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     return {"gsv": gsv, "segments": segments, "v3": folder / "clip-v3", "damaged": damaged}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _stop_shared_decode_pools():
-    """Gaussian-video decoding runs on process-wide thread pools that outlive any window;
-    stop them after this module, as later tests check that closing a window leaves no
-    holoscope thread behind."""
-    yield
-    from holoscope.codecs.gsvideo import parallel, v3
-
-    for module in (parallel, v3):
-        pool, module._POOL = module._POOL, None
-        if pool is not None:
-            pool.shutdown(wait=True)
-
-
 def decoded(path: Path, index: int):
     media = open_input(path)
     try:

@@ -45,7 +45,7 @@ from holoscope.codecs.builtin import register_builtin_formats  # noqa: E402
 from holoscope.codecs.gsvideo import container  # noqa: E402
 from holoscope.codecs.gsvideo.encode import encode_gsvideo  # noqa: E402
 from holoscope.codecs.gsvideo.gsv import open_gsv  # noqa: E402
-from holoscope.codecs.gsvideo.parallel import advance  # noqa: E402
+from holoscope.codecs.gsvideo.parallel import Lockstep  # noqa: E402
 from holoscope.codecs.gsvideo.plan import DEFAULT_PRESET, PRESETS  # noqa: E402
 from holoscope.core.frames import SplatCloud  # noqa: E402
 from tests.bench.bench_foundation import Variant, print_table, run_interleaved  # noqa: E402
@@ -90,13 +90,14 @@ def bare_decode(path: Path) -> int:
                 yield from stream.codec_context.decode(None)
 
             runs = [run(s, p) for s, p in zip(box.streams.video, packets)]
-            while True:
-                pictures = advance(runs)
-                if any(p is None for p in pictures):
-                    break
-                for picture in pictures:
-                    memoryview(picture.planes[0])  # the data is there, as the reader would see it
-                frames += 1
+            with Lockstep(runs) as lockstep:
+                while True:
+                    pictures = lockstep.next()
+                    if any(p is None for p in pictures):
+                        break
+                    for picture in pictures:
+                        memoryview(picture.planes[0])  # the data is there, as the reader would see it
+                    frames += 1
     return frames
 
 

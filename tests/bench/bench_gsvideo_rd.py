@@ -227,7 +227,7 @@ def main() -> int:
             rows = [r for r in results["rows"] if r["sequence"] == name]
             hs = [r for r in rows if r["group"] == "holoscope"]
             v3 = sorted((r for r in rows if r["group"] == "V3"), key=lambda r: r["bytes_per_frame"])
-            panels.append((f"{name}: {len(hs) and ''}holoscope presets vs V3", [
+            panels.append((f"{name}: holoscope presets vs V3", [
                 {"label": "holoscope .gsv presets", "group": "holoscope", "line": False,
                  "points": [(r["bytes_per_frame"] / 1e3, r["psnr"], r["preset"]) for r in hs]},
                 {"label": "V3 (VideoGS layout), qp sweep", "group": "V3", "line": True,

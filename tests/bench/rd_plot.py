@@ -63,7 +63,8 @@ def draw_panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, s
         for (x, y), p in zip(coords, s["points"]):
             draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
             if p[2]:
-                draw.text((x + 5, y - 12), p[2], fill=colour, font=font)
+                label = p[2] if p[1] <= psnr_cap else f"{p[2]} ({p[1]:.0f} dB, off the scale)"
+                draw.text((x + 5, y - 12), label, fill=colour, font=font)
         draw.line([ox + left + 8, legend_y + 6, ox + left + 24, legend_y + 6], fill=colour, width=2)
         draw.text((ox + left + 28, legend_y), s["label"], fill=colour, font=font)
         legend_y += 14

@@ -20,6 +20,7 @@ anything, so a forged header cannot ask for unbounded memory.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import struct
 import zlib
@@ -140,10 +141,17 @@ def parse_header(data: Any, *, file_size: int | None = None) -> Header:
     covered = {p.channel for s in streams for p in s.planes}
     if covered != set(bits):
         raise ValueError(f"no stream carries {sorted(set(bits) - covered)}")
+    parts: dict[str, list[str]] = {}
+    for plane in (p for s in streams for p in s.planes):
+        parts.setdefault(plane.channel, []).append(plane.part)
+    for channel, found in parts.items():  # each channel whole once, or its high and low parts once each
+        if sorted(found) not in ([""], ["hi", "lo"]):
+            raise ValueError(f"channel {channel} is carried as {', '.join(p or 'whole' for p in found)}")
     raw_groups = data.get("groups")
     if not isinstance(raw_groups, list) or not 1 <= len(raw_groups) <= frames:
         raise ValueError("groups must be a non-empty list, at most one per frame")
     groups = [_parse_group(g, len(bits), file_size) for g in raw_groups]
+    _check_ranges(groups, list(bits))
     check_spans([g.span for g in groups])
     if groups[-1].span.end != frames:
         raise ValueError(f"the groups cover {groups[-1].span.end} frames, the header says {frames}")
@@ -190,6 +198,19 @@ def _parse_group(data: Any, channels: int, file_size: int | None) -> GroupEntry:
     return GroupEntry(start, frames, tuple(counts), width, height, order, ranges, crc, offset, length, uri)
 
 
+MAX_RANGE = 1e30  # |value| of any channel; far beyond any scene, far below float32 overflow
+MAX_LOG_SCALE = 80.0  # exp(80) ~ 5.5e34: a float32 scale stays finite
+
+
+def _check_ranges(groups: list[GroupEntry], channels: list[str]) -> None:
+    """Ranges whose dequantised values stay finite in float32 (decoded splats are used as they
+    are: bounds, depth sorting, uploads)."""
+    scale_rows = [channels.index(c) for c in ("sx", "sy", "sz")]
+    for group in groups:
+        if not (np.abs(group.ranges) <= MAX_RANGE).all() or (group.ranges[scale_rows] > MAX_LOG_SCALE).any():
+            raise ValueError(f"group at frame {group.start}: a range is beyond what float32 splats can hold")
+
+
 def pack_header(header: Header) -> bytes:
     payload = zstandard.ZstdCompressor(level=19).compress(json.dumps(header.to_json(), separators=(",", ":")).encode())
     return FIXED.pack(MAGIC, VERSION, 0, len(payload), zlib.crc32(payload)) + payload
@@ -217,15 +238,29 @@ def read_header(head: bytes, file_size: int, label: str) -> tuple[Header, int]:
     if zlib.crc32(payload) != crc:
         raise CorruptStream("header checksum mismatch: the metadata is damaged", path=label)
     try:
-        text = zstandard.ZstdDecompressor().decompress(payload, max_output_size=MAX_HEADER_JSON)
+        text = _inflate(payload)
         data = json.loads(text)
-    except (zstandard.ZstdError, ValueError, UnicodeDecodeError) as exc:
+    except (zstandard.ZstdError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptStream(f"header does not decode: {exc}", path=label) from exc
     try:
         header = parse_header(data, file_size=file_size)
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptStream(f"bad header: {exc}", path=label) from exc
     return header, FIXED.size + length
+
+
+def _inflate(payload: bytes) -> bytes:
+    """The header's JSON text. Read through a stream so that at most MAX_HEADER_JSON bytes are
+    ever allocated: ``decompress`` would trust the size a forged frame declares."""
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload))
+    parts, size = [], 0
+    while size <= MAX_HEADER_JSON:
+        chunk = reader.read(min(1 << 20, MAX_HEADER_JSON + 1 - size))
+        if not chunk:
+            return b"".join(parts)
+        parts.append(chunk)
+        size += len(chunk)
+    raise ValueError(f"it inflates to more than {MAX_HEADER_JSON:,} bytes")
 
 
 def needed_bytes(head: bytes) -> int:
@@ -251,7 +286,7 @@ def parse_manifest(text: bytes, label: str) -> list[tuple[Header, int]]:
     """The quality levels of a manifest, best first: (header, bandwidth)."""
     try:
         body = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise CorruptStream(f"manifest is not JSON: {exc}", path=label) from exc
     if not isinstance(body, dict) or body.get("format") != MANIFEST_NAME:
         raise CorruptStream("not a holoscope Gaussian-video manifest", path=label)

@@ -90,11 +90,19 @@ class GroupedFrames:
                 self._open = (group, position, frames)
             return payload
 
+    def close(self) -> None:
+        """Stop the decode kept open for the next frame (its threads and containers)."""
+        with self._lock:
+            open_run, self._open = self._open, None
+        if open_run is not None:
+            _close(open_run[2])
+
     def iter_from(self, start: int) -> Iterator[Any]:
         """Frames from ``start`` to the end; a damaged group becomes FailedFrames and a warning."""
         for group in range(self.group_of(start), len(self.groups)):
             span = self.groups[group]
             index = max(start, span.start)
+            frames: Any = None
             try:
                 frames = self.decode_group(group)
                 for position in range(span.start, span.end):
@@ -102,7 +110,9 @@ class GroupedFrames:
                     if position >= index:
                         yield payload
                         index = position + 1
+                _close(frames)  # the group's decode threads stop now, not when collected
             except (HoloscopeError, StopIteration) as exc:
+                _close(frames)
                 reason = str(exc) if isinstance(exc, HoloscopeError) else "the group ended early"
                 log.warning("%sgroup %d (frames %d-%d) skipped: %s", f"{self.label}: " if self.label else "",
                             group + 1, span.start + 1, span.end, reason)  # fmt: skip
@@ -110,10 +120,22 @@ class GroupedFrames:
                     yield FailedFrame(position, f"group {group + 1} skipped: {reason}")
 
 
+def _close(run: Any) -> None:
+    close = getattr(run, "close", None)
+    if close is not None:
+        close()
+
+
 def grouped_media(*, groups: list[GroupSpan], decode_group: GroupDecoder, fps: float, format: str, reader: str,
                   path: str | None, info: dict, close: Callable[[], None] | None = None) -> Media:  # fmt: skip
     """Timed splat media (kind ``SPLAT_VIDEO``) over ``groups`` decoded by ``decode_group``."""
     frames = GroupedFrames(groups, decode_group, label=path or "")
     info = {**info, "groups": len(groups), "group_frames": [g.count for g in groups]}
+
+    def close_all() -> None:
+        frames.close()
+        if close is not None:
+            close()
+
     return Media(kind=MediaKind.SPLAT_VIDEO, format=format, reader=reader, frame_count=frames.frame_count, fps=fps,
-                 load_frame=frames.frame, iter_from=frames.iter_from, path=path, info=info, close=close)  # fmt: skip
+                 load_frame=frames.frame, iter_from=frames.iter_from, path=path, info=info, close=close_all)  # fmt: skip

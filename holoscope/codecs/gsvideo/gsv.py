@@ -1,15 +1,18 @@
 """Open .gsv files and segmented Gaussian-video layouts (``manifest.json``) as timed media.
 
 Opening reads the header only (bounded, checksummed, validated; see :mod:`.container`). Each
-group's segment is read when the group is played, checked against its CRC-32, decoded with
-PyAV (threads, direct plane reads) and dequantised (:mod:`.group_coder`). Groups cut off by a
+group's segment is read when the group is played (never more bytes than the file holds),
+checked against its CRC-32, decoded with PyAV (threads, direct plane reads), each picture
+checked against its stream's plan (size, sample size, planes), and dequantised
+(:mod:`.group_coder`). Groups cut off by a
 truncated file, or whose segment file is missing, are announced once when opening and skipped
 while playing; a file or manifest with no playable group is refused.
 
 Hardware decoding: unless ``HOLOSCOPE_HWDEC=no``, a stream plan that a hardware decoder can
 take (4:2:0 8/10-bit HEVC or H.264, the ``hw`` preset) is decoded through PyAV's hwaccel on the
 first device type that works (:func:`holoscope.codecs.video.decode.hwdec_devices`); any failure
-falls back to software for good, logged once, and ``info["decode_path"]`` says which is used.
+falls back to software for good, logged once. ``info["decode_path"]`` says which is used and
+``info["hwdec_fallback"]`` why a device was not (both follow the choice as groups are decoded).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Iterator
 from holoscope.codecs.gsvideo import container
 from holoscope.codecs.gsvideo.grouped import grouped_media
 from holoscope.codecs.gsvideo.group_coder import GroupDecoder
-from holoscope.codecs.gsvideo.planes import PIXEL_FORMATS
+from holoscope.codecs.gsvideo.planes import HW_TRANSFER_FORMATS, PIXEL_FORMATS, data_planes
 from holoscope.codecs.gsvideo.segment import HardwareUnavailable, decode_segment
 from holoscope.core.budget import require
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, display_path
@@ -51,27 +54,42 @@ class _HardwareChoice:
         self.devices: list[str] = []
         self.path = "software"
         self.fallback = ""
+        self.info: dict | None = None  # the medium's info: kept up to date as the choice changes
         if all(s.pix_fmt in HW_PIXEL_FORMATS and s.codec in ("libx264", "libx265") for s in header.streams):
             from holoscope.codecs.video.decode import hwdec_devices
 
             self.devices = hwdec_devices()
 
-    def hwaccel(self) -> Any:
-        if not self.devices:
-            return None
+    def hwaccel(self) -> tuple[Any, str]:
+        """A hardware accelerator to try and its device type, or (None, "")."""
+        devices = self.devices  # read once: another thread may give up meanwhile
+        if not devices:
+            return None, ""
         import av
 
         try:
-            return av.codec.hwaccel.HWAccel(device_type=self.devices[0], allow_software_fallback=True)
+            return av.codec.hwaccel.HWAccel(device_type=devices[0], allow_software_fallback=True), devices[0]
         except Exception as exc:  # no device, no driver
-            self.give_up(f"{self.devices[0]}: {exc}")
-            return None
+            self.give_up(f"{devices[0]}: {exc}")
+            return None, ""
+
+    def use_device(self, device: str) -> None:
+        self.path = f"hardware ({device})"
+        self._publish()
 
     def give_up(self, reason: str) -> None:
         if self.devices:
             log.info("hardware decoding not used (%s); decoding in software", reason)
             self.fallback = reason
             self.devices = []
+            self.path = "software"
+            self._publish()
+
+    def _publish(self) -> None:
+        if self.info is not None:
+            self.info["decode_path"] = self.path
+            if self.fallback:
+                self.info["hwdec_fallback"] = self.fallback
 
 
 class _Reader:
@@ -93,16 +111,16 @@ class _Reader:
         per_picture = sum(PIXEL_FORMATS[s.pix_fmt][0] * len(s.planes) for s in streams) * entry.width * entry.height
         # decoded pictures held by the decoders (a few each) and the output arrays of one frame
         require(per_picture * 4 + max(entry.counts) * (60 + 12 * (self.header.sh_degree + 1) ** 2),
-                what=f"decoding group {index + 1}", path=self.label)  # fmt: skip
+                what=f"group {index + 1}", path=self.label)  # fmt: skip
         decoder = GroupDecoder(self.header.bits, streams, self.header.sh_degree, entry.ranges, entry.width, entry.height)
-        hwaccel = self.hardware.hwaccel()
+        hwaccel, device = self.hardware.hwaccel()
         pictures = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
                                   threads=_decoder_threads(), hwaccel=hwaccel)  # fmt: skip
         if hwaccel is not None:
             try:
                 first = next(pictures)
             except HardwareUnavailable as exc:
-                self.hardware.give_up(f"{self.hardware.devices[0]}: {exc}")
+                self.hardware.give_up(f"{device}: {exc}")
                 hwaccel = None
                 pictures = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
                                           threads=_decoder_threads())  # fmt: skip
@@ -110,11 +128,37 @@ class _Reader:
                 pictures = itertools.chain([first], pictures)
         for number, (frame_pictures, count) in enumerate(zip(pictures, entry.counts)):
             if hwaccel is not None and number == 0:
-                if frame_pictures[0].format.name in ("nv12", "p010le", "p016le"):
-                    self.hardware.path = f"hardware ({self.hardware.devices[0]})"
+                if frame_pictures[0].format.name in HW_TRANSFER_FORMATS:
+                    self.hardware.use_device(device)
                 else:
                     self.hardware.give_up("the decoder did not use the device for this profile")
-            yield decoder.cloud(frame_pictures, count)
+            for spec, picture in zip(streams, frame_pictures):
+                if not _fits(picture, spec, entry):
+                    raise CorruptStream(f"group {index + 1}, frame {number + 1}: stream {spec.name} decodes to "
+                                        f"{picture.width}x{picture.height} {picture.format.name}, the header says "
+                                        f"{entry.width}x{entry.height} {spec.pix_fmt}", path=self.label)  # fmt: skip
+            try:
+                cloud = decoder.cloud(frame_pictures, count)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # pictures that do not fit the plan
+                raise CorruptStream(f"group {index + 1}, frame {number + 1} does not decode: {exc}",
+                                    path=self.label) from exc  # fmt: skip
+            yield cloud
+
+
+def _fits(picture: Any, spec: Any, entry: container.GroupEntry) -> bool:
+    """Whether a decoded picture has the size, sample size and depth, and the data planes its
+    stream's plan reads (a monochrome H.264 picture comes out as 4:2:0; a hardware decoder's
+    as NV12 / P010)."""
+    if (picture.width, picture.height) != (entry.width, entry.height):
+        return False
+    fmt = picture.format.name
+    want_size, _, _, want_bits = PIXEL_FORMATS[spec.pix_fmt]
+    if fmt in HW_TRANSFER_FORMATS:  # luma only; the device's layout says where the bits lie
+        return HW_TRANSFER_FORMATS[fmt][0] == want_size and len(spec.planes) == 1
+    if fmt not in PIXEL_FORMATS:
+        return False
+    size, _, _, bits = PIXEL_FORMATS[fmt]
+    return size == want_size and bits == want_bits and data_planes(fmt) >= len(spec.planes)
 
 
 def _media(header: container.Header, reader: _Reader, path: str, file_bytes: int, missing: list[int],
@@ -136,8 +180,10 @@ def _media(header: container.Header, reader: _Reader, path: str, file_bytes: int
     }  # fmt: skip
 
     info["decode_path"] = reader.hardware.path
-    return grouped_media(groups=[g.span for g in header.groups], decode_group=reader.decode_group, fps=header.fps,
-                         format=FORMAT_NAME, reader=READER_NAME, path=path, info=info)  # fmt: skip
+    media = grouped_media(groups=[g.span for g in header.groups], decode_group=reader.decode_group, fps=header.fps,
+                          format=FORMAT_NAME, reader=READER_NAME, path=path, info=info)  # fmt: skip
+    reader.hardware.info = media.info  # decode_path and hwdec_fallback follow the hardware choice
+    return media
 
 
 def _attribute_bytes(header: container.Header, stream_bytes: dict) -> dict[str, float]:
@@ -183,9 +229,23 @@ def _announce_missing(header: container.Header, missing: list[int], label: Any, 
     if len(missing) == len(header.groups):
         raise EmptyMedia(f"{why}: no group of frames can be played", path=label)
     if missing:
-        frames = sum(header.groups[i].frames for i in missing)
-        log.warning("%s: %s: %d of %d groups (%d frames) cannot be played and will be skipped",
-                    display_path(label), why, len(missing), len(header.groups), frames)  # fmt: skip
+        log.warning("%s: %s: %s cannot be played and will be skipped", display_path(label), why,
+                    _group_list(header, missing))  # fmt: skip
+
+
+def _group_list(header: container.Header, indices: list[int]) -> str:
+    """'group 2 of 5 (frames 31-60)', 'groups 2, 3, 5-9 of 9 (210 frames)' (numbered from 1)."""
+    runs: list[list[int]] = []
+    for n in (i + 1 for i in indices):
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+    if len(indices) == 1:
+        span = header.groups[indices[0]].span
+        return f"group {text} of {len(header.groups)} (frames {span.start + 1}-{span.end})"
+    return f"groups {text} of {len(header.groups)} ({sum(header.groups[i].frames for i in indices)} frames)"
 
 
 def open_manifest(source: Source | str | os.PathLike, level: str | None = None) -> Media:
@@ -220,7 +280,12 @@ def open_manifest(source: Source | str | os.PathLike, level: str | None = None) 
     _announce_missing(header, missing, source.label, "segment files are missing")
 
     def read_segment(entry: container.GroupEntry) -> bytes:
-        return FileSource(base / entry.uri).read_range(0, entry.length + 1)
+        # Read no more than the file holds: the manifest's length is not trusted to size a buffer.
+        segment = FileSource(base / entry.uri)
+        size = segment.check().st_size
+        if size != entry.length:
+            raise CorruptStream(f"segment is {size:,} bytes, the manifest says {entry.length:,}", path=segment.label)
+        return segment.read_range(0, entry.length)
 
     reader = _Reader(header, read_segment, display_path(source.label))
     total = sum(s or 0 for s in sizes)

@@ -1,58 +1,40 @@
-"""Decoding several video streams of one group side by side.
+"""Decoding the video streams of one group side by side.
 
-Each stream's decoder is an iterator of pictures; :func:`advance` moves all of them one picture
-on in a shared thread pool (PyAV decodes without holding the GIL), so the streams of a frame
-decode in parallel on as many cores as there are. :class:`Lockstep` keeps the next frame's
-decodes running while the caller turns the current pictures into splats.
+Each stream's decoder is an iterator of pictures. :class:`Lockstep` moves all of them one
+picture on at a time in a thread pool of its own (PyAV decodes without holding the GIL), and
+keeps the next frame's decodes running while the caller turns the current pictures into
+splats. The pool lives as long as the group's decode: :meth:`Lockstep.close` (called when a
+group ends, fails or is abandoned) waits for decodes in flight and stops its threads, so no
+decode thread outlives the medium that started it.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Iterator
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def decode_pool() -> ThreadPoolExecutor:
-    """The process's decode threads (created on first use, one per core, at most 8)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)),
-                                       thread_name_prefix="holoscope-gsvideo")  # fmt: skip
-        return _POOL
+MAX_THREADS = 8
 
 
 def _next_picture(run: Iterator[Any]) -> Any:
     return next(run, None)
 
 
-def advance(runs: list[Iterator[Any]]) -> list[Any]:
-    """The next picture of every run (None where one has ended), decoded side by side. Every
-    decode has finished when this returns or raises, so the decoders may then be closed."""
-    pool = decode_pool()
-    futures = [pool.submit(_next_picture, run) for run in runs]
-    wait(futures)
-    return [future.result() for future in futures]  # raises the first run's error, in stream order
-
-
 class Lockstep:
-    """Pictures of all runs, frame after frame, with the next frame's decodes already running
-    while the caller works on the current one. :meth:`close` waits for decodes in flight."""
+    """Pictures of all runs, frame after frame (None for a run that has ended)."""
 
-    def __init__(self, runs: list[Iterator[Any]]) -> None:
+    def __init__(self, runs: list[Iterator[Any]], name: str = "holoscope-gsvideo") -> None:
         self.runs = runs
+        workers = max(1, min(len(runs), os.cpu_count() or 1, MAX_THREADS))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._pending: list[Future] | None = None
 
     def _submit(self) -> None:
-        pool = decode_pool()
-        self._pending = [pool.submit(_next_picture, run) for run in self.runs]
+        self._pending = [self._pool.submit(_next_picture, run) for run in self.runs]
 
     def next(self) -> list[Any]:
+        """The next picture of every run; raises the first run's error (in run order)."""
         if self._pending is None:
             self._submit()
         pending = self._pending
@@ -65,6 +47,14 @@ class Lockstep:
         return pictures
 
     def close(self) -> None:
+        """Wait for decodes in flight (so the decoders may be closed) and stop the threads."""
         if self._pending is not None:
             wait(self._pending)
             self._pending = None
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "Lockstep":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

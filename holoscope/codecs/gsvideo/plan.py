@@ -161,6 +161,11 @@ def build_streams(preset: Preset, sh_degree: int, codec: str | None = None) -> t
     if preset.position_format is not None:
         position_stream = (CODECS[preset.position_format[0]], preset.position_format[1])
         depth = bit_depth(preset.position_format[1])
+    if codec == "av1":
+        # SVT-AV1 has no lossless mode and moves samples by more than a split high byte's
+        # headroom even at its lowest qp: positions go losslessly in FFV1 next to the AV1 streams.
+        position_stream = ("ffv1", "gray16le")
+        depth = 16
     if preset.position_bits > depth:
         groups.append(("pos_hi", [PlaneSpec(c, "hi") for c in POSITION]))
         groups.append(("pos_lo", [PlaneSpec(c, "lo") for c in POSITION]))
@@ -190,7 +195,8 @@ def build_streams(preset: Preset, sh_degree: int, codec: str | None = None) -> t
             chunk = tuple(planes[start:start + per_picture])
             suffix = "" if len(planes) <= per_picture else str(start // per_picture)
             cavlc = preset.fast_positions and name.startswith("pos") and stream_codec == "libx264"
-            streams.append(StreamSpec(f"{name}{suffix}", stream_codec, stream_fmt, _qp(preset, qp_group), chunk, cavlc))
+            qp = 0 if stream_codec == "ffv1" else _qp(preset, qp_group)
+            streams.append(StreamSpec(f"{name}{suffix}", stream_codec, stream_fmt, qp, chunk, cavlc))
     return bits, streams
 
 

@@ -34,7 +34,9 @@ def encoder_options(spec: StreamSpec, frames: int, speed: str) -> dict[str, str]
                 "x264-params": "log-level=error" + (":cabac=0" if spec.cavlc else "")}  # fmt: skip
     if spec.codec == "libx265":
         quality = "lossless=1" if spec.qp == 0 else f"qp={spec.qp}"
-        return {"preset": speed, "x265-params": f"{quality}:keyint={gop}:min-keyint={gop}:scenecut=0:log-level=error"}
+        # No B-frames: with them libx265 hands out broken timestamps for a 2-frame group.
+        return {"preset": speed,
+                "x265-params": f"{quality}:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0:log-level=error"}
     if spec.codec == "libsvtav1":
         return {"preset": "8", "svtav1-params": f"rc=0:qp={max(1, spec.qp)}:keyint={gop}"}
     if spec.codec == "ffv1":
@@ -62,7 +64,6 @@ def encode_segment(pictures: list[list[list[np.ndarray]]], streams: list[StreamS
             out.width, out.height, out.pix_fmt = width, height, spec.pix_fmt
             out.options = encoder_options(spec, len(pictures), speed)
             out.codec_context.thread_count = threads
-            out.metadata["title"] = spec.name
             outs.append(out)
         for number, frame_planes in enumerate(pictures):
             for index, (spec, out) in enumerate(zip(streams, outs)):
@@ -147,5 +148,5 @@ def _open_hw(data: bytes, label: str, hwaccel: Any) -> Any:
     try:
         return av.open(io.BytesIO(data), "r", format="mp4", timeout=(OPEN_TIMEOUT, READ_TIMEOUT), hwaccel=hwaccel)
     except (av.FFmpegError, ValueError, OSError) as exc:
-        _open(data, label)  # a segment software cannot open either is damaged, not a device problem
+        _open(data, label).close()  # a segment software cannot open either is damaged, not a device problem
         raise HardwareUnavailable(str(exc)) from exc

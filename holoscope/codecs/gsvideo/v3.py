@@ -74,7 +74,6 @@ import tempfile
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor, wait
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -84,6 +83,7 @@ import numpy as np
 
 from holoscope.codecs.formats.common import DEFAULT_UP, MAX_SPLATS, _umask
 from holoscope.codecs.gsvideo.grouped import GroupSpan, grouped_media
+from holoscope.codecs.gsvideo.parallel import Lockstep
 from holoscope.codecs.gsvideo.planes import make_frame, read_planes
 from holoscope.codecs.video.decode import _OPEN_TIMEOUT, _READ_TIMEOUT, _max_pixels
 from holoscope.core import budget
@@ -574,20 +574,6 @@ def _check_headers(layout: _Layout) -> dict:
     return found
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _decode_pool() -> ThreadPoolExecutor:
-    """Threads that advance a group's 20 decoders side by side (PyAV decodes without the GIL)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)),
-                                       thread_name_prefix="holoscope-v3")  # fmt: skip
-        return _POOL
-
-
 class _Decoder:
     """Decodes the groups of one opened stream; :meth:`close` stops the decodes still open."""
 
@@ -613,6 +599,7 @@ class _Decoder:
         max_pixels = 4 * image_side(most) ** 2 + (1 << 16)
         containers: list[Any] = []
         runs: list[Iterator[Any]] = []
+        lockstep: Lockstep | None = None
         try:
             for stream in range(STREAMS):
                 path = layout.video(group, stream)
@@ -623,12 +610,12 @@ class _Decoder:
                                         f"{GROUP_INFO_NAME} gives the group {span.count}",
                                         path=layout.folder)  # fmt: skip
             runs = [_pictures(c, layout.video(group, s)) for s, c in enumerate(containers)]
-            pool = _decode_pool()
+            lockstep = Lockstep(runs, name="holoscope-v3")
             size: tuple[int, int] | None = None
             for offset in range(span.count):
                 index = span.start + offset
                 count = int(layout.counts[index])
-                pictures = _advance(pool, runs)
+                pictures = lockstep.next()
                 images = []
                 for stream, picture in enumerate(pictures):
                     name = f"{label}/{stream_name(stream)}"
@@ -655,6 +642,8 @@ class _Decoder:
                                         path=layout.folder)  # fmt: skip
                 yield dequantize_frame(images, layout.tables[index], count)
         finally:
+            if lockstep is not None:
+                lockstep.close()  # decodes in flight finish before their containers close
             for run in runs:
                 run.close()
             for container in containers:
@@ -671,18 +660,6 @@ class _Decoder:
                 run.close()
             except ValueError:  # running in another thread right now: it closes when it ends
                 pass
-
-
-def _next_picture(run: Iterator[Any]) -> Any:
-    return next(run, None)
-
-
-def _advance(pool: ThreadPoolExecutor, runs: list[Iterator[Any]]) -> list[Any]:
-    """The next picture of every run (None where one has ended), decoded side by side. Every
-    decode has finished when this returns or raises, so the containers may then be closed."""
-    futures = [pool.submit(_next_picture, run) for run in runs]
-    wait(futures)
-    return [future.result() for future in futures]  # raises the first run's error, in stream order
 
 
 def open_v3(source: Source | str | os.PathLike[str]) -> Media:
