@@ -24,6 +24,7 @@ from holoscope.codecs.builtin import register_builtin_formats
 from holoscope.codecs.sequence import discover_frames
 from holoscope.core.frames import SplatCloud
 from holoscope.core.registry import open_media, writer_for
+from holoscope.core.splat_math import quat_multiply
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FPS = 30.0  # the time base of the motion: frame i is at i / FPS seconds
@@ -78,16 +79,6 @@ def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
 
 
-def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton products a * b, row by row ([N, 4])."""
-    aw, ax, ay, az = a.T
-    bw, bx, by, bz = b.T
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=1)  # fmt: skip
-
-
 # The coherent sequence ---------------------------------------------------------------------
 def _deformed(source: SplatCloud, t: float, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Means and quats of ``source`` at time ``t``: twisted about, then bent across, the longest
@@ -108,8 +99,8 @@ def _deformed(source: SplatCloud, t: float, lo: np.ndarray, hi: np.ndarray) -> t
     amplitude = BEND_AMPLITUDE * float(np.linalg.norm(hi - lo))
     twisted[:, b] += amplitude * np.sin(phase)
     tilt = np.arctan(amplitude * 2 * np.pi / length * np.cos(phase))
-    turn = _multiply(_axis_angle(e[c], tilt), _axis_angle(e[a], theta))
-    return twisted + centre, _multiply(turn, source.quats.astype(np.float64))
+    turn = quat_multiply(_axis_angle(e[c], tilt), _axis_angle(e[a], theta))
+    return twisted + centre, quat_multiply(turn, source.quats.astype(np.float64))
 
 
 def _random_rotations(rng: np.random.Generator, n: int, sigma: float) -> np.ndarray:
@@ -141,7 +132,7 @@ def coherent_sequence(frames: int = 30, *, source: SplatCloud | None = None, see
         rng = np.random.default_rng((seed, i))  # frame i does not depend on how many come before
         means, quats = _deformed(source, i / FPS, lo, hi)
         means += rng.normal(0.0, jitter * POSITION_NOISE * extent, (n, 3))
-        quats = _multiply(_random_rotations(rng, n, jitter * ROTATION_NOISE), quats)
+        quats = quat_multiply(_random_rotations(rng, n, jitter * ROTATION_NOISE), quats)
         quats /= np.linalg.norm(quats, axis=1, keepdims=True)
         scales = np.exp(log_scales + rng.normal(0.0, jitter * LOG_SCALE_NOISE, (n, 3)))
         opacities = 1 / (1 + np.exp(-(logit + rng.normal(0.0, jitter * OPACITY_LOGIT_NOISE, n))))

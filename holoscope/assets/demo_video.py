@@ -25,6 +25,7 @@ import numpy as np
 
 from holoscope.core.errors import HoloscopeError, InvalidArgument
 from holoscope.core.frames import SH_C0, SplatCloud
+from holoscope.core.splat_math import quat_multiply
 
 UP = "+y"
 # The cached encoding: a new version (clip or encoding changed) gets a new name, so an old cache
@@ -50,16 +51,6 @@ def _axis_quat(axis: int, angle: np.ndarray | float) -> np.ndarray:
     q = np.zeros((angle.size, 4))
     q[:, 0], q[:, 1 + axis] = np.cos(angle / 2), np.sin(angle / 2)
     return q
-
-
-def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton products a * b, row by row (either side may be a single [1, 4] row)."""
-    aw, ax, ay, az = a.T
-    bw, bx, by, bz = b.T
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)  # fmt: skip
 
 
 def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -114,16 +105,16 @@ def demo_video_frames(frames: int = 60, splats: int = 20_000, seed: int = 0) -> 
         # Splat frame: X along the tangent (heading about Y, then elevation about Z).
         heading = np.arctan2(-tangents[:, 2], tangents[:, 0])
         elevation = np.arcsin(np.clip(tangents[:, 1], -1, 1))
-        knot_quats = _multiply(_axis_quat(1, heading), _axis_quat(2, elevation))
+        knot_quats = quat_multiply(_axis_quat(1, heading), _axis_quat(2, elevation))
 
         a = ring_angle + phase * 2  # sparks circle twice per loop
         spark_means = np.stack([ring_radius * np.cos(a), 0.08 * np.sin(3 * a + bob) + 0.05 * np.sin(bob + phase),
                                 ring_radius * np.sin(a)], axis=1)  # fmt: skip
         spark_quats = np.tile([1.0, 0.0, 0.0, 0.0], (n_spark, 1))
 
-        turn = _multiply(_axis_quat(0, TILT), _axis_quat(1, phase))
+        turn = quat_multiply(_axis_quat(0, TILT), _axis_quat(1, phase))
         means = _rotate(turn, np.concatenate([knot_means, spark_means]))
-        quats = _multiply(turn, np.concatenate([knot_quats, spark_quats]))
+        quats = quat_multiply(turn, np.concatenate([knot_quats, spark_quats]))
         if previous is not None:  # q and -q are one rotation: keep each splat's sign from frame to frame
             quats *= np.where(np.sum(quats * previous, axis=1) < 0, -1.0, 1.0)[:, None]
         previous = quats

@@ -90,3 +90,14 @@ def flip_axes(cloud, signs: tuple[int, int, int]):  # SplatCloud -> SplatCloud (
         parity = np.prod(np.where(_SH_AXIS_POWERS[:k] == 1, s[None, :], 1.0), axis=1)
         sh[:, 1:] *= parity[None, :, None].astype(np.float32)
     return SplatCloud(cloud.means * s, cloud.scales.copy(), quats, cloud.opacities.copy(), sh, dict(cloud.metadata))
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton products a * b of (w, x, y, z) quaternions, row by row ([N, 4]; either side may
+    be a single [1, 4] row)."""
+    aw, ax, ay, az = a.T
+    bw, bx, by, bz = b.T
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw], axis=-1)  # fmt: skip

@@ -269,7 +269,8 @@ def test_info_panel_toggles_and_reports(window, qtbot, samples_dir):
     rows = window.info_panel.rows
     assert rows["Format"] == "ply" and rows["Reader"] == "holoscope.ply_inria"
     assert rows["Splats"].startswith("489 splats")
-    assert "ms/frame" in rows["Render"] and "MB" in rows["Memory (CPU)"] and rows["Renderer"].startswith("OpenGL on")
+    memory = rows["Memory (CPU)"]  # the whole process: GB after heavier tests in the same session
+    assert "ms/frame" in rows["Render"] and ("MB" in memory or "GB" in memory) and rows["Renderer"].startswith("OpenGL on")
 
 
 def test_export_runs_in_the_background_and_decodes_back(window, qtbot, samples_dir, tmp_path):

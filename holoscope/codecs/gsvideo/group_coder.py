@@ -92,40 +92,39 @@ def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[Str
 class GroupDecoder:
     """Turns the decoded pictures of one frame back into a SplatCloud.
 
-    Channels are dequantised straight into the output arrays (one multiply, one add); for
-    log-scales and opacity the activation (exp, clamping) is folded into a lookup table built
-    once per group, which costs one ``np.take`` instead of the exp."""
+    Channels are dequantised straight into the output arrays (one multiply, one add, then the
+    activation: exp for log-scales, clamping for opacity), on contiguous memory (see
+    :meth:`_targets`); a lookup table (``np.take``) measured slower than that."""
 
     def __init__(self, bits: dict[str, int], streams: list[StreamSpec], sh_degree: int, ranges: np.ndarray,
                  width: int, height: int) -> None:  # fmt: skip
         self.bits, self.streams, self.sh_degree = bits, streams, sh_degree
         self.width, self.height = width, height
         self.linear: dict[str, tuple[np.float32, np.float32]] = {}
-        self.tables: dict[str, np.ndarray] = {}
         for i, channel in enumerate(bits):
             lo, hi = float(ranges[i, 0]), float(ranges[i, 1])
             top = (1 << bits[channel]) - 1
-            step = (hi - lo) / top if hi > lo else 0.0
-            if channel in _TABLED:
-                table = (lo + np.arange(top + 1, dtype=np.float64) * step).astype(np.float32)
-                self.tables[channel] = np.exp(table) if channel != "opacity" else np.clip(table, 0, 1)
-            else:
-                self.linear[channel] = (np.float32(step), np.float32(lo))
+            self.linear[channel] = (np.float32((hi - lo) / top if hi > lo else 0.0), np.float32(lo))
 
     def _dequantise(self, channel: str, q: np.ndarray, out: np.ndarray) -> None:
-        if channel in self.tables:
-            np.take(self.tables[channel], q, out=out)
-        else:
-            step, lo = self.linear[channel]
-            np.multiply(q, step, out=out, casting="unsafe")
-            out += lo
+        step, lo = self.linear[channel]
+        np.multiply(q, step, out=out, casting="unsafe")
+        out += lo
+        if channel in _LOG_SCALES:
+            np.exp(out, out=out)
+        elif channel == "opacity":
+            np.clip(out, 0, 1, out=out)
 
     def _targets(self, n: int) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
-        means = np.empty((n, 3), np.float32)
-        scales = np.empty((n, 3), np.float32)
-        quats = np.empty((n, 4), np.float32)
+        # Every attribute is stored component-major ([3, N] seen as its [N, 3] transpose; SH as
+        # [3, K, N]): each channel is then written, and the quaternions normalised, on
+        # contiguous memory (3-6x faster than the columns of [N, 3]). The renderer's packing
+        # reads means, scales and rotations column by column anyway.
+        means = np.empty((3, n), np.float32).T
+        scales = np.empty((3, n), np.float32).T
+        quats = np.empty((4, n), np.float32).T
         opacities = np.empty(n, np.float32)
-        sh = np.empty((n, sh_coeff_count(self.sh_degree), 3), np.float32)
+        sh = np.empty((3, sh_coeff_count(self.sh_degree), n), np.float32).transpose(2, 1, 0)
         out = {c: means[:, i] for i, c in enumerate(POSITION)}
         out.update({c: sh[:, 0, i] for i, c in enumerate("rgb")})
         out.update({c: scales[:, i] for i, c in enumerate(("sx", "sy", "sz"))})
@@ -137,29 +136,58 @@ class GroupDecoder:
         return out, (means, scales, quats, opacities, sh)
 
     def cloud(self, pictures: list[Any], count: int, metadata: dict | None = None) -> SplatCloud:
-        out, (means, scales, quats, opacities, sh) = self._targets(count)
+        """The frame whose pictures (one per stream) are given, in one call."""
+        frame = self.frame(count)
+        parts = [frame.take(spec, picture) for spec, picture in zip(self.streams, pictures)]
+        return frame.finish(parts, metadata)
+
+    def frame(self, count: int) -> "FrameOutput":
+        """Output arrays for one frame of ``count`` Gaussians, filled stream by stream."""
+        return FrameOutput(self, count)
+
+
+class FrameOutput:
+    """One frame being dequantised: :meth:`take` writes a stream's channels into the output
+    arrays (the streams of a frame may be taken on different threads at once: they write
+    different columns), :meth:`finish` joins split channels, normalises and builds the cloud."""
+
+    def __init__(self, decoder: GroupDecoder, count: int) -> None:
+        self.decoder, self.count = decoder, count
+        self.out, self.arrays = decoder._targets(count)
+
+    def take(self, spec: StreamSpec, picture: Any) -> dict[str, dict[str, np.ndarray]]:
+        """Dequantise the planes of ``picture`` (stream ``spec``); returns the high and low parts
+        of split channels, which need both of their streams."""
+        decoder, count = self.decoder, self.count
         parts: dict[str, dict[str, np.ndarray]] = {}
-        for spec, picture in zip(self.streams, pictures):
-            planes = read_planes(picture, len(spec.planes))
-            depth = bit_depth(spec.pix_fmt)
-            for plane, samples in zip(spec.planes, planes):
-                values = from_image(samples, count)
-                shift = depth - value_bits(plane, self.bits[plane.channel])
-                if shift:
-                    values = values >> shift
-                if plane.part:
-                    parts.setdefault(plane.channel, {})[plane.part] = values
-                else:
-                    self._dequantise(plane.channel, values, out[plane.channel])
-        for channel, halves in parts.items():
-            q = halves["hi"].astype(np.uint32) << (self.bits[channel] - 8)
+        planes = read_planes(picture, len(spec.planes))
+        depth = bit_depth(spec.pix_fmt)
+        for plane, samples in zip(spec.planes, planes):
+            values = from_image(samples, count)
+            shift = depth - value_bits(plane, decoder.bits[plane.channel])
+            if shift:
+                values = values >> shift
+            if plane.part:
+                parts.setdefault(plane.channel, {})[plane.part] = values.copy()  # outlives the picture
+            else:
+                decoder._dequantise(plane.channel, values, self.out[plane.channel])
+        return parts
+
+    def finish(self, parts: list[dict[str, dict[str, np.ndarray]]], metadata: dict | None = None) -> SplatCloud:
+        joined: dict[str, dict[str, np.ndarray]] = {}
+        for stream_parts in parts:
+            for channel, halves in stream_parts.items():
+                joined.setdefault(channel, {}).update(halves)
+        for channel, halves in joined.items():
+            q = halves["hi"].astype(np.uint32) << (self.decoder.bits[channel] - 8)
             q |= halves["lo"]
-            self._dequantise(channel, q, out[channel])
+            self.decoder._dequantise(channel, q, self.out[channel])
+        means, scales, quats, opacities, sh = self.arrays
         _normalise(quats)
         return SplatCloud(means, scales, quats, opacities, sh, metadata or {})
 
 
-_TABLED = ("sx", "sy", "sz", "opacity")  # channels whose activation rides on a lookup table
+_LOG_SCALES = ("sx", "sy", "sz")
 
 
 def _normalise(quats: np.ndarray) -> None:

@@ -18,6 +18,7 @@ falls back to software for good, logged once. ``info["decode_path"]`` says which
 from __future__ import annotations
 
 import itertools
+import threading
 import logging
 import os
 import zlib
@@ -26,7 +27,7 @@ from typing import Any, Iterator
 
 from holoscope.codecs.gsvideo import container
 from holoscope.codecs.gsvideo.grouped import grouped_media
-from holoscope.codecs.gsvideo.group_coder import GroupDecoder
+from holoscope.codecs.gsvideo.group_coder import FrameOutput, GroupDecoder
 from holoscope.codecs.gsvideo.planes import HW_TRANSFER_FORMATS, PIXEL_FORMATS, data_planes
 from holoscope.codecs.gsvideo.segment import HardwareUnavailable, decode_segment
 from holoscope.core.budget import require
@@ -113,36 +114,69 @@ class _Reader:
         require(per_picture * 4 + max(entry.counts) * (60 + 12 * (self.header.sh_degree + 1) ** 2),
                 what=f"group {index + 1}", path=self.label)  # fmt: skip
         decoder = GroupDecoder(self.header.bits, streams, self.header.sh_degree, entry.ranges, entry.width, entry.height)
+        outputs = _FrameOutputs(decoder, entry.counts)
+        where = f"group {index + 1}"
+
+        def convert(number: int, stream: int, picture: Any) -> tuple[str, Any]:
+            # On the decode thread: check the picture against the plan, dequantise its planes.
+            spec = streams[stream]
+            if not _fits(picture, spec, entry):
+                raise CorruptStream(f"{where}, frame {number + 1}: stream {spec.name} decodes to "
+                                    f"{picture.width}x{picture.height} {picture.format.name}, the header says "
+                                    f"{entry.width}x{entry.height} {spec.pix_fmt}", path=self.label)  # fmt: skip
+            try:
+                return picture.format.name, outputs.get(number).take(spec, picture)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:  # pictures that do not fit the plan
+                raise CorruptStream(f"{where}, frame {number + 1} does not decode: {exc}", path=self.label) from exc
+
         hwaccel, device = self.hardware.hwaccel()
-        pictures = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
-                                  threads=_decoder_threads(), hwaccel=hwaccel)  # fmt: skip
+        results = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
+                                 threads=_decoder_threads(), hwaccel=hwaccel, convert=convert)  # fmt: skip
         if hwaccel is not None:
             try:
-                first = next(pictures)
+                first = next(results)
             except HardwareUnavailable as exc:
                 self.hardware.give_up(f"{device}: {exc}")
                 hwaccel = None
-                pictures = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
-                                          threads=_decoder_threads())  # fmt: skip
+                outputs = _FrameOutputs(decoder, entry.counts)
+                results = decode_segment(data, streams, entry.width, entry.height, entry.frames, self.label,
+                                         threads=_decoder_threads(), convert=convert)  # fmt: skip
             else:
-                pictures = itertools.chain([first], pictures)
-        for number, (frame_pictures, count) in enumerate(zip(pictures, entry.counts)):
+                results = itertools.chain([first], results)
+        for number, frame_results in enumerate(results):
             if hwaccel is not None and number == 0:
-                if frame_pictures[0].format.name in HW_TRANSFER_FORMATS:
+                if frame_results[0][0] in HW_TRANSFER_FORMATS:
                     self.hardware.use_device(device)
                 else:
                     self.hardware.give_up("the decoder did not use the device for this profile")
-            for spec, picture in zip(streams, frame_pictures):
-                if not _fits(picture, spec, entry):
-                    raise CorruptStream(f"group {index + 1}, frame {number + 1}: stream {spec.name} decodes to "
-                                        f"{picture.width}x{picture.height} {picture.format.name}, the header says "
-                                        f"{entry.width}x{entry.height} {spec.pix_fmt}", path=self.label)  # fmt: skip
             try:
-                cloud = decoder.cloud(frame_pictures, count)
-            except (ValueError, TypeError, KeyError, IndexError) as exc:  # pictures that do not fit the plan
-                raise CorruptStream(f"group {index + 1}, frame {number + 1} does not decode: {exc}",
-                                    path=self.label) from exc  # fmt: skip
+                cloud = outputs.pop(number).finish([parts for _, parts in frame_results])
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                raise CorruptStream(f"{where}, frame {number + 1} does not decode: {exc}", path=self.label) from exc
             yield cloud
+
+
+class _FrameOutputs:
+    """The output arrays of the frames being decoded, made by whichever decode thread needs
+    them first (the next frame's streams decode while the current frame is finished)."""
+
+    def __init__(self, decoder: GroupDecoder, counts: tuple[int, ...]) -> None:
+        self.decoder, self.counts = decoder, counts
+        self._frames: dict[int, FrameOutput] = {}
+        self._lock = threading.Lock()
+
+    def get(self, number: int) -> FrameOutput:
+        with self._lock:
+            frame = self._frames.get(number)
+            if frame is None:
+                frame = self._frames[number] = self.decoder.frame(self.counts[number])
+            return frame
+
+    def pop(self, number: int) -> FrameOutput:
+        frame = self.get(number)
+        with self._lock:
+            del self._frames[number]
+        return frame
 
 
 def _fits(picture: Any, spec: Any, entry: container.GroupEntry) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
@@ -90,6 +90,11 @@ def _pictures(codec: Any, packets: list[Any], name: str, label: str) -> Iterator
         raise CorruptStream(f"stream {name} does not decode: {exc}", path=label) from exc
 
 
+def _converted(run: Iterator[Any], stream: int, convert: Callable[[int, int, Any], Any]) -> Iterator[Any]:
+    for number, picture in enumerate(run):
+        yield convert(number, stream, picture)
+
+
 def _open(data: bytes, label: str) -> Any:
     try:
         # The MP4 header says all a decoder needs: stream analysis decodes nothing (skip_frame).
@@ -100,12 +105,15 @@ def _open(data: bytes, label: str) -> Any:
 
 
 def decode_segment(data: bytes, streams: list[StreamSpec], width: int, height: int, frames: int, label: str, *,
-                   threads: int = 1, hwaccel: Any = None) -> Iterator[list[Any]]:  # fmt: skip
+                   threads: int = 1, hwaccel: Any = None,
+                   convert: Callable[[int, int, Any], Any] | None = None) -> Iterator[list[Any]]:  # fmt: skip
     """Decoded pictures of a segment, one list (a picture per stream, in plan order) per frame.
 
-    The pictures are PyAV frames (read their planes with :func:`.planes.read_planes`). Raises
-    CorruptStream when the segment does not match its plan (streams, codecs, sizes, frame
-    count) or cannot be decoded."""
+    The pictures are PyAV frames (read their planes with :func:`.planes.read_planes`), or what
+    ``convert(frame_number, stream_index, picture)`` makes of each, called on the decode
+    thread that produced the picture (so the work that follows decoding runs in parallel too).
+    Raises CorruptStream when the segment does not match its plan (streams, codecs, sizes,
+    frame count) or cannot be decoded."""
     container = _open(data, label) if hwaccel is None else _open_hw(data, label, hwaccel)
     try:
         video = list(container.streams.video)
@@ -125,8 +133,10 @@ def decode_segment(data: bytes, streams: list[StreamSpec], width: int, height: i
                     packets[packet.stream.index].append(packet)
         except av.FFmpegError as exc:
             raise CorruptStream(f"segment does not demux: {exc}", path=label) from exc
-        lockstep = Lockstep([_pictures(stream.codec_context, p, spec.name, label)
-                             for stream, p, spec in zip(video, packets, streams)])  # fmt: skip
+        runs = [_pictures(stream.codec_context, p, spec.name, label) for stream, p, spec in zip(video, packets, streams)]
+        if convert is not None:
+            runs = [_converted(run, index, convert) for index, run in enumerate(runs)]
+        lockstep = Lockstep(runs)
         try:
             for number in range(frames):
                 pictures = lockstep.next()
