@@ -175,7 +175,7 @@ def _parse_group(data: Any, channels: int, file_size: int | None) -> GroupEntry:
             isinstance(c, int) and 1 <= c <= min(MAX_SPLATS, width * height) for c in counts):  # fmt: skip
         raise ValueError(f"group at frame {start}: counts must give 1..{width}x{height} Gaussians for each of {frames} frames")
     order = data.get("order")
-    if order not in ("index", "matched", "spatial"):
+    if order not in ("index", "matched"):
         raise ValueError(f"group at frame {start}: unknown order {order!r}")
     try:
         ranges = np.frombuffer(base64.b64decode(str(data.get("ranges", "")), validate=True), "<f4")

@@ -31,12 +31,12 @@ class CodedGroup:
     height: int
 
 
-def group_order(clouds: list[SplatCloud], force_spatial: bool = False) -> tuple[str, list[np.ndarray]]:
+def group_order(clouds: list[SplatCloud], force_matching: bool = False) -> tuple[str, list[np.ndarray]]:
     """One Morton order for the whole group when splat i is one Gaussian in every frame; else
     frame 0's Morton order, each later frame matched to the one before (:func:`match_order`)."""
     lo = np.min([c.means.min(axis=0) for c in clouds], axis=0)
     hi = np.max([c.means.max(axis=0) for c in clouds], axis=0)
-    if not force_spatial and index_correspondence(clouds):
+    if not force_matching and index_correspondence(clouds):
         order = morton_order(clouds[0].means, lo, hi)
         return "index", [order] * len(clouds)
     orders = [morton_order(clouds[0].means, lo, hi)]
@@ -58,9 +58,9 @@ def _part(q: np.ndarray, part: str, bits: int) -> np.ndarray:
 
 
 def code_group(clouds: list[SplatCloud], bits: dict[str, int], streams: list[StreamSpec], sh_degree: int, *,
-               force_spatial: bool = False) -> CodedGroup:  # fmt: skip
+               force_matching: bool = False) -> CodedGroup:  # fmt: skip
     """Quantised attribute pictures for a group of frames (see the module docstring)."""
-    order_kind, orders = group_order(clouds, force_spatial)
+    order_kind, orders = group_order(clouds, force_matching)
     values, previous = [], None
     for cloud, order in zip(clouds, orders):
         channels = cloud_channels(cloud, sh_degree, order, previous if order_kind == "index" else None)

@@ -7,8 +7,9 @@ frames (inter). So that both work on Gaussians:
 - the sorted sequence is laid into the image along 2D Z-order inside 16x16 blocks (blocks in
   row-major order), so neighbours in the image, across rows too, are close in the order;
 - within a group of frames every frame keeps one order when the input's splat i is the same
-  Gaussian in every frame ("index" correspondence); otherwise each frame is sorted on its own
-  ("spatial"), which matches Gaussians that stay in place, and inter prediction does the rest.
+  Gaussian in every frame ("index" correspondence); otherwise each frame is matched to the one
+  before along the Morton curve ("matched", :func:`match_order`), so a Gaussian that barely
+  moved lands on the pixel it had, and inter prediction does the rest.
 """
 
 from __future__ import annotations
