@@ -214,7 +214,7 @@ def test_the_budget_estimate_follows_the_pixel_format():
     assert decode._picture_bytes("yuv420p10le", 1920, 1080) == (1920 * 1080 * 3, 1920 * 1080 * 3)
     assert decode._picture_bytes("yuv444p", 64, 64) == (64 * 64 * 3, 64 * 64 * 3)
     assert decode._picture_bytes(None, 64, 64) == (64 * 64 * 4, 64 * 64 * 3)
-    assert decode._max_pixels() * 1.5 <= budget.current().limit
+    assert decode.max_pixels() * 1.5 <= budget.current().limit
 
 
 # FIFOs --------------------------------------------------------------------------------------------

@@ -160,9 +160,9 @@ def with_coordinate_system(path: Path, value: int, *, before: bytes = b"") -> Pa
 
 
 def test_default_table_covers_every_splat_format_with_real_up_axes() -> None:
-    assert set(DEFAULT_UP) == {"ply", "compressed-ply", "sog", "splat", "ksplat", "spz"}
+    assert set(DEFAULT_UP) == {"ply", "compressed-ply", "sog", "splat", "ksplat", "spz", "v3"}
     assert set(DEFAULT_UP.values()) <= set(UP_AXES)
-    for fmt in ("ply", "compressed-ply", "sog", "splat", "ksplat"):
+    for fmt in ("ply", "compressed-ply", "sog", "splat", "ksplat", "v3"):
         assert DEFAULT_UP[fmt] == "-y", fmt  # COLMAP / PLY space, as SuperSplat shows them
     assert DEFAULT_UP["spz"] == "+y"  # RUB, the SPZ specification's frame
 

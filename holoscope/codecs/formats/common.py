@@ -45,6 +45,7 @@ DEFAULT_UP: dict[str, str] = {
     "splat": "-y",
     "ksplat": "-y",
     "spz": "+y",
+    "v3": "-y",  # V^3 scenes are trained in COLMAP axes, like INRIA PLY
 }
 FALLBACK_UP = "+y"
 
@@ -187,7 +188,7 @@ def zstd_bounded(data: bytes, expected: int, *, path: Path | str | None) -> byte
     return out
 
 
-def _umask() -> int:
+def current_umask() -> int:
     # /proc says it without changing it (setting and restoring races with other threads).
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
@@ -232,7 +233,7 @@ def atomic_output(path: Path | str) -> Iterator[BinaryIO]:
     try:
         # mkstemp creates 0600; a finished output gets the usual 0666 less the umask, like
         # every other file the user writes (and like render's outputs).
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             yield fh
         os.replace(tmp, path)

@@ -81,11 +81,11 @@ from typing import Any, Callable, Iterable, Iterator
 import av
 import numpy as np
 
-from holoscope.codecs.formats.common import DEFAULT_UP, MAX_SPLATS, _umask
+from holoscope.codecs.formats.common import DEFAULT_UP, MAX_SPLATS, current_umask
 from holoscope.codecs.gsvideo.grouped import GroupSpan, grouped_media
 from holoscope.codecs.gsvideo.parallel import Lockstep
 from holoscope.codecs.gsvideo.planes import make_frame, read_planes
-from holoscope.codecs.video.decode import _OPEN_TIMEOUT, _READ_TIMEOUT, _max_pixels
+from holoscope.codecs.video.decode import OPEN_TIMEOUT, READ_TIMEOUT, max_pixels as default_max_pixels
 from holoscope.core import budget
 from holoscope.core.errors import (
     CorruptStream,
@@ -486,11 +486,11 @@ def _open_video(path: Path, max_pixels: int | None = None, probe: bool = False) 
     ``max_pixels`` a larger picture is refused before the decoder allocates it.
     """
     check_regular(path)  # FFmpeg would block in open() on a FIFO
-    limit = str(max_pixels or _max_pixels())
+    limit = str(max_pixels or default_max_pixels())
     analysis = {"max_pixels": limit} if probe else {"max_pixels": limit, "skip_frame": "all", "probesize": "32"}
     try:
         container = av.open(str(path), "r", options=analysis, metadata_errors="replace",
-                            timeout=(_OPEN_TIMEOUT, _READ_TIMEOUT))  # fmt: skip
+                            timeout=(OPEN_TIMEOUT, READ_TIMEOUT))  # fmt: skip
     except av.FFmpegError as exc:
         raise CorruptStream(f"cannot open as a video ({exc.strerror or exc})", path=path) from exc
     try:
@@ -690,7 +690,7 @@ def open_v3(source: Source | str | os.PathLike[str]) -> Media:
         "duration": duration,
         "min_max_keys": layout.keys,
         # V^3 trains in COLMAP axes, as INRIA PLY (gaussian-video.md section 1)
-        "default_up": DEFAULT_UP["ply"],
+        "default_up": DEFAULT_UP["v3"],
     }
     return grouped_media(groups=layout.groups, decode_group=decoder.group, fps=fps, format=FORMAT_NAME,
                          reader=READER_NAME, path=str(layout.folder), info=info, close=decoder.close)  # fmt: skip
@@ -781,7 +781,7 @@ def write_v3(frames: Iterable[SplatCloud], out_dir: str | os.PathLike[str], *, g
         raise OutputError(f"cannot write here ({exc.strerror or exc})", path=out) from exc
     try:
         summary = _write_groups(frames, tmp, out, group_size, qp, rate, total, progress)
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         if out.is_dir():
             out.rmdir()  # empty, checked above
         os.rename(tmp, out)

@@ -139,6 +139,8 @@ _MAX_CONSECUTIVE_ERRORS = 8  # undecodable packets in a row before the stream co
 # count + decoder open + first-picture flush = 2 + 1 + 2 + 3 s (plus 5 s per hardware attempt).
 _OPEN_TIMEOUT = 2.0
 _READ_TIMEOUT = 3.0
+# For other readers that open video streams with PyAV under the same limits.
+OPEN_TIMEOUT, READ_TIMEOUT = _OPEN_TIMEOUT, _READ_TIMEOUT
 _COUNT_SECONDS = 1.0  # counting Matroska packets; longer files get duration x rate (estimated)
 # Frames a playback holds, for the decode budget. Measured peak RSS while playing through a
 # FramePrefetcher, in frames (1080p and 4K H.264 with 16 reference frames): 28-35 with 1-3
@@ -355,7 +357,7 @@ class VideoDecoder:
                 cc.thread_type = "AUTO"  # frame + slice threads; set before the codec opens
             # FFmpeg refuses a picture larger than the budget allows before allocating it (the
             # in-band size may differ from the container's).
-            cc.options = {**(cc.options or {}), "max_pixels": str(_max_pixels())}
+            cc.options = {**(cc.options or {}), "max_pixels": str(max_pixels())}
             self._container, self._stream, self._cc = container, stream, cc
             self._reset_position()
             self._raw = self._decode_run()
@@ -382,7 +384,7 @@ class VideoDecoder:
         if error is None:
             return ""
         if isinstance(error, av.ArgumentError):  # what FFmpeg's max_pixels refusal raises
-            return (f" (the decoder refused it: {error.strerror}; pictures over {_max_pixels():,} pixels "
+            return (f" (the decoder refused it: {error.strerror}; pictures over {max_pixels():,} pixels "
                     "are refused under the memory budget)")
         return f" ({error.strerror or error})"
 
@@ -839,7 +841,7 @@ def _open_container(path: Path | Source, device: str | None = None, read_timeout
         "metadata_errors": "replace",  # damaged metadata must not fail the open
         "timeout": (_OPEN_TIMEOUT, read_timeout),
         # Applies to the decoders avformat_find_stream_info opens (it decodes a picture or more).
-        "options": {"max_pixels": str(_max_pixels())},
+        "options": {"max_pixels": str(max_pixels())},
     }
     if device is not None:
         # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
@@ -913,7 +915,7 @@ def _require_playback(width: int, height: int, pixel_format: str | None, path: P
     budget.require(need, what=f"{width}x{height} video ({pixel_format or 'unknown pixel format'})", path=path)
 
 
-def _max_pixels() -> int:
+def max_pixels() -> int:
     """The largest picture FFmpeg may allocate: what the budget allows at the least a pixel can
     cost (8-bit 4:2:0, 1.5 bytes); :func:`_require_playback` then checks the real format."""
     frames = _DECODER_FRAMES + _decoder_threads() + _HELD_FRAMES
