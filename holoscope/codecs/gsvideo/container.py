@@ -20,24 +20,22 @@ anything, so a forged header cannot ask for unbounded memory.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import zstandard
 
+from holoscope.codecs import framing
 from holoscope.codecs.gsvideo.grouped import GroupSpan, check_spans
 from holoscope.codecs.gsvideo.plan import StreamSpec, check_plan
 from holoscope.core.errors import CorruptStream
 
 MAGIC = b"HSGV"
 VERSION = 1
-FIXED = struct.Struct("<4sHHII")
+FIXED = framing.FIXED
 FORMAT_NAME = "holoscope-gsv"
 MANIFEST_NAME = "holoscope-gsv-manifest"
 MAX_HEADER_BYTES = 16 << 20
@@ -212,8 +210,7 @@ def _check_ranges(groups: list[GroupEntry], channels: list[str]) -> None:
 
 
 def pack_header(header: Header) -> bytes:
-    payload = zstandard.ZstdCompressor(level=19).compress(json.dumps(header.to_json(), separators=(",", ":")).encode())
-    return FIXED.pack(MAGIC, VERSION, 0, len(payload), zlib.crc32(payload)) + payload
+    return framing.pack(MAGIC, VERSION, header.to_json())
 
 
 def header_size(header: Header) -> int:
@@ -223,52 +220,18 @@ def header_size(header: Header) -> int:
 def read_header(head: bytes, file_size: int, label: str) -> tuple[Header, int]:
     """The header of a .gsv from its first bytes (``head`` must hold the fixed part and the
     header, see :func:`needed_bytes`); returns the header and where the segments begin."""
-    if len(head) < FIXED.size:
-        raise CorruptStream("file too short for a Gaussian-video header", path=label)
-    magic, version, flags, length, crc = FIXED.unpack_from(head)
-    if magic != MAGIC:
-        raise CorruptStream("not a holoscope Gaussian-video file (bad magic)", path=label)
-    if version != VERSION:
-        raise CorruptStream(f"Gaussian-video version {version} is not supported (this holoscope reads {VERSION})", path=label)
-    if not 0 < length <= MAX_HEADER_BYTES:
-        raise CorruptStream(f"header length {length:,} is beyond the limit of {MAX_HEADER_BYTES:,} bytes", path=label)
-    payload = head[FIXED.size:FIXED.size + length]
-    if len(payload) < length:
-        raise CorruptStream(f"file truncated inside its header ({len(payload):,} of {length:,} bytes)", path=label)
-    if zlib.crc32(payload) != crc:
-        raise CorruptStream("header checksum mismatch: the metadata is damaged", path=label)
-    try:
-        text = _inflate(payload)
-        data = json.loads(text)
-    except (zstandard.ZstdError, ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise CorruptStream(f"header does not decode: {exc}", path=label) from exc
+    data, end = framing.unpack(head, magic=MAGIC, version=VERSION, kind="Gaussian-video",
+                               max_header=MAX_HEADER_BYTES, max_json=MAX_HEADER_JSON, label=label)  # fmt: skip
     try:
         header = parse_header(data, file_size=file_size)
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptStream(f"bad header: {exc}", path=label) from exc
-    return header, FIXED.size + length
-
-
-def _inflate(payload: bytes) -> bytes:
-    """The header's JSON text. Read through a stream so that at most MAX_HEADER_JSON bytes are
-    ever allocated: ``decompress`` would trust the size a forged frame declares."""
-    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload))
-    parts, size = [], 0
-    while size <= MAX_HEADER_JSON:
-        chunk = reader.read(min(1 << 20, MAX_HEADER_JSON + 1 - size))
-        if not chunk:
-            return b"".join(parts)
-        parts.append(chunk)
-        size += len(chunk)
-    raise ValueError(f"it inflates to more than {MAX_HEADER_JSON:,} bytes")
+    return header, end
 
 
 def needed_bytes(head: bytes) -> int:
-    """How many bytes from the start hold the fixed part and the header (0 if unknown yet)."""
-    if len(head) < FIXED.size:
-        return FIXED.size
-    _, _, _, length, _ = FIXED.unpack_from(head)
-    return FIXED.size + min(length, MAX_HEADER_BYTES)
+    """How many bytes from the start hold the fixed part and the header."""
+    return framing.needed_bytes(head, MAX_HEADER_BYTES)
 
 
 def manifest_json(levels: list[tuple[Header, float]]) -> bytes:

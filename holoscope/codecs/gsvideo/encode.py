@@ -22,12 +22,13 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from holoscope.codecs import framing
 from holoscope.codecs.gsvideo import container
 from holoscope.codecs.gsvideo.group_coder import CodedGroup, GroupDecoder, code_group
 from holoscope.codecs.gsvideo.plan import (DEFAULT_PRESET, PRESETS, StreamSpec, attribute_of, build_streams,
                                            channel_names)  # fmt: skip
 from holoscope.codecs.gsvideo.segment import decode_segment, encode_segment
-from holoscope.core.errors import EmptyMedia, HoloscopeError, InvalidArgument, OutputError, display_path
+from holoscope.core.errors import EmptyMedia, InvalidArgument, OutputError
 from holoscope.core.frames import FailedFrame, Frame, SplatCloud
 
 log = logging.getLogger("holoscope")
@@ -208,19 +209,7 @@ def _write_gsv(header: container.Header, segments: list[bytes], output: Path) ->
             packed += bytes(data_start - len(packed))
             break
         data_start = len(packed) + 64
-    from holoscope.codecs.video.output import publish_file, reserve_temp
-
-    temp = reserve_temp(output)
-    try:
-        with open(temp, "wb") as f:
-            f.write(packed)
-            for data in segments:
-                f.write(data)
-        publish_file(temp, output)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return len(packed) + sum(len(s) for s in segments)
+    return framing.write_atomically(output, [packed, *segments])
 
 
 def _write_segments(levels: list[_Level], folder: Path, fps: float) -> None:

@@ -26,8 +26,6 @@ them) end the weights chunk. Values are ``min + scale * code`` (in float32).
 
 from __future__ import annotations
 
-import json
-import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +33,13 @@ from typing import Any
 import numpy as np
 import zstandard
 
+from holoscope.codecs import framing
 from holoscope.core.errors import CorruptStream, InvalidArgument
 
 MAGIC = b"HSNV"
 VERSION = 1
 FORMAT_NAME = "holoscope-nerv"
-FIXED = struct.Struct("<4sHHII")
+FIXED = framing.FIXED
 MAX_HEADER_BYTES = 4 << 20
 MAX_HEADER_JSON = 32 << 20
 MAX_CHUNK_RAW = 1 << 31  # a decompressed chunk; the decode budget still applies on top
@@ -110,10 +109,6 @@ def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embeddi
                chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> int:  # fmt: skip
     """Write a .nerv stream (published atomically); returns its size in bytes. ``embedding``
     is quantised with one min/scale shared by all frames (axis None or not 0)."""
-    from pathlib import Path
-
-    from holoscope.codecs.video.output import publish_file, reserve_temp
-
     if embedding.axis == 0:
         raise InvalidArgument("per-frame embedding ranges are not supported: quantise along another axis")
     frames = int(embedding.codes.shape[0])
@@ -142,25 +137,12 @@ def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embeddi
             header["embedding"]["chunks"].append({"start": start, "frames": count, "offset": offset,
                                                   "length": len(chunk), "crc32": zlib.crc32(chunk), "raw": raw})  # fmt: skip
             offset += len(chunk)
-        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(json.dumps(header, separators=(",", ":")).encode())
-        need = FIXED.size + len(packed)
-        if data_start and need <= data_start:
+        blob = framing.pack(MAGIC, VERSION, header)
+        if data_start and len(blob) <= data_start:
             break
-        data_start = need + 64
-    blob = FIXED.pack(MAGIC, VERSION, 0, len(packed), zlib.crc32(packed)) + packed
+        data_start = len(blob) + 64
     blob += bytes(data_start - len(blob))
-    target = Path(path)
-    temp = reserve_temp(target)
-    try:
-        with open(temp, "wb") as fh:
-            fh.write(blob)
-            for chunk in chunks:
-                fh.write(chunk)
-        publish_file(temp, target)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return len(blob) + sum(len(c) for c in chunks)
+    return framing.write_atomically(path, [blob, *chunks])
 
 
 @dataclass(frozen=True)
@@ -235,26 +217,9 @@ def _chunk(data: Any, what: str) -> ChunkEntry:
 
 def parse_header(head: bytes, label: Any) -> NervHeader:
     """The validated header of a .nerv from its first bytes (see :func:`needed_bytes`)."""
-    if len(head) < FIXED.size:
-        raise CorruptStream("file too short for a neural-video header", path=label)
-    magic, version, _flags, length, crc = FIXED.unpack_from(head)
-    if magic != MAGIC:
-        raise CorruptStream("not a holoscope neural-video stream (bad magic)", path=label)
-    if version != VERSION:
-        raise CorruptStream(f"neural-video version {version} is not supported (this holoscope reads {VERSION})", path=label)
-    if not 0 < length <= MAX_HEADER_BYTES:
-        raise CorruptStream(f"header length {length:,} is beyond the limit of {MAX_HEADER_BYTES:,} bytes", path=label)
-    payload = head[FIXED.size:FIXED.size + length]
-    if len(payload) < length:
-        raise CorruptStream(f"file truncated inside its header ({len(payload):,} of {length:,} bytes)", path=label)
-    if zlib.crc32(payload) != crc:
-        raise CorruptStream("header checksum mismatch: the metadata is damaged", path=label)
+    data, end = framing.unpack(head, magic=MAGIC, version=VERSION, kind="neural-video",
+                               max_header=MAX_HEADER_BYTES, max_json=MAX_HEADER_JSON, label=label)  # fmt: skip
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(payload)
-        text = reader.read(MAX_HEADER_JSON + 1)
-        if len(text) > MAX_HEADER_JSON:
-            raise ValueError("the header decompresses beyond its limit")
-        data = json.loads(text)
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME or data.get("version") != VERSION:
             raise ValueError("not a holoscope neural-video header")
         fps = data.get("fps")
@@ -289,15 +254,13 @@ def parse_header(head: bytes, label: Any) -> NervHeader:
             raise ValueError(f"the embedding chunks cover {expected} frames, the header says {frames}")
     except (ValueError, KeyError, TypeError, RecursionError, zstandard.ZstdError, UnicodeDecodeError) as exc:
         raise CorruptStream(f"bad header: {exc}", path=label) from exc
-    if weights_chunk.offset < FIXED.size + length:
+    if weights_chunk.offset < end:
         raise CorruptStream("the weights chunk overlaps the header", path=label)
     return NervHeader(data["config"], float(fps), frames, tensors, weights_chunk, embedding, chunks, weights_chunk.offset)
 
 
 def needed_bytes(head: bytes) -> int:
-    if len(head) < FIXED.size:
-        return FIXED.size
-    return FIXED.size + min(FIXED.unpack_from(head)[3], MAX_HEADER_BYTES)
+    return framing.needed_bytes(head, MAX_HEADER_BYTES)
 
 
 def read_chunk(source: Any, entry: ChunkEntry, label: Any, what: str) -> bytes:
