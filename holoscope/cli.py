@@ -200,7 +200,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None) ->
 
         return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                 **describe_sequence(probe)}  # fmt: skip
-    if probe.kind is MediaKind.SPLAT_VIDEO:
+    if probe.kind in (MediaKind.SPLAT_VIDEO, MediaKind.NEURAL_VIDEO):
         return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                 "frames": probe.frame_count, "fps": round(probe.fps, 6), "duration": round(probe.duration or 0, 6),
                 **{k: _jsonable(v) for k, v in probe.info.items() if k not in ("first_readable_frame",)}}  # fmt: skip
@@ -271,6 +271,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.sh_degree is not None and not 0 <= args.sh_degree <= 3:
         raise InvalidArgument(f"--sh-degree must be 0..3, got {args.sh_degree}")
     flip = parse_flip(args.flip_axes) if args.flip_axes else None
+    if str(args.input).lower().endswith((".pth", ".pt")) and (
+        (args.to or "").lower() == "nerv" or (args.to is None and str(args.output).lower().endswith(".nerv"))
+    ):
+        from holoscope.codecs.nerv.neural.importer import describe as describe_import
+        from holoscope.codecs.nerv.neural.importer import import_checkpoint
+
+        summary = import_checkpoint(Path(args.input), Path(args.output))
+        if not args.quiet:
+            emit(f"wrote {display_path(args.output)} (nerv): {describe_import(summary)} from {display_path(args.input)}")
+        return 0
     spec, writer = writer_for(args.output, args.to)  # fail on an unknown output before reading
     from holoscope.codecs.inputs import is_sequence_input
 

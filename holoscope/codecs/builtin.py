@@ -73,6 +73,12 @@ def _v3() -> ModuleType:
     return v3
 
 
+def _nerv() -> ModuleType:
+    from holoscope.codecs.nerv import reader
+
+    return reader
+
+
 def _is_inria_ply(head: bytes) -> bool:
     # Any PLY that is not PlayCanvas' chunked "compressed PLY" goes to the INRIA reader, which
     # then names the properties it misses if the file is not a splat scene.
@@ -251,7 +257,22 @@ V3 = FormatSpec(
     directory_probe=_is_v3_dir,
 )
 
-BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3)
+def _is_nerv(head: bytes) -> bool:
+    return head[:4] == b"HSNV"
+
+
+NERV = FormatSpec(
+    name="nerv",
+    description="holoscope neural video (.nerv: an HNeRV decoder's weights and embeddings, quantised)",
+    kind=MediaKind.NEURAL_VIDEO,
+    extensions=(".nerv",),
+    opener=lazy(_nerv, "open_nerv"),
+    probe=_is_nerv,
+    magic="HSNV",
+    priority=30,
+)
+
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3, NERV)
 
 
 def register_builtin_formats() -> None:

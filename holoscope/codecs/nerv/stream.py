@@ -19,7 +19,8 @@ validated by its family's reader...}, "fps", "frames", "weights": {"offset", "le
 "crc32", "raw"}]}}``. A chunk is a zstd frame; decompressed it is, per tensor in order, its
 codes (uint8 for up to 8 bits, else uint16 little-endian) followed by its min and scale arrays
 (``min_dtype``: float16 or float32; shaped like the tensor with ``axis`` kept and every other
-dimension 1, or scalars when ``axis`` is null). An embedding chunk holds the codes of its
+dimension 1, or scalars when ``axis`` is null; ``axis`` may also list several kept axes, as
+HNeRV's own quantiser reduces one axis and keeps the others). An embedding chunk holds the codes of its
 frames only; the embedding's min and scale (shared by all frames, as HNeRV's quantiser makes
 them) end the weights chunk. Values are ``min + scale * code`` (in float32).
 """
@@ -55,7 +56,7 @@ class QuantTensor:
     bits: int
     minimum: np.ndarray  # float16 / float32, broadcastable to codes
     scale: np.ndarray
-    axis: int | None  # the axis min/scale keep (None: one pair for the tensor)
+    axis: int | tuple[int, ...] | None  # the axis (or axes) min/scale keep (None: one pair for the tensor)
 
     def dequantise(self) -> np.ndarray:
         return (self.minimum.astype(np.float32) + self.scale.astype(np.float32) * self.codes).astype(np.float32)
@@ -91,6 +92,13 @@ def quantise(tensor: np.ndarray, bits: int, *, axes: tuple[int, ...] | None = No
     return best[1]
 
 
+def kept_axes(axis: int | list | tuple | None) -> tuple[int, ...]:
+    """The axes min/scale keep, as a tuple (an ``axis`` field is an int, a list of them or null)."""
+    if axis is None:
+        return ()
+    return tuple(int(a) for a in axis) if isinstance(axis, (list, tuple)) else (int(axis),)
+
+
 def _code_bytes(q: QuantTensor) -> bytes:
     return q.codes.astype("<u2" if q.bits > 8 else np.uint8, copy=False).tobytes()
 
@@ -101,7 +109,8 @@ def _affine_bytes(q: QuantTensor) -> bytes:
 
 
 def _describe(name: str, q: QuantTensor) -> dict:
-    return {"name": name, "shape": list(q.codes.shape), "bits": q.bits, "axis": q.axis,
+    return {"name": name, "shape": list(q.codes.shape), "bits": q.bits,
+            "axis": list(q.axis) if isinstance(q.axis, tuple) else q.axis,
             "min_dtype": "float16" if q.minimum.dtype == np.float16 else "float32"}  # fmt: skip
 
 
@@ -109,7 +118,7 @@ def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embeddi
                chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> int:  # fmt: skip
     """Write a .nerv stream (published atomically); returns its size in bytes. ``embedding``
     is quantised with one min/scale shared by all frames (axis None or not 0)."""
-    if embedding.axis == 0:
+    if 0 in kept_axes(embedding.axis):
         raise InvalidArgument("per-frame embedding ranges are not supported: quantise along another axis")
     frames = int(embedding.codes.shape[0])
     if frames < 1 or not 0 < fps <= 1000:
@@ -180,8 +189,7 @@ def _tensor_bytes(desc: dict, frames: int | None = None) -> tuple[int, int]:
         shape[0] = frames
     count = int(np.prod(shape)) if shape else 1
     width = 2 if int(desc["bits"]) > 8 else 1
-    axis = desc["axis"]
-    pairs = 1 if axis is None else int(desc["shape"][axis])
+    pairs = int(np.prod([int(desc["shape"][a]) for a in kept_axes(desc["axis"])]))
     return count * width, 2 * pairs * (2 if desc["min_dtype"] == "float16" else 4)
 
 
@@ -197,7 +205,12 @@ def _check_tensor(desc: Any, where: str) -> dict:
         raise ValueError(f"{where} {desc['name']}: {shape} is beyond any decoder")
     _int(desc.get("bits"), 1, 16, f"{where} {desc['name']} bits")
     axis = desc.get("axis")
-    if axis is not None:
+    if isinstance(axis, list):
+        if not axis or len(set(map(repr, axis))) != len(axis):
+            raise ValueError(f"{where} {desc['name']}: axis lists must name distinct axes")
+        for a in axis:
+            _int(a, 0, len(shape) - 1, f"{where} {desc['name']} axis")
+    elif axis is not None:
         _int(axis, 0, len(shape) - 1, f"{where} {desc['name']} axis")
     if desc.get("min_dtype") not in ("float16", "float32"):
         raise ValueError(f"{where} {desc['name']}: min_dtype must be float16 or float32")
@@ -235,7 +248,7 @@ def parse_header(head: bytes, label: Any) -> NervHeader:
         embedding = _check_tensor(data.get("embedding"), "embedding")
         if int(embedding["shape"][0]) != frames:
             raise ValueError(f"the embedding has {embedding['shape'][0]} frames, the header says {frames}")
-        if embedding["axis"] == 0:
+        if 0 in kept_axes(embedding["axis"]):
             raise ValueError("per-frame embedding ranges are not supported")
         raw = sum(sum(_tensor_bytes(t)) for t in tensors) + _tensor_bytes(embedding)[1]
         weights_chunk = _chunk(weights, "the weights chunk")
@@ -293,12 +306,16 @@ def _affine(raw: bytes, at: int, desc: dict) -> tuple[np.ndarray, np.ndarray, in
     dtype = np.dtype("<f2") if desc["min_dtype"] == "float16" else np.dtype("<f4")
     axis = desc["axis"]
     shape = [1] * len(desc["shape"])
-    if axis is not None:
-        shape[axis] = int(desc["shape"][axis])
+    for a in kept_axes(axis):
+        shape[a] = int(desc["shape"][a])
     count = int(np.prod(shape))
     lo = np.frombuffer(raw, dtype, count, at).reshape(shape if axis is not None else ())
     scale = np.frombuffer(raw, dtype, count, at + count * dtype.itemsize).reshape(shape if axis is not None else ())
     return lo, scale, at + 2 * count * dtype.itemsize
+
+
+def _axis(value: Any) -> int | tuple[int, ...] | None:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def unpack_weights(raw: bytes, header: NervHeader) -> tuple[dict[str, QuantTensor], tuple[np.ndarray, np.ndarray]]:
@@ -307,14 +324,14 @@ def unpack_weights(raw: bytes, header: NervHeader) -> tuple[dict[str, QuantTenso
     for desc in header.tensors:
         codes, at = _take(raw, at, desc)
         lo, scale, at = _affine(raw, at, desc)
-        out[desc["name"]] = QuantTensor(codes, int(desc["bits"]), lo, scale, desc["axis"])
+        out[desc["name"]] = QuantTensor(codes, int(desc["bits"]), lo, scale, _axis(desc["axis"]))
     lo, scale, at = _affine(raw, at, header.embedding)
     return out, (lo, scale)
 
 
 def unpack_embedding(raw: bytes, header: NervHeader, entry: ChunkEntry, affine: tuple[np.ndarray, np.ndarray]) -> QuantTensor:
     codes, _ = _take(raw, 0, header.embedding, entry.frames)
-    return QuantTensor(codes, int(header.embedding["bits"]), affine[0], affine[1], header.embedding["axis"])
+    return QuantTensor(codes, int(header.embedding["bits"]), affine[0], affine[1], _axis(header.embedding["axis"]))
 
 
 def part_sizes(header: NervHeader) -> dict[str, int]:
