@@ -103,8 +103,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from holoscope.render.gl.splat_renderer import RenderSettings
 
     up = None if args.up is None else parse_up(args.up)  # checked before the scene is read
-    background = parse_color(args.background)
-    fov = check_fov(args.fov, "--fov")
+    background = parse_color("0,0,0" if args.background is None else args.background)
+    fov = check_fov(50.0 if args.fov is None else args.fov, "--fov")
     if args.camera_path and args.orbit is not None:
         raise InvalidArgument("use either --camera-path or --orbit, not both")
     if args.orbit is not None and not 1 <= args.orbit <= MAX_ORBIT_FRAMES:
@@ -130,6 +130,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     check_output_size(width, height, args.output, args.codec)
     path = _resolve_input(args.input)
     media = _open(path, args.format, fps=args.fps)
+    if media.kind is MediaKind.NEURAL_VIDEO:
+        return _render_neural_video(args, media, size, fps if args.fps is not None else None)
     if media.kind.is_timed_splats:
         return _render_sequence(args, media, path_cams, (width, height), fov, up, background)
     if media.kind is not MediaKind.SPLATS:
@@ -182,6 +184,39 @@ def _render_sequence(args: argparse.Namespace, media, cams, size: tuple[int, int
         emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of {w}x{h} at {plan.fps:g} fps "
              f"from {media.frame_count} sequence frames in {display_path(media.path)} ({media.reader})")
     return 0
+
+
+CAMERA_OPTIONS = (("orbit", "--orbit"), ("camera_path", "--camera-path"), ("up", "--up"), ("fov", "--fov"),
+                  ("sh_degree", "--sh-degree"), ("background", "--background"))  # fmt: skip
+
+
+def _render_neural_video(args: argparse.Namespace, media, size: tuple[int, int] | None, fps: float | None) -> int:
+    """``render X.nerv``: its decoded frames, one output frame each, at the source size or
+    ``--size``, at its fps or ``--fps``; camera options do not apply."""
+    from holoscope.codecs.video.output import classify_output
+    from holoscope.core.progress import TerminalProgress
+    from holoscope.render.timeline import parse_frame_range
+    from holoscope.render.video_frames import render_video_frames, source_size
+
+    try:
+        given = [flag for name, flag in CAMERA_OPTIONS if getattr(args, name, None) is not None]
+        if given:
+            raise InvalidArgument(f"{', '.join(given)}: camera options do not apply to neural video "
+                                  f"({media.format}), which renders its decoded frames")  # fmt: skip
+        frame_range = parse_frame_range(args.frames, media.frame_count) if args.frames else None
+        start, stop = frame_range or (0, media.frame_count or 0)
+        total = 1 if classify_output(args.output) == "image" else stop - start
+        progress = TerminalProgress(total, label="rendering ")
+        n = render_video_frames(media, args.output, size=size, fps=fps, frame_range=frame_range, codec=args.codec,
+                                crf=args.crf, progress=progress)  # fmt: skip
+        if not args.quiet:
+            w, h = size or source_size(media)
+            emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of {w}x{h} at "
+                 f"{fps or media.fps:g} fps from {media.frame_count} neural video frames in "
+                 f"{display_path(media.path)} ({media.reader})")  # fmt: skip
+        return 0
+    finally:
+        media.release()
 
 
 VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format", "color_matrix", "color_range",
@@ -372,10 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
                                              "its frame rate, one output frame per sequence frame")
     r.add_argument("--codec", help="h264 | hevc | av1 | ffv1 (default: h264, av1 for .webm)")
     r.add_argument("--crf", type=int, help="constant rate factor (quality; lower is better)")
-    r.add_argument("--background", default="0,0,0", metavar="R,G,B", help="0..1 floats or 0..255 (default black)")
+    r.add_argument("--background", metavar="R,G,B", help="0..1 floats or 0..255 (default black)")
     r.add_argument("--up", help="scene up axis for generated orbits: +y, -y (COLMAP), +z "
                                "(default: the file's: -y for PLY, SOG, .splat, .ksplat; +y or the file's own for SPZ)")
-    r.add_argument("--fov", type=float, default=50.0, help="vertical field of view for orbits, degrees")
+    r.add_argument("--fov", type=float, help="vertical field of view for orbits, degrees (default 50)")
     r.add_argument("--sh-degree", type=int, help="limit the SH degree evaluated (0-3)")
     r.add_argument("--frames", metavar="A:B", help="sequences: render frames A..B-1 only")
     r.add_argument("--loop", action="store_true", help="sequences: loop while a longer camera path goes on")
