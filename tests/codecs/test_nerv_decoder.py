@@ -416,3 +416,50 @@ def test_config_and_checkpoint_modules_do_not_import_torch_until_called():
         "assert 'torch' not in sys.modules, 'torch imported at module level'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- the fast CPU path (channels-last, bf16 blocks where the CPU has them) ------------------------
+
+
+@pytest.mark.parametrize("name", ["hnerv 5,3,2,2,2", "hnerv 4,3,2 k3 fc 2x2", "nerv"])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fast_path_stays_within_a_tight_bound_of_fp32(name: str, bf16: bool, monkeypatch: pytest.MonkeyPatch):
+    from holoscope.codecs.nerv.neural.model import is_prepared, prepare
+
+    monkeypatch.delenv("HOLOSCOPE_NERV_FP32", raising=False)
+    config = nerv() if name == "nerv" else ARCHITECTURES[name]
+    torch.manual_seed(3)
+    module = build_decoder(config).eval()
+    if config.family == "hnerv":
+        inputs = torch.randn(3, *config.embedding_shape()[1:])
+    else:
+        inputs = frame_times([0, 2, 5], config.frame_count)
+    ref = decode(module, inputs, batch=2)
+    fast = prepare(module, "cpu", bf16=bf16)
+    assert is_prepared(fast) and fast is not module and not is_prepared(module)
+    assert all(p.dtype == torch.float32 for p in module.parameters())  # the original is untouched
+    assert fast.blocks[0].weight.dtype == (torch.bfloat16 if bf16 else torch.float32)
+    assert fast.head.weight.dtype == torch.float32
+    out = decode(fast, inputs, batch=2)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    err = (out - ref).abs()
+    if bf16:  # bf16 blocks: well under one 8-bit level on average, a few levels at worst
+        assert float(err.mean()) < 1e-3 and float(err.max()) < 2e-2
+        assert psnr(out, ref) > 50.0
+    else:  # channels-last alone only reorders the sums
+        assert float(err.max()) < 1e-5
+    # decode(fast=True) prepares a copy itself and gives the same frames
+    assert torch.equal(decode(module, inputs, batch=2, fast=True), decode(prepare(module), inputs, batch=2))
+
+
+def test_fast_path_env_switch_and_other_devices(monkeypatch: pytest.MonkeyPatch):
+    from holoscope.codecs.nerv.neural.model import is_prepared, prepare
+
+    module = build_decoder(hnerv()).eval()
+    monkeypatch.setenv("HOLOSCOPE_NERV_FP32", "1")
+    assert prepare(module) is module and not is_prepared(module)
+    monkeypatch.setenv("HOLOSCOPE_NERV_FP32", "0")
+    assert is_prepared(prepare(module))
+    monkeypatch.delenv("HOLOSCOPE_NERV_FP32")
+    assert prepare(module, "meta") is module  # only the CPU has a fast path here

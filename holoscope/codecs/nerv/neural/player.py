@@ -1,5 +1,7 @@
-"""The torch side of playing a .nerv stream: the decoder filled once from the stored weights,
-then one frame at a time (batch 1, ``inference_mode``) to an rgb24 picture."""
+"""The torch side of playing a .nerv stream: the decoder filled once from the stored weights and
+prepared for the fast CPU path (channels-last, bf16 blocks where the CPU has native bf16; see
+:func:`~holoscope.codecs.nerv.neural.model.prepare`, ``HOLOSCOPE_NERV_FP32=1`` keeps plain
+float32), then one frame at a time (batch 1, ``inference_mode``) to an rgb24 picture."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import numpy as np
 import torch
 
 from holoscope.codecs.nerv.config import NervConfig
-from holoscope.codecs.nerv.neural.model import build_decoder, decode, load_state
+from holoscope.codecs.nerv.neural.model import build_decoder, decode, load_state, prepare
 
 
 class NervDecoder:
@@ -18,7 +20,7 @@ class NervDecoder:
     def __init__(self, config: NervConfig, weights: Mapping, *, path=None) -> None:
         tensors = {name: torch.from_numpy(np.ascontiguousarray(q.dequantise())) for name, q in weights.items()}
         self.config = config
-        self.module = load_state(build_decoder(config), tensors, path=path)
+        self.module = prepare(load_state(build_decoder(config), tensors, path=path), "cpu")
 
     def decode(self, embedding: np.ndarray) -> np.ndarray:
         """One embedding [C, h, w] -> uint8 [H, W, 3] (the float output in [0, 1], rounded)."""
