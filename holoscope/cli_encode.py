@@ -21,8 +21,9 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     from holoscope.codecs.gsvideo.encode import DEFAULT_GOF
     from holoscope.codecs.gsvideo.plan import DEFAULT_PRESET, PRESETS
 
-    e = sub.add_parser("encode", parents=[common], help="encode a splat sequence as Gaussian video (.gsv or V^3 streams)")
-    kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3}")
+    e = sub.add_parser("encode", parents=[common],
+                       help="encode a splat sequence as Gaussian video (.gsv, V^3) or a video as a NeRV stream (.nerv)")
+    kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3,nerv}")
     g = kinds.add_parser("gsvideo", parents=[common], help="holoscope's Gaussian-video format (.gsv file and/or segments)")
     g.add_argument("input", help="a splat sequence: folder of frames, quoted glob, list file, V^3 folder, .gsv, "
                                  "or demo-video")
@@ -47,6 +48,20 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     v.add_argument("--fps", type=float, help="frame rate (default: the input's)")
     v.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     v.set_defaults(func=cmd_encode_v3)
+    n = kinds.add_parser("nerv", parents=[common], help="train an HNeRV neural video (.nerv) on a video or image folder")
+    n.add_argument("input", help="a video file or a folder of PNG/JPEG images (sorted by name)")
+    n.add_argument("-o", "--output", required=True, help="the .nerv file to write")
+    n.add_argument("--model-size", type=float, default=0.1, help="decoder + embedding parameters, millions (default 0.1)")
+    n.add_argument("--epochs", type=int, default=100, help="training passes over the clip (default 100; published 300)")
+    n.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3, as published)")
+    n.add_argument("--bits-weights", type=int, default=8, help="decoder weight bits (default 8)")
+    n.add_argument("--bits-embed", type=int, default=6, help="embedding bits (default 6)")
+    n.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (default cpu)")
+    n.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    n.add_argument("--fps", type=float, help="frame rate (default: the video's, 25 for images)")
+    n.add_argument("--frames", metavar="A:B", help="encode input frames A..B-1 only")
+    n.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    n.set_defaults(func=cmd_encode_nerv)
 
 
 def _open_timed(text: str, fps: float | None):
@@ -169,4 +184,75 @@ def cmd_encode_v3(args: argparse.Namespace) -> int:
         media.release()
     if not args.quiet:
         emit(f"wrote {display_path(args.output)}: V^3 stream, {summary}")
+    return 0
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _decode_rgb(path: Path) -> list:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def _read_clip(text: str):
+    """(uint8 [T, H, W, 3], fps or None) of a video file or a folder of images."""
+    import numpy as np
+
+    from holoscope.core.errors import FormatNotRecognized, SourceNotFound
+    from holoscope.core.media import MediaKind
+    from holoscope.core.registry import open_media
+
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise InvalidArgument("the folder holds no PNG or JPEG images", path=text)
+        pictures, fps = [pic for p in files for pic in _decode_rgb(p)[:1]], None
+    else:
+        if not path.exists():
+            raise SourceNotFound("no such file", path=text)
+        media = open_media(path)
+        try:
+            if media.kind is not MediaKind.VIDEO:
+                raise FormatNotRecognized(f"a {media.format} file is not a plain video; encode nerv takes a video "
+                                          f"or a folder of images", path=text)  # fmt: skip
+            fps = media.fps
+        finally:
+            media.release()
+        pictures = _decode_rgb(path)
+    if not pictures:
+        raise InvalidArgument("the input has no frames", path=text)
+    if len({p.shape for p in pictures}) != 1:
+        raise InvalidArgument("the input's frames differ in size", path=text)
+    return np.stack(pictures), fps
+
+
+def cmd_encode_nerv(args: argparse.Namespace) -> int:
+    from holoscope.core.camera_path import check_fps
+    from holoscope.render.timeline import parse_frame_range
+
+    if not args.output.lower().endswith(".nerv"):
+        raise InvalidArgument("the output file's name must end in .nerv")
+    fps = check_fps(args.fps, "--fps") if args.fps is not None else None
+    frames, source_fps = _read_clip(args.input)
+    if args.frames:
+        start, stop = parse_frame_range(args.frames, len(frames))
+        frames = frames[start:stop]
+    from holoscope.codecs.nerv.neural.train import describe, encode_hnerv  # torch: imported only here
+
+    def progress(epoch: int, loss: float, psnr: float) -> None:
+        if not args.quiet:
+            import sys
+
+            sys.stderr.write(f"epoch {epoch}/{args.epochs}: loss {loss:.5f}, PSNR {psnr:.2f} dB\n")
+            sys.stderr.flush()
+
+    summary = encode_hnerv(frames, args.output, model_size_m=args.model_size, epochs=args.epochs,
+                           fps=fps or source_fps or 25.0, bits_weights=args.bits_weights, bits_embed=args.bits_embed,
+                           seed=args.seed, device=args.device, lr=args.lr, progress=progress)  # fmt: skip
+    if not args.quiet:
+        emit(f"wrote {display_path(args.output)}: {describe(summary)}")
     return 0
