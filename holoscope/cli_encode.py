@@ -190,10 +190,20 @@ def cmd_encode_v3(args: argparse.Namespace) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def _decode_rgb(path: Path) -> list:
+# The clip is held as uint8 and trained on as float32 copies (the frames, their batch, outputs
+# and gradients): ask the decode budget for that before decoding a picture.
+CLIP_PEAK_FACTOR = 1 + 4 * 3
+
+
+def _decode_rgb(path: Path, frames_hint: int = 1) -> list:
     import av
 
+    from holoscope.core.budget import require
+
     with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        count = max(frames_hint, stream.frames or 0)
+        require(count * stream.width * stream.height * 3 * CLIP_PEAK_FACTOR, what="the clip to train on", path=path)
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
 
 
@@ -210,7 +220,7 @@ def _read_clip(text: str):
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise InvalidArgument("the folder holds no PNG or JPEG images", path=text)
-        pictures, fps = [pic for p in files for pic in _decode_rgb(p)[:1]], None
+        pictures, fps = [pic for p in files for pic in _decode_rgb(p, len(files))[:1]], None
     else:
         if not path.exists():
             raise SourceNotFound("no such file", path=text)
@@ -219,10 +229,10 @@ def _read_clip(text: str):
             if media.kind is not MediaKind.VIDEO:
                 raise FormatNotRecognized(f"a {media.format} file is not a plain video; encode nerv takes a video "
                                           f"or a folder of images", path=text)  # fmt: skip
-            fps = media.fps
+            fps, count = media.fps, media.frame_count or 1
         finally:
             media.release()
-        pictures = _decode_rgb(path)
+        pictures = _decode_rgb(path, count)
     if not pictures:
         raise InvalidArgument("the input has no frames", path=text)
     if len({p.shape for p in pictures}) != 1:

@@ -14,26 +14,15 @@ from tests.video_reference import probe_video, read_image, read_video_frames
 
 torch = pytest.importorskip("torch")
 
+from tests.nerv_data import write_tiny_nerv  # noqa: E402
+
 FRAMES, FPS, WIDTH, HEIGHT = 8, 24, 48, 32
 
 
 @pytest.fixture(scope="module")
 def tiny_nerv(tmp_path_factory) -> Path:
     """A small random HNeRV decoder and embeddings written as a .nerv (fast to decode)."""
-    from holoscope.codecs.nerv import stream
-    from holoscope.codecs.nerv.config import NervConfig
-    from holoscope.codecs.nerv.neural.model import build_decoder, official_names
-
-    config = NervConfig(family="hnerv", height=HEIGHT, width=WIDTH, frame_count=FRAMES, fps=float(FPS), fc_dim=12,
-                        fc_h=1, fc_w=1, strides=(4, 2, 2), kernels=(1, 3, 5), channels=(10, 8, 6), head_kernel=3,
-                        embed_channels=16, embed_h=2, embed_w=3)  # fmt: skip
-    torch.manual_seed(0)
-    own = dict(build_decoder(config).named_parameters())
-    weights = {official: stream.quantise(own[mine].detach().numpy(), 8) for official, mine in official_names(config).items()}
-    embedding = stream.quantise(np.random.default_rng(0).standard_normal(config.embedding_shape()), 6, axes=(1,))
-    path = tmp_path_factory.mktemp("nerv") / "tiny.nerv"
-    stream.write_nerv(path, config.to_dict(), weights, embedding, fps=FPS, chunk_frames=5)
-    return path
+    return write_tiny_nerv(tmp_path_factory.mktemp("nerv") / "tiny.nerv", frames=FRAMES, fps=FPS, width=WIDTH, height=HEIGHT)
 
 
 def own_frames(path: Path) -> list[np.ndarray]:

@@ -150,3 +150,20 @@ def test_cli_refuses_what_is_not_a_video(tmp_path, capsys):
     rc = main(["encode", "nerv", str(text), "-o", str(tmp_path / "o.nerv")])
     assert rc == 2
     assert not (tmp_path / "o.nerv").exists()
+
+
+def test_cli_asks_the_decode_budget_before_decoding_the_clip(tmp_path, capsys):
+    from holoscope.core import budget
+
+    video = tmp_path / "in.mkv"
+    write_ffv1(video, clip(6))
+    out = tmp_path / "out.nerv"
+    budget.set_limit(300_000)  # enough to open the video, not to train on all of it (--max-memory starts at 64 MB)
+    try:
+        rc = main(["encode", "nerv", str(video), "-o", str(out), "--epochs", "1"])
+    finally:
+        budget.set_limit(None)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "the clip to train on" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -1,0 +1,26 @@
+"""Test data for NeRV streams: a small random HNeRV decoder written as a .nerv (fast to decode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_tiny_nerv(path: Path, *, frames: int, fps: int, width: int = 48, height: int = 32) -> Path:
+    """A random 3-block HNeRV (strides 4, 2, 2) of ``width`` x ``height`` written to ``path``."""
+    import torch
+
+    from holoscope.codecs.nerv import stream
+    from holoscope.codecs.nerv.config import NervConfig
+    from holoscope.codecs.nerv.neural.model import build_decoder, official_names
+
+    config = NervConfig(family="hnerv", height=height, width=width, frame_count=frames, fps=float(fps), fc_dim=12,
+                        fc_h=1, fc_w=1, strides=(4, 2, 2), kernels=(1, 3, 5), channels=(10, 8, 6), head_kernel=3,
+                        embed_channels=16, embed_h=height // 16, embed_w=width // 16)  # fmt: skip
+    torch.manual_seed(0)
+    own = dict(build_decoder(config).named_parameters())
+    weights = {official: stream.quantise(own[mine].detach().numpy(), 8) for official, mine in official_names(config).items()}
+    embedding = stream.quantise(np.random.default_rng(0).standard_normal(config.embedding_shape()), 6, axes=(1,))
+    stream.write_nerv(path, config.to_dict(), weights, embedding, fps=fps, chunk_frames=5)
+    return path
