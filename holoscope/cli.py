@@ -28,6 +28,8 @@ from holoscope.core.errors import InvalidArgument, display_path
 
 DEMO = "demo"
 DEMO_VIDEO = "demo-video"  # the built-in Gaussian video (holoscope.assets.demo_video)
+DEMO_NERV = "demo-nerv"  # the built-in neural video (holoscope.assets.demo_nerv, shipped)
+DEMOS = (DEMO, DEMO_VIDEO, DEMO_NERV)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -56,8 +58,8 @@ def parse_color(text: str) -> tuple[float, float, float]:
 
 
 def _resolve_input(text: str | None) -> Path:
-    """The named file; ``demo`` (or nothing) and ``demo-video`` are the built-in demos, made
-    and cached on first use, unless a file of that name exists here."""
+    """The named file; ``demo`` (or nothing), ``demo-video`` and ``demo-nerv`` are the built-in
+    demos (the first two made and cached on first use), unless a file of that name exists here."""
     from holoscope.assets.demo import demo_path
 
     if text is None or (text == DEMO and not Path(text).exists()):
@@ -66,6 +68,10 @@ def _resolve_input(text: str | None) -> Path:
         from holoscope.assets.demo_video import demo_video_path
 
         return demo_video_path()
+    if text == DEMO_NERV and not Path(text).exists():
+        from holoscope.assets.demo_nerv import demo_nerv_path
+
+        return demo_nerv_path()
     return Path(text)
 
 
@@ -309,13 +315,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if str(args.input).lower().endswith((".pth", ".pt")) and (
         (args.to or "").lower() == "nerv" or (args.to is None and str(args.output).lower().endswith(".nerv"))
     ):
-        from holoscope.codecs.nerv.neural.importer import describe as describe_import
-        from holoscope.codecs.nerv.neural.importer import import_checkpoint
+        from holoscope.cli_encode import import_nerv_checkpoint
 
-        summary = import_checkpoint(Path(args.input), Path(args.output))
-        if not args.quiet:
-            emit(f"wrote {display_path(args.output)} (nerv): {describe_import(summary)} from {display_path(args.input)}")
-        return 0
+        return import_nerv_checkpoint(args)
     spec, writer = writer_for(args.output, args.to)  # fail on an unknown output before reading
     from holoscope.codecs.inputs import is_sequence_input
 
@@ -396,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
                                             f"list file); '{DEMO}' or nothing for the built-in demo, "
-                                            f"'{DEMO_VIDEO}' for the demo Gaussian video")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' for the demo Gaussian / neural video")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
     g = r.add_mutually_exclusive_group()
@@ -418,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
 
-    c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension)")
+    c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension), or a NeRV checkpoint to .nerv")
     c.add_argument("input", help=f"scene file or splat sequence (folder, quoted glob, list file); '{DEMO}' for the "
                                  f"demo, '{DEMO_VIDEO}' for the demo Gaussian video")
     c.add_argument("output", help="output file: .ply, .spz, .splat, .sog; for a sequence a numbered name: out/%%04d.ply")
@@ -428,12 +430,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--to", help="force the output format instead of using the extension")
     c.add_argument("--frames", metavar="A:B", help="sequences: convert frames A..B-1 only")
     c.add_argument("--spz-version", type=int, choices=(2, 3, 4), help="SPZ version to write (default 3)")
+    n = c.add_argument_group("NeRV checkpoints (CHECKPOINT.pth OUT.nerv)")
+    n.add_argument("--fps", type=float, help="frame rate of the stream (default 30; checkpoints do not store it)")
+    n.add_argument("--act", default="gelu", help="the decoder's activation as trained (official --act; default gelu)")
+    n.add_argument("--out-bias", default="tanh", choices=("tanh", "sigmoid"),
+                   help="the output activation as trained (official --out_bias; default tanh)")
+    n.add_argument("--video", help="training checkpoints: the clip they were trained on (video or image folder); "
+                                   "their own encoder computes the embeddings")
+    n.add_argument("--crop", metavar="WxH", help="centre-crop the clip's frames as in training (official --crop_list)")
+    n.add_argument("--bits-weights", type=int, default=8, help="training checkpoints: weight bits (default 8)")
+    n.add_argument("--bits-embed", type=int, default=6, help="training checkpoints: embedding bits (default 6)")
+    n.add_argument("--frame-count", type=int, help="NeRV checkpoints: the number of frames (not stored in them)")
+    n.add_argument("--fc-hw", metavar="ROWS_COLS", help="NeRV checkpoints: the fc grid, e.g. 9_16 (official "
+                                                        "--fc_hw_dim's first two numbers; needed when ambiguous)")
+    n.add_argument("--pe-base", type=float, default=1.25, help="NeRV checkpoints: positional-encoding base (default 1.25)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo, "
-                                            f"'{DEMO_VIDEO}' for the demo Gaussian video")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' for the demo Gaussian / neural video")
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
@@ -472,7 +488,7 @@ def run_gui(argv: list[str]) -> int:
     parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
                            epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
     parser.add_argument("files", nargs="*", help=f"files or folders to open (the first one shown, the rest queued); "
-                                                 f"'{DEMO}' and '{DEMO_VIDEO}' for the built-in demos")
+                                                 f"'{DEMO}', '{DEMO_VIDEO}' and '{DEMO_NERV}' for the built-in demos")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
@@ -493,7 +509,7 @@ def run_gui(argv: list[str]) -> int:
     from holoscope.core.files import check_regular
 
     # The demos are made (the video encoded: seconds, once) before the window opens.
-    args.files = [str(_resolve_input(n)) if n in (DEMO, DEMO_VIDEO) else n for n in args.files]
+    args.files = [str(_resolve_input(n)) if n in DEMOS else n for n in args.files]
     for name in args.files:  # a file the app could never open fails here, before any window
         if not _is_folder(name):
             check_regular(name)

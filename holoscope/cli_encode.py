@@ -253,8 +253,17 @@ def cmd_encode_nerv(args: argparse.Namespace) -> int:
         frames = frames[start:stop]
     from holoscope.codecs.nerv.neural.train import describe, encode_hnerv  # torch: imported only here
 
+    from holoscope.core.progress import TerminalProgress
+
+    bar = TerminalProgress(args.epochs, label="training ")
+
     def progress(epoch: int, loss: float, psnr: float) -> None:
-        if not args.quiet:
+        """A bar with the loss and PSNR on a terminal; a line per epoch in a log."""
+        if args.quiet:
+            return
+        if bar.enabled:
+            bar(epoch, note=f"loss {loss:.5f} PSNR {psnr:.2f} dB")
+        else:
             import sys
 
             sys.stderr.write(f"epoch {epoch}/{args.epochs}: loss {loss:.5f}, PSNR {psnr:.2f} dB\n")
@@ -266,3 +275,61 @@ def cmd_encode_nerv(args: argparse.Namespace) -> int:
     if not args.quiet:
         emit(f"wrote {display_path(args.output)}: {describe(summary)}")
     return 0
+
+
+def centre_crop(frames, text: str):
+    """``frames`` [T, H, W, 3] cut to ``WxH`` around the centre (the official ``--crop_list``)."""
+    from holoscope.cli import parse_size
+
+    width, height = parse_size(text)
+    h, w = frames.shape[1:3]
+    if width > w or height > h:
+        raise InvalidArgument(f"--crop {width}x{height} is larger than the {w}x{h} frames")
+    top, left = round((h - height) / 2), round((w - width) / 2)
+    return frames[:, top : top + height, left : left + width]
+
+
+def parse_fc_hw(text: str) -> tuple[int, int]:
+    """NeRV's fc grid as the official ``--fc_hw_dim`` writes it: rows then columns, ``9_16`` or ``9x16``."""
+    try:
+        rows, cols = (int(v) for v in text.lower().replace("x", "_").split("_"))
+    except ValueError:
+        raise InvalidArgument(f"--fc-hw must look like 9_16 (rows, columns), got {text!r}") from None
+    if not (1 <= rows <= 4096 and 1 <= cols <= 4096):
+        raise InvalidArgument(f"--fc-hw {rows}_{cols} is out of range")
+    return rows, cols
+
+
+def import_nerv_checkpoint(args: argparse.Namespace) -> int:
+    """``convert CHECKPOINT.pth OUT.nerv``: a compressed checkpoint as it is, a training one with
+    the embeddings its encoder computes from ``--video``."""
+    from holoscope.core.camera_path import check_fps
+    from holoscope.render.timeline import parse_frame_range
+
+    fps = check_fps(args.fps, "--fps") if args.fps is not None else None
+    options = {"activation": args.act, "out": args.out_bias}
+    from holoscope.codecs.nerv.neural import importer  # torch: imported only here
+
+    if args.video is None:
+        if args.crop or args.frames:
+            raise InvalidArgument("--crop and --frames choose the clip of a training checkpoint: give --video too")
+        nerv_options = {"frame_count": args.frame_count, "pe_base": args.pe_base,
+                        "fc_hw": parse_fc_hw(args.fc_hw) if args.fc_hw else None}  # fmt: skip
+        summary = importer.import_checkpoint(Path(args.input), Path(args.output), fps=fps or 30.0,
+                                             bits_weights=args.bits_weights, **options, **nerv_options)  # fmt: skip
+    else:
+        frames, source_fps = _read_clip(args.video)
+        if args.frames:
+            start, stop = parse_frame_range(args.frames, len(frames))
+            frames = frames[start:stop]
+        if args.crop:
+            import numpy as np
+
+            frames = np.ascontiguousarray(centre_crop(frames, args.crop))
+        summary = importer.import_training_checkpoint(Path(args.input), Path(args.output), frames,
+                                                      fps=fps or source_fps or 30.0, bits_weights=args.bits_weights,
+                                                      bits_embed=args.bits_embed, **options)  # fmt: skip
+    if not args.quiet:
+        emit(f"wrote {display_path(args.output)} (nerv): {importer.describe(summary)} from {display_path(args.input)}")
+    return 0
+

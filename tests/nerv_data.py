@@ -24,3 +24,32 @@ def write_tiny_nerv(path: Path, *, frames: int, fps: int, width: int = 48, heigh
     embedding = stream.quantise(np.random.default_rng(0).standard_normal(config.embedding_shape()), 6, axes=(1,))
     stream.write_nerv(path, config.to_dict(), weights, embedding, fps=fps, chunk_frames=5)
     return path
+
+
+def repack(path: Path, edit) -> None:
+    """Rewrite the JSON header of the .nerv at ``path`` through ``edit(header)``, with a valid
+    checksum (a forged header, not a damaged one); the chunks stay where they are."""
+    import json
+    import zlib
+
+    import zstandard
+
+    from holoscope.codecs.nerv import stream
+
+    data = bytearray(path.read_bytes())
+    _, version, flags, length, _ = stream.FIXED.unpack_from(data)
+    header = json.loads(zstandard.ZstdDecompressor().decompress(bytes(data[16 : 16 + length])))
+    edit(header)
+    parts = [header["weights"]] + list((header.get("embedding") or {}).get("chunks") or [])
+    start = min(part["offset"] for part in parts)
+    original = [part["offset"] for part in parts]
+    shift = 0
+    while True:  # a longer header moves the chunks (and their offsets) further back
+        for part, offset in zip(parts, original):
+            part["offset"] = offset + shift
+        packed = zstandard.ZstdCompressor().compress(json.dumps(header).encode())
+        if 16 + len(packed) <= start + shift:
+            break
+        shift = 16 + len(packed) - start + 64
+    blob = stream.FIXED.pack(stream.MAGIC, version, flags, len(packed), zlib.crc32(packed)) + packed
+    path.write_bytes(blob + bytes(start + shift - len(blob)) + bytes(data[start:]))

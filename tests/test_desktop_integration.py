@@ -31,6 +31,7 @@ SPLAT_EXTENSIONS = {
     "ksplat": "application/x-ksplat",
     "sog": "application/x-sog",
     "gsv": "application/x-gaussian-video",
+    "nerv": "application/x-nerv",
 }
 VIDEO_TYPES = ("video/mp4", "video/x-matroska", "video/webm", "video/quicktime")
 
@@ -345,6 +346,7 @@ def test_file_managers_recognise_the_types(xdg, tmp_path):
         "scene.ply": gaussian_header, "scene.compressed.ply": compressed_header, "scene.spz": b"\x1f\x8b\x08\x00",
         "scene.splat": bytes(32), "scene.ksplat": bytes(32), "scene.sog": b"PK\x03\x04",
         "scene.gsv": b"HSGV\x01\x00\x00\x00", "unnamed-gsv": b"HSGV\x01\x00\x00\x00",
+        "scene.nerv": b"HSNV\x01\x00\x00\x00", "unnamed-nerv": b"HSNV\x01\x00\x00\x00",
         "unnamed-gaussian": gaussian_header, "unnamed-compressed": compressed_header, "unnamed-spz": b"NGSP\x04\x00\x00\x00",
         "unnamed-gzip": b"\x1f\x8b\x08\x00",
     }
@@ -352,7 +354,7 @@ def test_file_managers_recognise_the_types(xdg, tmp_path):
         **{f"scene.{ext}": mime for ext, mime in SPLAT_EXTENSIONS.items()},
         "unnamed-gaussian": "application/x-gaussian-splat-ply", "unnamed-compressed": "application/x-compressed-ply",
         "unnamed-spz": "application/x-spz", "unnamed-gzip": "application/gzip",  # the gzip rule is below gzip's own
-        "unnamed-gsv": "application/x-gaussian-video",
+        "unnamed-gsv": "application/x-gaussian-video", "unnamed-nerv": "application/x-nerv",
     }
     for name, data in samples.items():
         (files / name).write_bytes(data)

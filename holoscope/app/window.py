@@ -133,6 +133,8 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self._action("Open Demo &Scene", lambda: self.open_demo(video=False), (), file_menu)
         self.demo_video_action = self._action("Open Demo &Video", lambda: self.open_demo(video=True), (), file_menu)
+        self.demo_nerv_action = self._action("Open Demo &Neural Video", lambda: self.open_demo(neural=True), (),
+                                             file_menu)  # fmt: skip
         file_menu.addSeparator()
         self.screenshot_action = self._action("Save &Screenshot…", self.screenshot_dialog, ("Ctrl+S",), file_menu)
         self.export_action = self._action("&Export Video…", self.export_dialog, ("Ctrl+E",), file_menu)
@@ -225,14 +227,19 @@ class MainWindow(QMainWindow):
         future = self._loader.submit(job)
         future.add_done_callback(lambda f: self._opened.emit(request_id, where[0], f))
 
-    def open_demo(self, video: bool = False) -> None:
-        """The built-in demo scene, or demo Gaussian video; made on first use (the video takes
-        seconds to encode, so that happens on the loader thread, never the GUI thread)."""
+    def open_demo(self, video: bool = False, neural: bool = False) -> None:
+        """The built-in demo scene, demo Gaussian video or demo neural video; the first two are
+        made on first use (the video takes seconds to encode, so that happens on the loader
+        thread, never the GUI thread), the neural video is shipped."""
         from holoscope.assets.demo import demo_path
+        from holoscope.assets.demo_nerv import demo_nerv_path
         from holoscope.assets.demo_video import demo_video_path
 
         self.playlist, self.playlist_index = [], -1
-        self.open_path("demo-video" if video else "demo", locate=demo_video_path if video else demo_path)
+        if neural:
+            self.open_path("demo-nerv", locate=demo_nerv_path)
+        else:
+            self.open_path("demo-video" if video else "demo", locate=demo_video_path if video else demo_path)
 
     def _on_opened(self, request_id: int, path: str, future: Future) -> None:
         error = future.exception()

@@ -20,7 +20,8 @@ class TerminalProgress:
         self.start = time.monotonic()
         self._last_draw = 0.0
 
-    def __call__(self, done: int, total: int | None = None) -> None:
+    def __call__(self, done: int, total: int | None = None, note: str = "") -> None:
+        """``done`` of ``total`` steps; ``note`` (e.g. the loss) is shown after the ETA."""
         if total is not None:
             self.total = max(1, total)
         if not self.enabled:
@@ -33,7 +34,7 @@ class TerminalProgress:
         frac = min(1.0, done / self.total)
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
         bar = "#" * int(frac * self.width) + "-" * (self.width - int(frac * self.width))
-        self.stream.write(f"\r{self.label}[{bar}] {done}/{self.total} {_clock(elapsed)} ETA {_clock(eta)} ")
+        self.stream.write(f"\r{self.label}[{bar}] {done}/{self.total} {_clock(elapsed)} ETA {_clock(eta)} {note}")
         if done >= self.total:
             self.stream.write("\n")
         self.stream.flush()

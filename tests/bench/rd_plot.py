@@ -1,5 +1,5 @@
-"""Rate-distortion curves drawn with Pillow (no plotting library): one panel per sequence,
-bytes per frame on a log axis, rendered PSNR on a linear one."""
+"""Rate-distortion curves drawn with Pillow (no plotting library): one panel per sequence, the
+rate on a log axis (kB per frame by default, or bits per pixel), PSNR on a linear one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-COLOURS = {"holoscope": (214, 39, 40), "V3": (31, 119, 180), "reference": (90, 90, 90)}
+COLOURS = {"holoscope": (214, 39, 40), "V3": (31, 119, 180), "reference": (90, 90, 90), "x264 medium": (31, 119, 180),
+           "x264 veryslow": (23, 190, 207), "x265 medium": (44, 160, 44), "x265 veryslow": (148, 103, 189)}
 PANEL = (560, 420)
 MARGIN = (70, 30, 20, 60)  # left, top, right, bottom
 
@@ -24,8 +25,9 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
 
 
 def draw_panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, series: list[dict], psnr_cap: float,
-               font: ImageFont.ImageFont) -> None:  # fmt: skip
-    """``series``: {"label", "group" (colour key), "points": [(bytes_per_frame, psnr, name)], "line": bool}."""
+               font: ImageFont.ImageFont, labels: tuple[str, str] = ("kB per frame (log)", "rendered PSNR (dB)"),
+               ) -> None:  # fmt: skip
+    """``series``: {"label", "group" (colour key), "points": [(rate, psnr, name)], "line": bool}."""
     ox, oy = origin
     w, h = PANEL
     left, top, right, bottom = MARGIN
@@ -51,8 +53,8 @@ def draw_panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, s
         _, y = at(x_lo, t)
         draw.line([x0 - 4, y, x0, y], fill=(0, 0, 0))
         draw.text((x0 - 30, y - 6), f"{t}", fill=(0, 0, 0), font=font)
-    draw.text((ox + w // 2 - 60, oy + h - 22), "kB per frame (log)", fill=(0, 0, 0), font=font)
-    draw.text((ox + 4, oy + top - 18), "rendered PSNR (dB)", fill=(0, 0, 0), font=font)
+    draw.text((ox + w // 2 - 60, oy + h - 22), labels[0], fill=(0, 0, 0), font=font)
+    draw.text((ox + 4, oy + top - 18), labels[1], fill=(0, 0, 0), font=font)
     draw.text((ox + left + 6, oy + top + 4), title, fill=(0, 0, 0), font=font)
     legend_y = oy + top + 22
     for s in series:
@@ -70,12 +72,13 @@ def draw_panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, s
         legend_y += 14
 
 
-def plot(panels: list[tuple[str, list[dict]]], path: str | Path, psnr_cap: float = 70.0) -> Path:
+def plot(panels: list[tuple[str, list[dict]]], path: str | Path, psnr_cap: float = 70.0,
+         labels: tuple[str, str] = ("kB per frame (log)", "rendered PSNR (dB)")) -> Path:
     font = ImageFont.load_default()
     image = Image.new("RGB", (PANEL[0] * len(panels), PANEL[1]), (255, 255, 255))
     draw = ImageDraw.Draw(image)
     for i, (title, series) in enumerate(panels):
-        draw_panel(draw, (i * PANEL[0], 0), title, series, psnr_cap, font)
+        draw_panel(draw, (i * PANEL[0], 0), title, series, psnr_cap, font, labels)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)

@@ -462,4 +462,21 @@ def test_fast_path_env_switch_and_other_devices(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOLOSCOPE_NERV_FP32", "0")
     assert is_prepared(prepare(module))
     monkeypatch.delenv("HOLOSCOPE_NERV_FP32")
-    assert prepare(module, "meta") is module  # only the CPU has a fast path here
+    assert prepare(module, "meta") is module  # only the CPU and CUDA have a fast path
+
+
+@pytest.mark.parametrize("name", ["hnerv 5,3,2,2,2", "nerv"])
+def test_fp16_blocks_as_on_a_gpu_stay_close_to_fp32(name: str, monkeypatch: pytest.MonkeyPatch):
+    """The CUDA fast path's precision mix (fp16 blocks between fp32 ends), run on the CPU."""
+    from holoscope.codecs.nerv.neural.model import prepare
+
+    monkeypatch.delenv("HOLOSCOPE_NERV_FP32", raising=False)
+    config = nerv() if name == "nerv" else ARCHITECTURES[name]
+    torch.manual_seed(4)
+    module = build_decoder(config).eval()
+    inputs = torch.randn(2, *config.embedding_shape()[1:]) if config.family == "hnerv" else frame_times([1, 4], 7)
+    fast = prepare(module, "cpu", blocks_dtype=torch.float16)
+    assert fast.fast == "fp16" and fast.blocks[-1].weight.dtype == torch.float16
+    assert fast.head.weight.dtype == torch.float32
+    out, ref = decode(fast, inputs, batch=2), decode(module, inputs, batch=2)
+    assert out.dtype == torch.float32 and psnr(out, ref) > 55.0  # fp16 keeps 3 more bits than bf16

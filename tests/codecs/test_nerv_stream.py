@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import struct
-import zlib
-
 import numpy as np
 import pytest
-import zstandard
 
 from holoscope.codecs.nerv import stream
 from holoscope.core.errors import CorruptStream, InvalidArgument
 from holoscope.core.sources import FileSource
+from tests.nerv_data import repack
 
 CONFIG = {"family": "hnerv", "note": "the container does not interpret it"}
 
@@ -90,19 +86,6 @@ def test_the_start_plays_before_the_rest_has_arrived(tmp_path):
     with pytest.raises(CorruptStream, match="cut off"):
         stream.read_chunk(Prefix(), header.chunks[1], path, "chunk 2")
     assert source.size > len(prefix)
-
-
-def repack(path, edit):
-    data = bytearray(path.read_bytes())
-    _, version, flags, length, _ = stream.FIXED.unpack_from(data)
-    header = json.loads(zstandard.ZstdDecompressor().decompress(bytes(data[16 : 16 + length])))
-    edit(header)
-    packed = zstandard.ZstdCompressor().compress(json.dumps(header).encode())
-    body = data[16 + length :]
-    start = min([header["weights"]["offset"]] + [c["offset"] for c in header["embedding"]["chunks"]])
-    blob = stream.FIXED.pack(stream.MAGIC, version, flags, len(packed), zlib.crc32(packed)) + packed
-    assert len(blob) <= start
-    path.write_bytes(blob + bytes(start - len(blob)) + bytes(data[start:]))
 
 
 FORGED = {

@@ -24,3 +24,10 @@ def test_draws_bar_with_eta_on_a_terminal():
     out = stream.getvalue()
     assert "rendering [" in out and "1/4" in out and "4/4" in out and "ETA" in out
     assert out.endswith("\n"), "the finished bar ends its line"
+
+
+def test_a_note_follows_the_eta():
+    stream = FakeTerminal()
+    bar = TerminalProgress(3, label="training ", stream=stream)
+    bar(3, note="loss 0.01000 PSNR 20.00 dB")
+    assert stream.getvalue().rstrip("\n").endswith("ETA 0:00 loss 0.01000 PSNR 20.00 dB")

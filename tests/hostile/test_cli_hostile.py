@@ -833,3 +833,106 @@ def test_hostile_sequences(tmp_path):
     cases += sequence_commands("glob matching nothing", str(src / "nothing-*.ply"), tmp_path, needle="matches no")
     cases += sequence_commands("sequence of SPZ bombs", spz_bombs, tmp_path, needle="no frame", max_seconds=10)
     _run(cases)
+
+
+# 10. Neural video: .nerv streams and NeRV checkpoints ------------------------------------------
+
+
+def nerv_commands(name: str, source: Arg, work: Path, info: int | frozenset[int], render: int | frozenset[int],
+                  needle: str | None) -> list[Case]:  # fmt: skip
+    """``info`` and ``render`` (every frame to a 32x32 MP4) of one .nerv; ``convert`` to PLY is
+    always refused (a neural video is not a splat scene)."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name)[:80]
+    out = work / "out" / slug
+    return [
+        Case(f"{name} [info]", ["info", source], expect=info, out_dir=out / "info", needle=needle if info == 2 else None,
+             max_seconds=15),
+        Case(f"{name} [render]", ["render", source, "-o", out / "render" / "out.mp4", "--size", "32x32"],
+             expect=render, out_dir=out / "render", outputs=("out.mp4",), needle=needle if render == 2 else None,
+             max_seconds=15),
+        Case(f"{name} [convert]", ["convert", source, out / "convert" / "out.ply"], out_dir=out / "convert",
+             outputs=("out.ply",), max_seconds=15),
+    ]  # fmt: skip
+
+
+def test_damaged_nerv_streams(tmp_path):
+    pytest.importorskip("torch")
+    from holoscope.codecs.nerv import stream
+    from tests.nerv_data import repack, write_tiny_nerv
+
+    src = _src(tmp_path)
+    good = write_tiny_nerv(src / "good.nerv", frames=12, fps=10)
+    data = good.read_bytes()
+    header = stream.parse_header(data[: stream.needed_bytes(data)], good)
+
+    def flipped(offset: int) -> bytes:
+        out = bytearray(data)
+        out[offset] ^= 0x5A
+        return bytes(out)
+
+    weights, chunk = header.weights, header.chunks[1]
+    inputs = [  # label, bytes, file name, info's and render's exit codes
+        ("intact nerv", data, "intact.nerv", 0, 0),
+        ("nerv cut at half", data[: len(data) // 2], "cut.nerv", 2, 2),
+        ("nerv missing its last byte", data[:-1], "short.nerv", 2, 2),
+        ("nerv with a bad header checksum", flipped(18), "crc.nerv", 2, 2),
+        ("nerv with damaged weights", flipped(weights.offset + weights.length // 2), "weights.nerv", either(0, 2), 2),
+        # A damaged embedding chunk: its frames are skipped with a warning, the rest plays.
+        ("nerv with a damaged embedding chunk", flipped(chunk.offset + chunk.length // 2), "chunk.nerv", 0, 0),
+        ("empty nerv", b"", "empty.nerv", 2, 2),
+        ("nerv magic only", data[:4], "magic.nerv", 2, 2),
+    ]
+    forged = {
+        "nerv claiming a billion frames": lambda h: h.update(frames=10**9),
+        "nerv with a 2^48-value tensor": lambda h: h["weights"]["tensors"][0].update(shape=[1 << 24, 1 << 24]),
+        "nerv whose config does not fit its tensors": lambda h: h["config"].update(fc_dim=h["config"]["fc_dim"] + 3),
+        "nerv with an unknown family": lambda h: h["config"].update(family="hinerv"),
+        "nerv of a 2^20-wide picture": lambda h: h["config"].update(width=1 << 20),
+    }
+    for label, edit in forged.items():
+        path = src / ("".join(ch if ch.isalnum() else "-" for ch in label) + ".nerv")
+        path.write_bytes(data)
+        repack(path, edit)
+        inputs.append((label, path.read_bytes(), path.name, either(0, 2), 2))
+    cases = []
+    for label, body, name, info, render in inputs:
+        path = src / name
+        path.write_bytes(body)
+        cases += nerv_commands(label, path, tmp_path, info, render, needle=name)
+    _run(cases)
+
+
+def test_hostile_nerv_checkpoints(tmp_path):
+    torch = pytest.importorskip("torch")
+    import pickle
+
+    src = _src(tmp_path)
+
+    class Payload:  # what a malicious pickle does: call os.system when loaded
+        def __reduce__(self):
+            return os.system, ("touch pwned",)
+
+    state = {"stem.0.weight": torch.zeros(68, 16, 1, 1), "stem.0.bias": torch.zeros(68)}
+    torch.save({"epoch": 1, "state_dict": state}, src / "good-ish.pth")
+    whole = (src / "good-ish.pth").read_bytes()
+    (src / "cut.pth").write_bytes(whole[: len(whole) // 2])
+    torch.save({"model": Payload()}, src / "evil-zip.pth")
+    (src / "evil-pickle.pth").write_bytes(pickle.dumps({"model": Payload()}, protocol=2))
+    torch.save({"state_dict": {"conv1.weight": torch.zeros(8, 3, 7, 7)}}, src / "resnet.pth")
+    torch.save([1, 2, 3], src / "list.pth")
+    (src / "text.pth").write_text("not a checkpoint\n")
+    (src / "empty.pth").write_bytes(b"")
+    video = write_video(src / "clip.mkv", 4, (48, 32))
+
+    def nothing_ran(case: Case, res) -> list[str]:
+        return ["the pickle's payload ran"] if (case.out_dir / "pwned").exists() else []
+
+    cases = []
+    for name in ("cut.pth", "evil-zip.pth", "evil-pickle.pth", "resnet.pth", "list.pth", "text.pth", "empty.pth",
+                 "good-ish.pth"):  # fmt: skip
+        for extra in ((), ("--video", video)):
+            label = f"checkpoint {name}" + (" with a video" if extra else "")
+            out = tmp_path / "out" / "".join(ch if ch.isalnum() else "-" for ch in label)
+            cases.append(Case(label, ["convert", src / name, out / "out.nerv", *extra], out_dir=out,
+                              outputs=("out.nerv",), needle=name, check=nothing_ran, max_seconds=15))  # fmt: skip
+    _run(cases)

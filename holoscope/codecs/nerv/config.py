@@ -415,14 +415,16 @@ def nerv_from_shapes(shapes: Mapping[str, tuple[int, ...]], *, fps: float, frame
         raise CorruptStream(f"not a NeRV decoder: the stem gives {stem[-1][0]} values, not a multiple of the first "
                             f"layer's {fc_dim} input channels", path=path)  # fmt: skip
     if fc_hw is None:
+        # 144 cells: the published NeRV grid for 16:9 video (--fc_hw_dim 9_16_*), before the
+        # square 12x12 it could also be; other squares are taken as square grids.
         side = math.isqrt(cells)
-        if side * side == cells:
-            fc_hw = (side, side)
-        elif cells == 144:
+        if cells == 144:
             fc_hw = (9, 16)
+        elif side * side == cells:
+            fc_hw = (side, side)
         else:
-            raise InvalidArgument(f"the NeRV stem gives a grid of {cells} cells: give its height and width (fc_hw)",
-                                  path=path)  # fmt: skip
+            raise InvalidArgument(f"the NeRV stem gives a grid of {cells} cells: give its rows and columns (fc_hw, "
+                                  f"--fc-hw on the command line)", path=path)  # fmt: skip
     if len(fc_hw) != 2 or fc_hw[0] * fc_hw[1] != cells:
         raise InvalidArgument(f"fc_hw {tuple(fc_hw)} does not make the stem's {cells} cells", path=path)
     strides, kernels, channels = _strides_from(weights, head[1], names, path, what)

@@ -17,8 +17,8 @@ import threading
 from typing import Any, Iterator
 
 from holoscope.codecs.nerv import stream
-from holoscope.codecs.nerv.config import NervConfig
-from holoscope.core.errors import CorruptStream, display_path
+from holoscope.codecs.nerv.config import NervConfig, hnerv_from_shapes, nerv_from_shapes
+from holoscope.core.errors import CorruptStream
 from holoscope.core.frames import FailedFrame, VideoFrame
 from holoscope.core.media import Media, MediaKind
 from holoscope.core.sources import Source, source_for
@@ -54,16 +54,34 @@ class NervStream:
         self._embeddings: dict[int, Any] = {}  # chunk index -> float32 [frames, C, h, w], or the error
         self._starts = [c.start for c in self.header.chunks]
         self._decoder: Any = None
+        self.info_dict: dict[str, Any] | None = None  # the Media's info, kept up to date
 
     def _check_config(self) -> None:
         c, h = self.config, self.header
-        if c.family != "hnerv":
-            raise CorruptStream(f"a {c.family} decoder in a .nerv stream (only HNeRV streams are read)", path=self.label)
         if c.frame_count != h.frames:
             raise CorruptStream(f"the config has {c.frame_count} frames, the header {h.frames}", path=self.label)
-        if tuple(int(d) for d in h.embedding["shape"]) != c.embedding_shape():
-            raise CorruptStream(f"embeddings of shape {h.embedding['shape']} do not fit the decoder "
-                                f"({list(c.embedding_shape())})", path=self.label)  # fmt: skip
+        shapes = {d["name"]: tuple(int(v) for v in d["shape"]) for d in h.tensors}
+        if c.family == "hnerv":
+            if h.embedding is None:
+                raise CorruptStream("an HNeRV stream without embeddings", path=self.label)
+            if tuple(int(d) for d in h.embedding["shape"]) != c.embedding_shape():
+                raise CorruptStream(f"embeddings of shape {h.embedding['shape']} do not fit the decoder "
+                                    f"({list(c.embedding_shape())})", path=self.label)  # fmt: skip
+            shapes["embed"] = c.embedding_shape()
+            implied = hnerv_from_shapes(shapes, fps=c.fps, activation=c.activation, out=c.output, path=self.label)
+        else:
+            if h.embedding is not None:
+                raise CorruptStream("a NeRV stream with embeddings (NeRV decodes from frame times)", path=self.label)
+            implied = nerv_from_shapes(shapes, fps=c.fps, frame_count=c.frame_count, fc_hw=(c.fc_h, c.fc_w),
+                                       pe_base=c.pe_base, activation=c.activation, out=c.output, path=self.label)  # fmt: skip
+        # The tensors must be the network the config describes: a decoder built from the config
+        # alone would otherwise fail (or, worse, half-load) on the first frame.
+        if implied != c:
+            differ = [f for f in ("height", "width", "fc_dim", "fc_h", "fc_w", "strides", "kernels", "channels",
+                                  "head_kernel", "embed_channels", "pe_levels", "stem_dims")
+                      if getattr(implied, f) != getattr(c, f)]  # fmt: skip
+            raise CorruptStream(f"the weights do not fit the config ({', '.join(differ) or 'the decoder'} differ)",
+                                path=self.label)  # fmt: skip
 
     # -- info -----------------------------------------------------------------------------------
 
@@ -86,7 +104,7 @@ class NervStream:
             "width": c.width,
             "height": c.height,
             "codec": c.family,
-            "decode_path": "torch (cpu, one frame at a time)",
+            "decode_path": "torch, one frame at a time (CUDA when torch sees one, else CPU)",
             "config": c.to_json(),
             "parameters": params,
             "bits_per_parameter": round(8 * total / params, 4),
@@ -125,12 +143,18 @@ class NervStream:
                 from holoscope.codecs.nerv.neural.player import NervDecoder
 
                 self._decoder = NervDecoder(self.config, self.weights, path=self.label)
+                if self.info_dict is not None:  # what actually decodes, once it is known
+                    self.info_dict["decode_path"] = f"{self._decoder.path}, one frame at a time"
             return self._decoder.decode(embedding)
 
     def frame(self, index: int) -> VideoFrame:
-        chunk = self.chunk_of(index)
-        embed = self.embeddings(chunk)[index - self.header.chunks[chunk].start]
-        rgb = self._decode(embed)
+        if not 0 <= index < self.frame_count:
+            raise IndexError(f"frame {index} is outside 0..{self.frame_count - 1}")
+        if self.header.embedding is None:  # NeRV: the frame's time is its input
+            rgb = self._decode(index)
+        else:
+            chunk = self.chunk_of(index)
+            rgb = self._decode(self.embeddings(chunk)[index - self.header.chunks[chunk].start])
         return VideoFrame(planes=(rgb,), pixel_format="rgb24", width=self.config.width, height=self.config.height,
                           pts=index / self.fps, index=index, color_range="full")  # fmt: skip
 
@@ -143,7 +167,7 @@ class NervStream:
                 chunk = self.chunk_of(index)
                 if chunk not in warned:
                     warned.add(chunk)
-                    log.warning("%s: %s; its frames are skipped", display_path(self.label), exc.args[0] if exc.args else exc)
+                    log.warning("%s; its frames are skipped", exc)  # the error names the file
                 yield FailedFrame(index, str(exc))
 
     def close(self) -> None:
@@ -155,6 +179,7 @@ class NervStream:
 def open_nerv(source: Source | str | os.PathLike | bytes) -> Media:
     """Open a .nerv stream as a NEURAL_VIDEO :class:`Media` of rgb24 :class:`VideoFrame`."""
     nerv = NervStream(source)
+    nerv.info_dict = nerv.info()
     return Media(
         kind=MediaKind.NEURAL_VIDEO,
         format=FORMAT_NAME,
@@ -163,7 +188,7 @@ def open_nerv(source: Source | str | os.PathLike | bytes) -> Media:
         fps=nerv.fps,
         load_frame=nerv.frame,
         path=os.fspath(nerv.label) if isinstance(nerv.label, (str, os.PathLike)) else str(nerv.label),
-        info=nerv.info(),
+        info=nerv.info_dict,
         iter_from=nerv.frames_from,
         close=nerv.close,
     )

@@ -16,7 +16,8 @@ Header: ``{"format": "holoscope-nerv", "version": 1, "config": {...the decoder's
 validated by its family's reader...}, "fps", "frames", "weights": {"offset", "length",
 "crc32", "raw", "tensors": [{"name", "shape", "bits", "axis", "min_dtype"}]}, "embedding":
 {"shape", "bits", "axis", "min_dtype", "chunks": [{"start", "frames", "offset", "length",
-"crc32", "raw"}]}}``. A chunk is a zstd frame; decompressed it is, per tensor in order, its
+"crc32", "raw"}]}}``. ``embedding`` is null for a decoder that takes no embeddings (NeRV: each
+frame is decoded from its time alone), and then there are no embedding chunks. A chunk is a zstd frame; decompressed it is, per tensor in order, its
 codes (uint8 for up to 8 bits, else uint16 little-endian) followed by its min and scale arrays
 (``min_dtype``: float16 or float32; shaped like the tensor with ``axis`` kept and every other
 dimension 1, or scalars when ``axis`` is null; ``axis`` may also list several kept axes, as
@@ -114,20 +115,26 @@ def _describe(name: str, q: QuantTensor) -> dict:
             "min_dtype": "float16" if q.minimum.dtype == np.float16 else "float32"}  # fmt: skip
 
 
-def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embedding: QuantTensor, *, fps: float,
-               chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> int:  # fmt: skip
+def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embedding: QuantTensor | None, *,
+               fps: float, frames: int | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> int:  # fmt: skip
     """Write a .nerv stream (published atomically); returns its size in bytes. ``embedding``
-    is quantised with one min/scale shared by all frames (axis None or not 0)."""
-    if 0 in kept_axes(embedding.axis):
-        raise InvalidArgument("per-frame embedding ranges are not supported: quantise along another axis")
-    frames = int(embedding.codes.shape[0])
-    if frames < 1 or not 0 < fps <= 1000:
+    is quantised with one min/scale shared by all frames (axis None or not 0); ``None`` for a
+    decoder without embeddings (NeRV), whose frame count is then ``frames``."""
+    if embedding is not None:
+        if 0 in kept_axes(embedding.axis):
+            raise InvalidArgument("per-frame embedding ranges are not supported: quantise along another axis")
+        if frames is not None and frames != embedding.codes.shape[0]:
+            raise InvalidArgument(f"{frames} frames, but embeddings for {embedding.codes.shape[0]}")
+        frames = int(embedding.codes.shape[0])
+    if frames is None or frames < 1 or not 0 < fps <= 1000:
         raise InvalidArgument("a neural video needs at least one frame and 0 < fps <= 1000")
     compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    raw_weights = b"".join(_code_bytes(q) + _affine_bytes(q) for q in weights.values()) + _affine_bytes(embedding)
+    raw_weights = b"".join(_code_bytes(q) + _affine_bytes(q) for q in weights.values())
+    if embedding is not None:
+        raw_weights += _affine_bytes(embedding)
     chunks = [compressor.compress(raw_weights)]
     spans = []
-    for start in range(0, frames, max(1, chunk_frames)):
+    for start in range(0, frames if embedding is not None else 0, max(1, chunk_frames)):
         stop = min(frames, start + max(1, chunk_frames))
         raw = _code_bytes(QuantTensor(embedding.codes[start:stop], embedding.bits, embedding.minimum,
                                       embedding.scale, embedding.axis))  # fmt: skip
@@ -135,13 +142,14 @@ def write_nerv(path: Any, config: dict, weights: dict[str, QuantTensor], embeddi
         spans.append((start, stop - start, len(raw)))
     header = {"format": FORMAT_NAME, "version": VERSION, "config": config, "fps": fps, "frames": frames,
               "weights": {"tensors": [_describe(n, q) for n, q in weights.items()], "raw": len(raw_weights)},
-              "embedding": {**_describe("embedding", embedding), "chunks": []}}  # fmt: skip
+              "embedding": {**_describe("embedding", embedding), "chunks": []} if embedding is not None else None}  # fmt: skip
     data_start = 0
     for _ in range(8):  # offsets live in the header, whose size depends on them: iterate
         offset = data_start or 0
         header["weights"].update({"offset": offset, "length": len(chunks[0]), "crc32": zlib.crc32(chunks[0])})
         offset += len(chunks[0])
-        header["embedding"]["chunks"] = []
+        if embedding is not None:
+            header["embedding"]["chunks"] = []
         for (start, count, raw), chunk in zip(spans, chunks[1:]):
             header["embedding"]["chunks"].append({"start": start, "frames": count, "offset": offset,
                                                   "length": len(chunk), "crc32": zlib.crc32(chunk), "raw": raw})  # fmt: skip
@@ -171,7 +179,7 @@ class NervHeader:
     frames: int
     tensors: list[dict]
     weights: ChunkEntry
-    embedding: dict
+    embedding: dict | None  # None: a decoder without embeddings (NeRV)
     chunks: list[ChunkEntry]
     data_start: int
 
@@ -245,17 +253,21 @@ def parse_header(head: bytes, label: Any) -> NervHeader:
         if not isinstance(weights, dict) or not isinstance(weights.get("tensors"), list):
             raise ValueError("weights must list their tensors")
         tensors = [_check_tensor(t, "weights") for t in weights["tensors"]]
-        embedding = _check_tensor(data.get("embedding"), "embedding")
-        if int(embedding["shape"][0]) != frames:
-            raise ValueError(f"the embedding has {embedding['shape'][0]} frames, the header says {frames}")
-        if 0 in kept_axes(embedding["axis"]):
-            raise ValueError("per-frame embedding ranges are not supported")
-        raw = sum(sum(_tensor_bytes(t)) for t in tensors) + _tensor_bytes(embedding)[1]
+        embedding = data.get("embedding", {})
+        raw = sum(sum(_tensor_bytes(t)) for t in tensors)
+        if embedding is not None:
+            embedding = _check_tensor(embedding, "embedding")
+            if int(embedding["shape"][0]) != frames:
+                raise ValueError(f"the embedding has {embedding['shape'][0]} frames, the header says {frames}")
+            if 0 in kept_axes(embedding["axis"]):
+                raise ValueError("per-frame embedding ranges are not supported")
+            raw += _tensor_bytes(embedding)[1]
         weights_chunk = _chunk(weights, "the weights chunk")
         if weights_chunk.raw != raw:
             raise ValueError(f"the weights chunk holds {weights_chunk.raw:,} bytes, its tensors need {raw:,}")
-        chunks = [_chunk(c, f"embedding chunk {i + 1}") for i, c in enumerate(embedding.get("chunks") or [])]
-        expected = 0
+        listed = (embedding.get("chunks") or []) if embedding is not None else []
+        chunks = [_chunk(c, f"embedding chunk {i + 1}") for i, c in enumerate(listed)]
+        expected = 0 if embedding is not None else frames
         for i, c in enumerate(chunks):
             if c.start != expected or c.frames < 1:
                 raise ValueError(f"embedding chunk {i + 1} covers frames {c.start}..{c.start + c.frames - 1}, "
@@ -318,13 +330,16 @@ def _axis(value: Any) -> int | tuple[int, ...] | None:
     return tuple(value) if isinstance(value, list) else value
 
 
-def unpack_weights(raw: bytes, header: NervHeader) -> tuple[dict[str, QuantTensor], tuple[np.ndarray, np.ndarray]]:
-    """The weights chunk as quantised tensors, plus the embedding's min and scale."""
+def unpack_weights(raw: bytes, header: NervHeader) -> tuple[dict[str, QuantTensor], tuple[np.ndarray, np.ndarray] | None]:
+    """The weights chunk as quantised tensors, plus the embedding's min and scale (None
+    without embeddings)."""
     at, out = 0, {}
     for desc in header.tensors:
         codes, at = _take(raw, at, desc)
         lo, scale, at = _affine(raw, at, desc)
         out[desc["name"]] = QuantTensor(codes, int(desc["bits"]), lo, scale, _axis(desc["axis"]))
+    if header.embedding is None:
+        return out, None
     lo, scale, at = _affine(raw, at, header.embedding)
     return out, (lo, scale)
 

@@ -198,7 +198,7 @@ def load_official(path: str | Path, *, fps: float = 30.0, activation: str = "gel
                                                embed_shape=embed_shape, path=path)  # fmt: skip
     else:
         if frame_count is None:
-            raise InvalidArgument("a NeRV checkpoint does not store its frame count: give frame_count", path=path)
+            raise InvalidArgument("a NeRV checkpoint does not store its frame count: give it (--frame-count)", path=path)
         if embed_q is not None:
             raise CorruptStream("a NeRV decoder with HNeRV embeddings", path=path)
         config = nerv_from_shapes(shapes, fps=fps, frame_count=frame_count, fc_hw=fc_hw, pe_base=pe_base,

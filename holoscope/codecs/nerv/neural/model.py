@@ -53,11 +53,11 @@ def _blocks(config: NervConfig) -> nn.ModuleList:
 
 class _Decoder(nn.Module):
     config: NervConfig
-    fast: str | None = None  # set on prepare's copy: "bf16" or "channels_last"
+    fast: str | None = None  # set on prepare's copy: "bf16", "fp16" or "channels_last"
 
     def _upsample(self, x: torch.Tensor) -> torch.Tensor:
         # Each block runs in its weights' dtype and the head in its own: a plain module is one
-        # dtype throughout, a prepared one (see prepare) has bf16 blocks between fp32 ends.
+        # dtype throughout, a prepared one (see prepare) has bf16/fp16 blocks between fp32 ends.
         act = activation(self.config.activation)
         for conv, s in zip(self.blocks, self.config.strides):
             x = conv(x.to(conv.weight.dtype))
@@ -197,26 +197,34 @@ def bf16_pays(device: str | torch.device = "cpu") -> bool:
         return False
 
 
-def prepare(module: nn.Module, device: str | torch.device = "cpu", *, bf16: bool | None = None) -> nn.Module:
-    """The fast CPU path of ``module``: a copy (the original is untouched) in channels-last
-    memory format on ``device`` whose upsampling blocks hold bf16 weights and run in bf16 where
-    the CPU has native bf16 (``bf16=None``: :func:`bf16_pays`), with the stem (or MLP) and the
-    head kept in float32; the output is float32 as before. On the bunny checkpoint this is about
-    3x the plain fp32 module on 2 AVX-512 BF16 cores at under 0.01 dB of PSNR (tests/bench/
-    bench_nerv_decode.py). Off the CPU, or with ``HOLOSCOPE_NERV_FP32=1`` in the environment,
-    it returns the module unchanged (moved to ``device`` in float32). Decode the result with
-    :func:`decode` as usual; its ``dtype`` does not apply to a prepared module."""
+def prepare(module: nn.Module, device: str | torch.device = "cpu", *, bf16: bool | None = None,
+            blocks_dtype: torch.dtype | None = None) -> nn.Module:  # fmt: skip
+    """The fast path of ``module`` on ``device``: a copy (the original is untouched) in
+    channels-last memory format whose upsampling blocks hold and run in a 16-bit float, with the
+    stem (or MLP) and the head kept in float32; the output is float32 as before.
+
+    - CPU: bf16 blocks where the CPU has native bf16 (``bf16=None``: :func:`bf16_pays`), else
+      float32 blocks (channels-last only). On the bunny checkpoint about 2.3x the plain fp32
+      module on 2 AVX-512 BF16 cores at under 0.01 dB of PSNR (tests/bench/bench_nerv_decode.py).
+    - CUDA: fp16 blocks (tensor cores), channels-last.
+    - other devices, or ``HOLOSCOPE_NERV_FP32=1`` in the environment: the module unchanged (moved
+      to ``device`` in float32).
+
+    ``blocks_dtype`` forces the blocks' dtype (tests run the fp16 mixing on a CPU). Decode the
+    result with :func:`decode` as usual; its ``dtype`` does not apply to a prepared module."""
     device = torch.device(device)
-    if device.type != "cpu" or os.environ.get(FP32_ENV, "") not in ("", "0"):
+    if device.type not in ("cpu", "cuda") or os.environ.get(FP32_ENV, "") not in ("", "0"):
         return module.to(device=device, dtype=torch.float32).eval()
-    if bf16 is None:
-        bf16 = bf16_pays(device)
+    if blocks_dtype is None:
+        if device.type == "cuda":
+            blocks_dtype = torch.float16
+        else:
+            blocks_dtype = torch.bfloat16 if (bf16_pays(device) if bf16 is None else bf16) else torch.float32
     fast = copy.deepcopy(module).to(device=device, dtype=torch.float32).eval()
     fast.to(memory_format=torch.channels_last)
-    if bf16:
-        for conv in fast.blocks:
-            conv.to(torch.bfloat16)
-    fast.fast = "bf16" if bf16 else "channels_last"
+    for conv in fast.blocks:
+        conv.to(blocks_dtype)
+    fast.fast = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(blocks_dtype, "channels_last")
     return fast
 
 
