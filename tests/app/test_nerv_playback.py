@@ -30,3 +30,20 @@ def test_a_nerv_stream_opens_in_the_video_view_and_plays(window, qtbot, tiny_ner
     qtbot.waitUntil(lambda: window.current_index >= 4, timeout=10000)
     window.pause()
     assert window.info_rows()["Resolution"] == "48x32"
+
+
+def test_the_menu_opens_the_demo_neural_video(window, qtbot):
+    from holoscope.assets.demo_nerv import DEMO_NERV_FRAMES, DEMO_NERV_SIZE, demo_nerv_path
+
+    file_menu = window.menuBar().actions()[0].menu()
+    assert window.demo_nerv_action in file_menu.actions()
+    with qtbot.capture_exceptions() as raised:
+        window.demo_nerv_action.trigger()
+        wait_for_media(qtbot, window, "demo.nerv")
+        assert window.media_path == str(demo_nerv_path()) and window.media.frame_count == DEMO_NERV_FRAMES
+        assert window.info_rows()["Resolution"] == "{}x{}".format(*DEMO_NERV_SIZE)
+        qtbot.waitUntil(lambda: window.viewport.view.first_frame_shown, timeout=10000)
+        window.toggle_play()
+        qtbot.waitUntil(lambda: window.current_index >= 3, timeout=20000)
+        window.pause()
+    assert not raised

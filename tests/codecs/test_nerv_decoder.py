@@ -480,3 +480,28 @@ def test_fp16_blocks_as_on_a_gpu_stay_close_to_fp32(name: str, monkeypatch: pyte
     assert fast.head.weight.dtype == torch.float32
     out, ref = decode(fast, inputs, batch=2), decode(module, inputs, batch=2)
     assert out.dtype == torch.float32 and psnr(out, ref) > 55.0  # fp16 keeps 3 more bits than bf16
+
+
+def test_the_decode_device_is_chosen_by_the_environment(monkeypatch: pytest.MonkeyPatch):
+    from holoscope.codecs.nerv.neural.player import DEVICE_ENV, NervDecoder, decode_device
+
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert decode_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert decode_device() == torch.device("cpu")
+    monkeypatch.setenv(DEVICE_ENV, "abacus")
+    with pytest.raises(InvalidArgument, match="not a torch device"):
+        decode_device()
+    if not torch.cuda.is_available():
+        monkeypatch.setenv(DEVICE_ENV, "cuda")
+        with pytest.raises(InvalidArgument, match="no CUDA"):
+            decode_device()
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    config = hnerv()
+    module = build_decoder(config)
+    from holoscope.codecs.nerv import stream
+
+    weights = {k: stream.quantise(dict(module.named_parameters())[v].detach().numpy(), 8)
+               for k, v in official_names(config).items()}  # fmt: skip
+    decoder = NervDecoder(config, weights)
+    assert decoder.path.startswith("torch cpu (") and decoder.decode(np.zeros((16, 2, 3), np.float32)).shape == (32, 48, 3)

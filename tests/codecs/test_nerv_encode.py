@@ -167,3 +167,14 @@ def test_cli_asks_the_decode_budget_before_decoding_the_clip(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "the clip to train on" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_a_gpu_is_one_clear_error(tmp_path, capsys):
+    video = tmp_path / "in.mkv"
+    write_ffv1(video, clip(2))
+    assert main(["encode", "nerv", str(video), "-o", str(tmp_path / "o.nerv"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA device" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.nerv").exists()
+

@@ -176,7 +176,12 @@ def encode_hnerv(frames: np.ndarray, out_path: str | Path, *, model_size_m: floa
                         channels=channels_for(fc_dim, len(strides)), head_kernel=3, activation="gelu",
                         output="tanh", embed_channels=EMBED_CHANNELS, embed_h=eh, embed_w=ew)  # fmt: skip
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InvalidArgument(f"{device!r} is not a torch device (cpu, cuda, cuda:1)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgument("--device cuda, but torch sees no CUDA device (a CPU build of torch, or no GPU)")
     torch.manual_seed(seed)
     encoder = TrainingEncoder(strides).to(dev)
     decoder = build_decoder(config).to(dev)
