@@ -56,6 +56,8 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     n.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3, as published)")
     n.add_argument("--bits-weights", type=int, default=8, help="decoder weight bits (default 8)")
     n.add_argument("--bits-embed", type=int, default=6, help="embedding bits (default 6)")
+    n.add_argument("--qat-epochs", type=int, default=0, help="train the last N of the epochs through the quantiser "
+                                                             "(default 0: measured not to pay; see the README)")
     n.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (default cpu)")
     n.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     n.add_argument("--fps", type=float, help="frame rate (default: the video's, 25 for images)")
@@ -271,7 +273,8 @@ def cmd_encode_nerv(args: argparse.Namespace) -> int:
 
     summary = encode_hnerv(frames, args.output, model_size_m=args.model_size, epochs=args.epochs,
                            fps=fps or source_fps or 25.0, bits_weights=args.bits_weights, bits_embed=args.bits_embed,
-                           seed=args.seed, device=args.device, lr=args.lr, progress=progress)  # fmt: skip
+                           seed=args.seed, device=args.device, lr=args.lr, qat_epochs=args.qat_epochs,
+                           progress=progress)  # fmt: skip
     if not args.quiet:
         emit(f"wrote {display_path(args.output)}: {describe(summary)}")
     return 0

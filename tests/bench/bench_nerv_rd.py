@@ -19,7 +19,7 @@ MP4 file, container included). Distortion: RGB PSNR of each frame on [0, 255], a
 frames (as the HNeRV and NeRV papers average it).
 
     python tests/bench/bench_nerv_rd.py [--quick] [--sizes 0.5,1,1.5] [--epochs 10] [--json out.json]
-                                        [--plot tests/bench/results/nerv-rd.png]
+                                        [--plot tests/bench/results/nerv-rd.png] [--device cuda]
 """
 
 from __future__ import annotations
@@ -110,13 +110,15 @@ def code_video(frames: np.ndarray, fps: float, codec: str, preset: str, crf: int
             "decode_fps": len(decoded) / decode_s}  # fmt: skip
 
 
-def code_nerv(frames: np.ndarray, fps: float, size_m: float, epochs: int, lr: float, tmp: Path) -> dict:
+def code_nerv(frames: np.ndarray, fps: float, size_m: float, epochs: int, lr: float, tmp: Path,
+              device: str = "cpu") -> dict:  # fmt: skip
     out = tmp / f"hnerv-{size_m:g}M.nerv"
 
     def progress(epoch: int, loss: float, psnr: float) -> None:
         print(f"  {size_m:g}M epoch {epoch}/{epochs}: loss {loss:.5f}, PSNR {psnr:.2f} dB", flush=True)
 
-    summary = encode_hnerv(frames, out, model_size_m=size_m, epochs=epochs, fps=fps, lr=lr, progress=progress)
+    summary = encode_hnerv(frames, out, model_size_m=size_m, epochs=epochs, fps=fps, lr=lr, device=device,
+                           progress=progress)  # fmt: skip
     media = open_nerv(out)
     try:
         start = time.perf_counter()
@@ -128,7 +130,7 @@ def code_nerv(frames: np.ndarray, fps: float, size_m: float, epochs: int, lr: fl
     return {"codec": "holoscope", "setting": f"HNeRV {size_m:g}M", "model_size_m": size_m, "bytes": summary.file_bytes,
             "bpp": bpp(summary.file_bytes, frames), "psnr": mean_psnr(decoded, frames),
             "float_psnr": summary.float_psnr, "encode_s": summary.seconds, "decode_fps": len(decoded) / decode_s,
-            "epochs": epochs, "lr": lr, "decoder_parameters": summary.parameters,
+            "epochs": epochs, "lr": lr, "device": device, "decoder_parameters": summary.parameters,
             "embedding_values": summary.embedding_values, "strides": list(c.strides), "fc_dim": c.fc_dim}  # fmt: skip
 
 
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per model (default 10)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     parser.add_argument("--frames", type=int, help="use the first N frames only")
+    parser.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda")
     parser.add_argument("--presets", default="medium,veryslow", help="x264/x265 presets (default medium,veryslow)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 16 frames, 0.1M/0.2M, 1 epoch, medium only")
     parser.add_argument("--json", help="write every point here")
@@ -152,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     frames, fps = load_clip(clip, args.frames)
     t, h, w = frames.shape[:3]
     print(f"clip: {CLIP}, {t} frames {w}x{h} at {fps:g} fps")
+    where = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads, training on CPU; PyAV {av.__version__}")  # fmt: skip
+          f"{torch.get_num_threads()} threads, training on {where}; PyAV {av.__version__}")  # fmt: skip
 
     points = []
     for codec in ("x264", "x265"):
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 points.append(p)
     with tempfile.TemporaryDirectory(prefix="nerv-rd-") as tmp:
         for size_m in (float(s) for s in args.sizes.split(",")):
-            p = code_nerv(frames, fps, size_m, args.epochs, args.lr, Path(tmp))
+            p = code_nerv(frames, fps, size_m, args.epochs, args.lr, Path(tmp), args.device)
             print(f"  {p['setting']}: {p['bpp']:.4f} bpp, {p['psnr']:.2f} dB (float {p['float_psnr']:.2f}), "
                   f"{p['encode_s']:.0f} s", flush=True)  # fmt: skip
             points.append(p)
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[p["codec"], p["setting"], f"{p['bytes']:,}", f"{p['bpp']:.4f}", f"{p['psnr']:.2f}",
              f"{p['float_psnr']:.2f}" if "float_psnr" in p else "",
              f"{p['encode_s']:.1f}", f"{p['decode_fps']:.1f}"] for p in points]  # fmt: skip
-    print_table(f"RGB PSNR against bits per pixel, {t} frames {w}x{h}; HNeRV trained {args.epochs} epochs on CPU",
+    print_table(f"RGB PSNR against bits per pixel, {t} frames {w}x{h}; HNeRV trained {args.epochs} epochs on {where}",
                 ["codec", "setting", "bytes", "bpp", "PSNR dB", "float dB", "encode s", "decode fps"], rows)  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({"clip": CLIP, "frames": t, "width": w, "height": h, "fps": fps,
@@ -185,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                 pts = [(p["bpp"], p["psnr"], "") for p in points if p["codec"] == codec and p["preset"] == preset]
                 series.append({"label": f"{codec} {preset}", "group": f"{codec} {preset}", "points": pts, "line": True})
         nerv = [(p["bpp"], p["psnr"], p["setting"].split()[-1]) for p in points if p["codec"] == "holoscope"]
-        series.append({"label": f"holoscope HNeRV, {args.epochs} epochs (CPU)", "group": "holoscope", "points": nerv,
+        series.append({"label": f"holoscope HNeRV, {args.epochs} epochs ({where})", "group": "holoscope", "points": nerv,
                        "line": True})  # fmt: skip
         title = f"bunny {w}x{h}, {t} frames"
         print(f"plot: {plot([(title, series)], args.plot, labels=('bits per pixel (log)', 'RGB PSNR (dB)'))}")

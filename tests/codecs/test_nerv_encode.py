@@ -178,3 +178,41 @@ def test_cuda_without_a_gpu_is_one_clear_error(tmp_path, capsys):
     assert "no CUDA device" in err and err.count("\n") == 1
     assert not (tmp_path / "o.nerv").exists()
 
+
+def test_fake_quantisation_rounds_forward_and_passes_gradients_straight_through():
+    import torch
+
+    from holoscope.codecs.nerv import stream
+    from holoscope.codecs.nerv.neural.train import default_qat_epochs, fake_quant
+
+    torch.manual_seed(0)
+    w = torch.randn(6, 40, 3, 3, requires_grad=True)
+    q = fake_quant(w, 8, 0)
+    want = stream.QuantTensor(*_codes(w.detach().numpy(), 8, 0)).dequantise()
+    assert np.abs(q.detach().numpy() - want).max() < 1e-5
+    with torch.no_grad():
+        assert float((q - w).abs().max()) <= float((w.amax(dim=(1, 2, 3)) - w.amin(dim=(1, 2, 3))).max()) / 255 / 2 + 1e-6
+    q.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))
+    e = torch.randn(4, 16, 2, 3)
+    assert len(torch.unique(fake_quant(e, 6, None))) <= 64
+    assert default_qat_epochs(300) == 0  # measured not to pay (see its docstring)
+
+
+def _codes(t: np.ndarray, bits: int, axis: int):
+    top = (1 << bits) - 1
+    dims = tuple(d for d in range(t.ndim) if d != axis)
+    lo, hi = t.min(axis=dims, keepdims=True), t.max(axis=dims, keepdims=True)
+    scale = (hi - lo) / top
+    return np.clip(np.rint((t - lo) / scale), 0, top).astype(np.uint8), bits, lo, scale, axis
+
+
+def test_quantisation_aware_epochs_are_checked_and_change_the_result(tmp_path):
+    frames = clip(4)
+    with pytest.raises(InvalidArgument, match="quantisation-aware"):
+        encode_hnerv(frames, tmp_path / "x.nerv", model_size_m=0.02, epochs=3, fps=25.0, qat_epochs=4)
+    plain = encode_hnerv(frames, tmp_path / "a.nerv", model_size_m=0.02, epochs=4, fps=25.0, lr=LR, qat_epochs=0)
+    qat = encode_hnerv(frames, tmp_path / "b.nerv", model_size_m=0.02, epochs=4, fps=25.0, lr=LR, qat_epochs=2)
+    assert (tmp_path / "a.nerv").read_bytes() != (tmp_path / "b.nerv").read_bytes()
+    assert math.isfinite(qat.psnr) and math.isfinite(plain.psnr)
+
