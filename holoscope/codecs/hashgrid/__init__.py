@@ -1,0 +1,2 @@
+"""Hash-grid neural scenes (Instant-NGP snapshots and holoscope's compressed form): issue 11,
+in progress. So far: the bounded MessagePack codec their containers need (msgpack.py)."""
