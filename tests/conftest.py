@@ -21,6 +21,15 @@ def samples_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def bunny(samples_dir: Path) -> Path:
+    """The official HNeRV bunny checkpoint (``quant_vid.pth``) from the samples."""
+    path = samples_dir / "nerv" / "hnerv-bunny-quant_vid.pth"
+    if not path.is_file():
+        pytest.skip("the HNeRV bunny checkpoint is not in the sample folder (nerv/hnerv-bunny-quant_vid.pth)")
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Point HOLOSCOPE_CACHE at a temporary folder so tests never write to the user's home."""

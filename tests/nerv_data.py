@@ -53,3 +53,18 @@ def repack(path: Path, edit) -> None:
         shift = 16 + len(packed) - start + 64
     blob = stream.FIXED.pack(stream.MAGIC, version, flags, len(packed), zlib.crc32(packed)) + packed
     path.write_bytes(blob + bytes(start + shift - len(blob)) + bytes(data[start:]))
+
+
+def read_stream(path: Path):
+    """(header, weights, embedding chunks) of a .nerv, read with the container's own functions,
+    every chunk checked: what the stream holds, without the reader or torch."""
+    from holoscope.codecs.nerv import stream
+    from holoscope.core.sources import FileSource
+
+    source = FileSource(path)
+    header = stream.parse_header(source.head(stream.needed_bytes(source.head(stream.FIXED.size))), path)
+    weights, affine = stream.unpack_weights(stream.read_chunk(source, header.weights, path, "weights"), header)
+    chunks = [stream.unpack_embedding(stream.read_chunk(source, c, path, f"chunk {i}"), header, c, affine)
+              for i, c in enumerate(header.chunks)]  # fmt: skip
+    return header, weights, chunks
+

@@ -263,7 +263,7 @@ def _is_nerv(head: bytes) -> bool:
 
 NERV = FormatSpec(
     name="nerv",
-    description="holoscope neural video (.nerv: an HNeRV decoder's weights and embeddings, quantised)",
+    description="holoscope neural video (.nerv: an HNeRV or NeRV decoder's quantised weights, and embeddings)",
     kind=MediaKind.NEURAL_VIDEO,
     extensions=(".nerv",),
     opener=lazy(_nerv, "open_nerv"),

@@ -29,12 +29,16 @@ prefetcher), so no stale frame appears after a seek.
 from __future__ import annotations
 
 import enum
+import logging
 import math
+import threading
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 from holoscope.core import budget
 from holoscope.core.clock import PresentationClock
+from holoscope.core.errors import Cancelled
 from holoscope.core.frames import FailedFrame
 from holoscope.core.media import Media
 from holoscope.core.playback import FramePrefetcher
@@ -225,3 +229,22 @@ class Player:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def export_frames(player: Player, indices: Sequence[int], *, cancel: threading.Event | None,
+                  output: Any) -> Iterator[tuple[int, int, Any]]:  # fmt: skip
+    """What an exporter writes, in order: ``(k, index, payload)`` for each of ``indices``,
+    waiting for every frame (an exporter drops nothing). ``payload`` is ``None`` where the frame
+    could not be decoded (one warning per frame: the caller holds the previous picture);
+    ``cancel`` being set raises :class:`Cancelled` naming ``output``."""
+    warned: set[int] = set()
+    for k, index in enumerate(indices):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("render cancelled; partial output removed", path=output)
+        envelope = player.frame_at(index)
+        payload = None if envelope is None else envelope.cpu_payload()
+        if payload is None and index not in warned:
+            warned.add(index)
+            logging.getLogger("holoscope").warning("%s; the previous frame is held", player.warning)
+        yield k, index, payload
+

@@ -15,7 +15,6 @@ the previous frame stays on screen.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -25,18 +24,16 @@ from typing import TYPE_CHECKING, Callable
 from holoscope.codecs.video.output import classify_output, open_output
 from holoscope.core.camera import Camera
 from holoscope.core.camera_path import CameraPath
-from holoscope.core.errors import Cancelled, EmptyMedia, InvalidArgument
+from holoscope.core.errors import EmptyMedia, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.core.media import Media
-from holoscope.core.player import Player, read_ahead_bytes
+from holoscope.core.player import Player, export_frames, read_ahead_bytes
 from holoscope.render.export import ExportOptions, SplatFrameRenderer, check_output_size
 from holoscope.render.gl.context import create_headless_context
 from holoscope.render.gl.splat_renderer import to_uint8
 
 if TYPE_CHECKING:  # the context is created in render/gl; this module only passes it on
     import moderngl
-
-log = logging.getLogger("holoscope")
 
 ProgressFn = Callable[[int, int], None]
 MAX_OUTPUT_FRAMES = 1_000_000
@@ -117,7 +114,6 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
     ctx = ctx or create_headless_context()
     max_bytes = read_ahead_bytes() if decode_ahead_bytes is None else decode_ahead_bytes
     player = Player(media, max_bytes=max_bytes, name="holoscope-export-decode")
-    warned: set[int] = set()
     try:
         check_output_size(first.width, first.height, output, options.codec, ctx=ctx)
         with open_output(str(output), width=first.width, height=first.height, fps=plan.fps,
@@ -125,16 +121,9 @@ def render_timeline(media: Media, plan: TimelinePlan, output: str | Path, option
             renderer: SplatFrameRenderer | None = None
             shown: int | None = None
             try:
-                for k, (index, camera) in enumerate(zip(frames, views)):
-                    if cancel is not None and cancel.is_set():
-                        raise Cancelled("render cancelled; partial output removed", path=output)
-                    envelope = player.frame_at(index)  # waits: an exporter drops nothing
-                    frame = None if envelope is None else envelope.cpu_payload()
-                    if frame is None:  # could not be read: the previous frame is held
-                        if index not in warned:
-                            warned.add(index)
-                            log.warning("%s; the previous frame is held", player.warning)
-                    elif index != shown:
+                for k, index, frame in export_frames(player, frames, cancel=cancel, output=output):
+                    camera = views[k]
+                    if frame is not None and index != shown:  # None: unreadable, the previous frame is held
                         if not isinstance(frame, SplatCloud):
                             raise InvalidArgument(f"frame {index} is not a splat scene")
                         if renderer is None:

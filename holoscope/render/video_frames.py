@@ -10,7 +10,6 @@ held. Frames are resized to the output size with swscale (display output, not an
 
 from __future__ import annotations
 
-import logging
 import threading
 from pathlib import Path
 from typing import Callable
@@ -21,12 +20,10 @@ import numpy as np
 from holoscope.codecs.video.output import classify_output, describe_output, encoder_bytes_per_pixel, open_output
 from holoscope.core import budget
 from holoscope.core.camera import check_image_size
-from holoscope.core.errors import BudgetExceeded, Cancelled, EmptyMedia, InvalidArgument
+from holoscope.core.errors import BudgetExceeded, EmptyMedia, InvalidArgument
 from holoscope.core.frames import VideoFrame
 from holoscope.core.media import Media
-from holoscope.core.player import Player, read_ahead_bytes
-
-log = logging.getLogger("holoscope")
+from holoscope.core.player import Player, export_frames, read_ahead_bytes
 
 ProgressFn = Callable[[int, int], None]
 
@@ -97,17 +94,8 @@ def render_video_frames(media: Media, output: str | Path, *, size: tuple[int, in
         player = Player(media, max_bytes=max_bytes, name="holoscope-export-decode")
         try:
             shown: np.ndarray | None = None
-            warned: set[int] = set()
-            for k, index in enumerate(indices):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled("render cancelled; partial output removed", path=output)
-                envelope = player.frame_at(index)  # waits: an exporter drops nothing
-                frame = None if envelope is None else envelope.cpu_payload()
-                if frame is None:  # could not be decoded: the previous frame is held
-                    if index not in warned:
-                        warned.add(index)
-                        log.warning("%s; the previous frame is held", player.warning)
-                else:
+            for k, index, frame in export_frames(player, indices, cancel=cancel, output=output):
+                if frame is not None:  # None: could not be decoded, the previous frame is held
                     if not isinstance(frame, VideoFrame):
                         raise InvalidArgument(f"frame {index} is not a video picture")
                     shown = frame_rgb(frame, width, height)

@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch")
 from holoscope.codecs.nerv.neural.checkpoint import load_official, open_decoder  # noqa: E402
 from holoscope.codecs.nerv.neural.model import build_decoder, decode, frame_times, load_state, official_names  # noqa: E402
 
-BUNNY = "hnerv-bunny-quant_vid.pth"
 BUNNY_PSNR = {1: 32.895, 61: 32.320, 132: 33.643}  # float output against rows 40..679 (nerv.md §6)
 
 
@@ -86,14 +85,6 @@ def write_compressed(config: NervConfig, path: Path, seed: int = 0):
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return -10 * math.log10(float(((a.double() - b.double()) ** 2).mean()))
-
-
-@pytest.fixture(scope="module")
-def bunny(samples_dir: Path) -> Path:
-    path = samples_dir / "nerv" / BUNNY
-    if not path.is_file():
-        pytest.skip(f"the HNeRV bunny checkpoint is not in the sample folder (nerv/{BUNNY})")
-    return path
 
 
 # -- the official bunny checkpoint -------------------------------------------------------------

@@ -10,32 +10,14 @@ import pytest
 
 from holoscope.codecs.nerv import stream
 from holoscope.codecs.nerv.config import NervConfig
-from holoscope.core.sources import FileSource
+from tests.nerv_data import read_stream as read_all
 
 torch = pytest.importorskip("torch")
 
 from holoscope.codecs.nerv.neural.checkpoint import load_official  # noqa: E402
 from holoscope.codecs.nerv.neural.importer import import_checkpoint  # noqa: E402
 
-BUNNY = "hnerv-bunny-quant_vid.pth"
 OFFICIAL_HUFFMAN_BYTES = 1_480_781  # HNeRV's own entropy-coded size of the same codes
-
-
-@pytest.fixture(scope="module")
-def bunny(samples_dir: Path) -> Path:
-    path = samples_dir / "nerv" / BUNNY
-    if not path.is_file():
-        pytest.skip(f"the HNeRV bunny checkpoint is not in the sample folder (nerv/{BUNNY})")
-    return path
-
-
-def read_all(path: Path):
-    source = FileSource(path)
-    head = source.head(stream.FIXED.size)
-    header = stream.parse_header(source.head(stream.needed_bytes(head)), path)
-    weights, affine = stream.unpack_weights(stream.read_chunk(source, header.weights, path, "weights"), header)
-    codes = [stream.unpack_embedding(stream.read_chunk(source, c, path, "chunk"), header, c, affine) for c in header.chunks]
-    return header, weights, codes
 
 
 def test_bunny_imports_bit_exactly(bunny: Path, tmp_path: Path):

@@ -19,19 +19,15 @@ from holoscope.core.media import MediaKind
 
 torch = pytest.importorskip("torch")
 
-BUNNY = "hnerv-bunny-quant_vid.pth"
 PUBLISHED_PSNR_8BIT = 32.884  # frame 1 against rows 40..679 of bunny-0001.png, output rounded to 8 bits
 
 
 @pytest.fixture(scope="module")
-def bunny_nerv(samples_dir: Path, tmp_path_factory) -> Path:
+def bunny_nerv(bunny: Path, tmp_path_factory) -> Path:
     from holoscope.codecs.nerv.neural.importer import import_checkpoint
 
-    path = samples_dir / "nerv" / BUNNY
-    if not path.is_file():
-        pytest.skip(f"the HNeRV bunny checkpoint is not in the sample folder (nerv/{BUNNY})")
     out = tmp_path_factory.mktemp("nerv") / "bunny.nerv"
-    import_checkpoint(path, out)
+    import_checkpoint(bunny, out)
     return out
 
 

@@ -8,6 +8,7 @@ import pytest
 from holoscope.codecs.nerv import stream
 from holoscope.core.errors import CorruptStream, InvalidArgument
 from holoscope.core.sources import FileSource
+from tests.nerv_data import read_stream as read_all
 from tests.nerv_data import repack
 
 CONFIG = {"family": "hnerv", "note": "the container does not interpret it"}
@@ -25,17 +26,6 @@ def make(tmp_path, frames=70, chunk_frames=30, seed=0):
     path = tmp_path / "x.nerv"
     size = stream.write_nerv(path, CONFIG, weights, embedding, fps=25, chunk_frames=chunk_frames)
     return path, size, weights, embedding
-
-
-def read_all(path):
-    source = FileSource(path)
-    head = source.head(stream.FIXED.size)
-    header = stream.parse_header(source.head(stream.needed_bytes(head)), path)
-    raw = stream.read_chunk(source, header.weights, path, "weights")
-    weights, affine = stream.unpack_weights(raw, header)
-    chunks = [stream.unpack_embedding(stream.read_chunk(source, c, path, f"chunk {i}"), header, c, affine)
-              for i, c in enumerate(header.chunks)]  # fmt: skip
-    return header, weights, chunks
 
 
 def test_quantise_picks_the_axis_with_the_lowest_error_and_bounds_it():

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from holoscope.cli import main
-from holoscope.codecs.nerv import stream
-from holoscope.core.sources import FileSource
+from tests.nerv_data import read_stream
 
 torch = pytest.importorskip("torch")
 
@@ -60,15 +59,6 @@ def training_checkpoint(path: Path, strides=(4, 2, 2), height=32, width=48, pref
     return config, encoder, decoder
 
 
-def read_embeddings(path: Path) -> np.ndarray:
-    source = FileSource(path)
-    header = stream.parse_header(source.head(stream.needed_bytes(source.head(stream.FIXED.size))), path)
-    _, affine = stream.unpack_weights(stream.read_chunk(source, header.weights, path, "weights"), header)
-    chunks = [stream.unpack_embedding(stream.read_chunk(source, c, path, "chunk"), header, c, affine)
-              for c in header.chunks]  # fmt: skip
-    return np.concatenate([c.dequantise() for c in chunks])
-
-
 @pytest.mark.parametrize("strides, prefix", [((4, 2, 2), ""), ((2, 2, 2, 2), "module."), ((5, 2), "")])
 def test_a_training_checkpoint_imports_with_the_embeddings_its_encoder_computes(tmp_path, strides, prefix, capsys):
     p = int(np.prod(strides))
@@ -84,7 +74,7 @@ def test_a_training_checkpoint_imports_with_the_embeddings_its_encoder_computes(
     x = torch.from_numpy(cropped).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         want = encoder.eval()(x).numpy()
-    got = read_embeddings(out)
+    got = np.concatenate([c.dequantise() for c in read_stream(out)[2]])
     assert got.shape == want.shape == (6, 16, 2, 3)
     step = (want.max() - want.min()) / 63  # 6-bit embeddings
     np.testing.assert_allclose(got, want, atol=step * 0.51 + 1e-6)

@@ -870,6 +870,21 @@ def test_damaged_nerv_streams(tmp_path):
         out[offset] ^= 0x5A
         return bytes(out)
 
+    from holoscope.codecs.nerv.config import NervConfig
+
+    pe = NervConfig(family="nerv", height=18, width=32, frame_count=6, fps=10.0, fc_dim=8, fc_h=9, fc_w=16,
+                    strides=(2,), kernels=(3,), channels=(6,), head_kernel=1, pe_base=1.25, pe_levels=4,
+                    stem_dims=(16,))  # fmt: skip
+    rng = np.random.default_rng(0)
+    pe_weights = {}
+    for name, shape in (("stem.0.weight", (16, 8)), ("stem.0.bias", (16,)), ("stem.2.weight", (8 * 144, 16)),
+                        ("stem.2.bias", (8 * 144,)), ("layers.0.conv.conv.weight", (24, 8, 3, 3)),
+                        ("layers.0.conv.conv.bias", (24,)), ("head_layers.0.weight", (3, 6, 1, 1)),
+                        ("head_layers.0.bias", (3,))):  # fmt: skip
+        pe_weights[name] = stream.quantise(rng.normal(size=shape), 8)
+    pe_path = src / "pe.nerv"
+    stream.write_nerv(pe_path, pe.to_dict(), pe_weights, None, fps=10, frames=6)
+    pe_data = pe_path.read_bytes()
     weights, chunk = header.weights, header.chunks[1]
     inputs = [  # label, bytes, file name, info's and render's exit codes
         ("intact nerv", data, "intact.nerv", 0, 0),
@@ -880,6 +895,8 @@ def test_damaged_nerv_streams(tmp_path):
         # A damaged embedding chunk: its frames are skipped with a warning, the rest plays.
         ("nerv with a damaged embedding chunk", flipped(chunk.offset + chunk.length // 2), "chunk.nerv", 0, 0),
         ("empty nerv", b"", "empty.nerv", 2, 2),
+        ("intact NeRV (frame-time) stream", pe_data, "pe-intact.nerv", 0, 0),
+        ("NeRV stream cut at half", pe_data[: len(pe_data) // 2], "pe-cut.nerv", 2, 2),
         ("nerv magic only", data[:4], "magic.nerv", 2, 2),
     ]
     forged = {

@@ -157,7 +157,7 @@ def _family(keys, path) -> str:
 
 def load_official(path: str | Path, *, fps: float = 30.0, activation: str = "gelu", out: str = "tanh",
                   embed_shape: tuple[int, int, int, int] | None = None, frame_count: int | None = None,
-                  fc_hw: tuple[int, int] | None = None, pe_base: float = 1.25):  # fmt: skip
+                  fc_hw: tuple[int, int] | None = None, pe_base: float = 1.25, obj: Any = None):  # fmt: skip
     """Read an official HNeRV / NeRV checkpoint.
 
     Returns ``(config, weights, embeddings, quant_info)``: the inferred :class:`NervConfig`, the
@@ -171,7 +171,7 @@ def load_official(path: str | Path, *, fps: float = 30.0, activation: str = "gel
     """
     import torch
 
-    obj = read_checkpoint(path)
+    obj = read_checkpoint(path) if obj is None else obj  # ``obj``: the file already loaded by the caller
     if not isinstance(obj, Mapping):
         raise FormatNotRecognized(f"a torch file holding a {type(obj).__name__}, not a NeRV checkpoint", path=path)
     compressed = isinstance(obj.get("model"), Mapping) and all(isinstance(v, Mapping) for v in obj["model"].values())

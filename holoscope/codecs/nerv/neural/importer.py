@@ -89,8 +89,8 @@ def import_checkpoint(path: str | Path, target: str | Path, *, fps: float = 30.0
     ``options`` go to :func:`.checkpoint.load_official` (activation, out, and for NeRV
     frame_count, fc_hw, pe_base). An HNeRV training checkpoint needs its clip:
     :func:`import_training_checkpoint`."""
-    config, float_weights, _, info = load_official(path, fps=fps, **options)
     obj = read_checkpoint(path)
+    config, float_weights, _, info = load_official(path, fps=fps, obj=obj, **options)
     if config.family == "nerv":
         if info is not None:
             model = _decoder_dict(obj["model"], path)
@@ -139,7 +139,8 @@ def import_training_checkpoint(path: str | Path, target: str | Path, frames: np.
     if height % p or width % p:
         raise InvalidArgument(f"the encoder's strides {list(strides)} (product {p}) do not divide the clip's "
                               f"{width}x{height} frames: crop them as in training (--crop WxH)", path=path)  # fmt: skip
-    config, weights, _, _ = load_official(path, fps=fps, embed_shape=(t, dims[-1], height // p, width // p), **options)
+    config, weights, _, _ = load_official(path, fps=fps, embed_shape=(t, dims[-1], height // p, width // p), obj=obj,
+                                          **options)  # fmt: skip
     encoder = ConvNeXtEncoder(strides, dims)
     try:
         encoder.load_state_dict({k: v.float() for k, v in encoder_state.items()}, strict=True)
