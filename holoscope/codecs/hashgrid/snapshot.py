@@ -132,26 +132,9 @@ def _int(mapping: Any, key: str, lo: int, hi: int, where: str, path, default: in
     return value
 
 
-def parse_snapshot(document: dict, path=None, *, image_size: tuple[int, int] | None = None) -> Snapshot:
-    """The checked :class:`Snapshot` of a decoded document. Image mode needs ``image_size``
-    (width, height): the level scales come from it and the file does not store it."""
-    snap = _get(document, "snapshot", dict, "the file", path)
-    version = _int(snap, "version", 0, 1 << 30, "snapshot", path, default=0)
-    if version < SNAPSHOT_FORMAT_VERSION:
-        raise CorruptStream(f"snapshot version {version} is older than instant-ngp reads ({SNAPSHOT_FORMAT_VERSION})",
-                            path=path)  # fmt: skip
-    mode = snap.get("mode", "nerf")
-    if mode not in MODES:
-        raise FormatNotRecognized(f"an Instant-NGP {mode!r} snapshot (holoscope reads {', '.join(MODES)})", path=path)
-    params_type = _get(snap, "params_type", str, "snapshot", path)
-    if params_type not in PARAM_BYTES:
-        raise CorruptStream(f"params_type {params_type!r} is neither __half nor float", path=path)
-    n_params = _int(snap, "n_params", 1, 1 << 34, "snapshot", path)
-    blob = _get(snap, "params_binary", memoryview, "snapshot", path)
-    if len(blob) != n_params * PARAM_BYTES[params_type]:
-        raise CorruptStream(f"params_binary holds {len(blob):,} bytes, {n_params:,} {params_type} values need "
-                            f"{n_params * PARAM_BYTES[params_type]:,}", path=path)  # fmt: skip
-
+def network_layout(document: dict, mode: str, path=None, *, image_size: tuple[int, int] | None = None):
+    """(MLP shapes in storage order, grid levels, features per level, per-level scale, aabb
+    scale) of a snapshot document's config, checked and with instant-ngp's defaults."""
     encoding = _get(document, "encoding", dict, "the file", path)
     if encoding.get("otype") not in ("HashGrid", "Grid") or encoding.get("type", "Hash") != "Hash":
         raise FormatNotRecognized(f"encoding {encoding.get('otype')!r} is not a hash grid", path=path)
@@ -162,7 +145,7 @@ def parse_snapshot(document: dict, path=None, *, image_size: tuple[int, int] | N
     base = _int(encoding, "base_resolution", 1, 1 << 20, "encoding", path, default=1 << (log2_t // dims))
     aabb_scale = 1
     if mode == "nerf":
-        aabb_scale = _int(document.get("snapshot", {}).get("nerf"), "aabb_scale", 1, 1 << 16, "snapshot.nerf", path,
+        aabb_scale = _int((document.get("snapshot") or {}).get("nerf"), "aabb_scale", 1, 1 << 16, "snapshot.nerf", path,
                           default=1)  # fmt: skip
         top = 2048 * aabb_scale
     elif mode == "sdf":
@@ -186,6 +169,30 @@ def parse_snapshot(document: dict, path=None, *, image_size: tuple[int, int] | N
                          default=64), _int(rgb, "n_hidden_layers", 1, 64, "rgb_network", path, default=2), 3))  # fmt: skip
     else:
         mlps = (MlpShape(mode, grid_out, width, hidden, 3 if mode == "image" else 1),)
+    return mlps, levels, features, scale, aabb_scale
+
+
+def parse_snapshot(document: dict, path=None, *, image_size: tuple[int, int] | None = None) -> Snapshot:
+    """The checked :class:`Snapshot` of a decoded document. Image mode needs ``image_size``
+    (width, height): the level scales come from it and the file does not store it."""
+    snap = _get(document, "snapshot", dict, "the file", path)
+    version = _int(snap, "version", 0, 1 << 30, "snapshot", path, default=0)
+    if version < SNAPSHOT_FORMAT_VERSION:
+        raise CorruptStream(f"snapshot version {version} is older than instant-ngp reads ({SNAPSHOT_FORMAT_VERSION})",
+                            path=path)  # fmt: skip
+    mode = snap.get("mode", "nerf")
+    if mode not in MODES:
+        raise FormatNotRecognized(f"an Instant-NGP {mode!r} snapshot (holoscope reads {', '.join(MODES)})", path=path)
+    params_type = _get(snap, "params_type", str, "snapshot", path)
+    if params_type not in PARAM_BYTES:
+        raise CorruptStream(f"params_type {params_type!r} is neither __half nor float", path=path)
+    n_params = _int(snap, "n_params", 1, 1 << 34, "snapshot", path)
+    blob = _get(snap, "params_binary", memoryview, "snapshot", path)
+    if len(blob) != n_params * PARAM_BYTES[params_type]:
+        raise CorruptStream(f"params_binary holds {len(blob):,} bytes, {n_params:,} {params_type} values need "
+                            f"{n_params * PARAM_BYTES[params_type]:,}", path=path)  # fmt: skip
+
+    mlps, levels, features, scale, aabb_scale = network_layout(document, mode, path, image_size=image_size)
     expected = sum(m.params for m in mlps) + grid_params(levels, features)
     if expected != n_params:
         raise CorruptStream(f"the config describes {expected:,} parameters ({' + '.join(f'{m.name} {m.params:,}' for m in mlps)}"
@@ -198,4 +205,4 @@ def open_snapshot(path: str | Path, *, image_size: tuple[int, int] | None = None
     return parse_snapshot(read_document(path), path, image_size=image_size)
 
 
-__all__ = ["MlpShape", "Snapshot", "open_snapshot", "parse_snapshot", "read_document"]
+__all__ = ["MlpShape", "Snapshot", "network_layout", "open_snapshot", "parse_snapshot", "read_document"]
