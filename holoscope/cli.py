@@ -75,10 +75,11 @@ def _resolve_input(text: str | None) -> Path:
     return Path(text)
 
 
-def _open(path: Path | str, forced: str | None, fps: float | None = None):
+def _open(path: Path | str, forced: str | None, fps: float | None = None, image_size: str | None = None):
     from holoscope.codecs.inputs import open_input
+    from holoscope.cli_hashgrid import parse_image_size
 
-    return open_input(path, forced, fps=fps)
+    return open_input(path, forced, fps=fps, image_size=parse_image_size(image_size))
 
 
 def _open_splats(path: Path | str, forced: str | None):
@@ -135,7 +136,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     kind = check_output(args.output, width=width, height=height, fps=fps, codec=args.codec, crf=args.crf)
     check_output_size(width, height, args.output, args.codec)
     path = _resolve_input(args.input)
-    media = _open(path, args.format, fps=args.fps)
+    media = _open(path, args.format, fps=args.fps, image_size=args.image_size)
+    if media.kind is MediaKind.NEURAL_SCENE:
+        from holoscope.cli_hashgrid import render_scene
+
+        scene_background = None if args.background is None else background  # NeRF: the snapshot's own
+        return render_scene(args, media, path_cams, size, fps, scene_background)
     if media.kind is MediaKind.NEURAL_VIDEO:
         return _render_neural_video(args, media, size, fps if args.fps is not None else None)
     if media.kind.is_timed_splats:
@@ -229,13 +235,19 @@ VIDEO_INFO_KEYS = ("codec", "width", "height", "display_aspect", "pixel_format",
                    "bit_depth", "bitrate", "duration", "decode_path", "frames_estimated", "frame_count_source")  # fmt: skip
 
 
-def describe(path: Path, forced: str | None = None, fps: float | None = None) -> dict:
+def describe(path: Path, forced: str | None = None, fps: float | None = None, image_size: str | None = None) -> dict:
     """What ``holoscope info`` reports, as a JSON-ready dict."""
     import numpy as np
 
     from holoscope.core.media import MediaKind
 
-    probe = _open(path, forced, fps)
+    probe = _open(path, forced, fps, image_size=image_size)
+    if probe.kind is MediaKind.NEURAL_SCENE:
+        try:
+            return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+                    "file_bytes": path.stat().st_size, **{k: _jsonable(v) for k, v in probe.info.items()}}  # fmt: skip
+        finally:
+            probe.release()
     if probe.kind is MediaKind.SPLAT_SEQUENCE:
         from holoscope.codecs.sequence import describe_sequence
 
@@ -326,7 +338,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
         output_name(args.output, 1)  # a numbered name, checked before any frame is read
         return _convert_sequence(args, spec, writer, flip, _open(args.input, None))
-    media = _open(_resolve_input(args.input), args.format)
+    media = _open(_resolve_input(args.input), args.format, image_size=args.image_size)
+    from holoscope.core.media import MediaKind
+
+    if media.kind is MediaKind.NEURAL_SCENE:
+        from holoscope.cli_hashgrid import convert_scene
+
+        return convert_scene(args, media, spec, writer)
+    if spec.kind is MediaKind.NEURAL_SCENE:
+        media.release()
+        raise InvalidArgument(f"only a hash-grid scene converts to {spec.name}; {display_path(args.input)} is "
+                              f"{media.format}")  # fmt: skip
     if media.kind.is_timed_splats:
         return _convert_sequence(args, spec, writer, flip, media)
     media, cloud = _checked_splats(media, args.input)
@@ -373,7 +395,7 @@ def _convert_sequence(args: argparse.Namespace, spec, writer, flip, media) -> in
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = describe(_resolve_input(args.input), args.format, args.fps)
+    info = describe(_resolve_input(args.input), args.format, args.fps, image_size=args.image_size)
     if args.json:
         emit(json.dumps(info, indent=2))
         return 0
@@ -416,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sh-degree", type=int, help="limit the SH degree evaluated (0-3)")
     r.add_argument("--frames", metavar="A:B", help="sequences: render frames A..B-1 only")
     r.add_argument("--loop", action="store_true", help="sequences: loop while a longer camera path goes on")
+    r.add_argument("--image-size", metavar="WxH", help="Instant-NGP image-mode snapshots: the trained image's size "
+                                                       "(not stored in the file; sets the grid's level scales)")
     r.add_argument("--format", help="force the input format instead of probing")
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)
@@ -430,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--to", help="force the output format instead of using the extension")
     c.add_argument("--frames", metavar="A:B", help="sequences: convert frames A..B-1 only")
     c.add_argument("--spz-version", type=int, choices=(2, 3, 4), help="SPZ version to write (default 3)")
+    h = c.add_argument_group("hash-grid scenes (SNAPSHOT.ingp OUT.hgz, OUT.hgz OUT.ingp)")
+    h.add_argument("--bits", type=int, default=8, help=".hgz: bits per quantised table entry, 2..16 (default 8)")
+    h.add_argument("--no-prune", action="store_true", help=".hgz: keep table entries no occupied space reaches")
+    h.add_argument("--image-size", metavar="WxH", help="Instant-NGP image-mode snapshots: the trained image's size")
     n = c.add_argument_group("NeRV checkpoints (CHECKPOINT.pth OUT.nerv)")
     n.add_argument("--fps", type=float, help="frame rate of the stream (default 30; checkpoints do not store it)")
     n.add_argument("--act", default="gelu", help="the decoder's activation as trained (official --act; default gelu)")
@@ -453,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
+    i.add_argument("--image-size", metavar="WxH", help="Instant-NGP image-mode snapshots: the trained image's size")
     i.set_defaults(func=cmd_info)
 
     from holoscope.cli_encode import add_encode_parser

@@ -79,6 +79,18 @@ def _nerv() -> ModuleType:
     return reader
 
 
+def _hashgrid() -> ModuleType:
+    from holoscope.codecs.hashgrid import reader
+
+    return reader
+
+
+def _hashgrid_writers() -> ModuleType:
+    from holoscope.codecs.hashgrid import convert
+
+    return convert
+
+
 def _is_inria_ply(head: bytes) -> bool:
     # Any PLY that is not PlayCanvas' chunked "compressed PLY" goes to the INRIA reader, which
     # then names the properties it misses if the file is not a splat scene.
@@ -272,7 +284,47 @@ NERV = FormatSpec(
     priority=30,
 )
 
-BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3, NERV)
+
+
+def _is_ingp(head: bytes) -> bool:
+    # Checked after SPZ (also gzip): the reader's own sniff, imported only for a gzip or map start.
+    if head[:2] != b"\x1f\x8b" and (not head or not (0x80 <= head[0] <= 0x8F or head[0] in (0xDE, 0xDF))):
+        return False
+    return _hashgrid().looks_like_snapshot(head)
+
+
+INGP = FormatSpec(
+    name="ingp",
+    description="Instant-NGP snapshot (.ingp gzip / .msgpack; NeRF, SDF and image modes)",
+    kind=MediaKind.NEURAL_SCENE,
+    extensions=(".ingp", ".msgpack"),
+    opener=lazy(_hashgrid, "open_ingp"),
+    writer=lazy(_hashgrid_writers, "write_ingp_scene"),
+    probe=_is_ingp,
+    magic="gzip or MessagePack map with instant-ngp's config keys",
+    priority=16,
+    options=("image_size",),
+)
+
+
+def _is_hgz(head: bytes) -> bool:
+    return head[:4] == b"HSHG"
+
+
+HGZ = FormatSpec(
+    name="hgz",
+    description="holoscope compressed hash-grid scene (.hgz: quantised tables, fp16 MLPs, occupancy bitfield)",
+    kind=MediaKind.NEURAL_SCENE,
+    extensions=(".hgz",),
+    opener=lazy(_hashgrid, "open_hgz"),
+    writer=lazy(_hashgrid_writers, "write_hgz_scene"),
+    probe=_is_hgz,
+    magic="HSHG",
+    priority=30,
+)
+
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3, NERV,
+                                           INGP, HGZ)  # fmt: skip
 
 
 def register_builtin_formats() -> None:

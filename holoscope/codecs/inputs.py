@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from holoscope.codecs.sequence import is_list_file, is_sequence_folder, looks_like_glob, open_sequence
 from holoscope.core.media import Media
@@ -26,8 +27,10 @@ def is_sequence_input(text: str | os.PathLike) -> bool:
     return is_list_file(path)
 
 
-def open_input(text: str | os.PathLike, forced: str | None = None, *, fps: float | None = None) -> Media:
-    """Open whatever ``text`` names; ``forced`` picks a file format, ``fps`` a sequence's rate."""
+def open_input(text: str | os.PathLike, forced: str | None = None, *, fps: float | None = None,
+               **options: Any) -> Media:  # fmt: skip
+    """Open whatever ``text`` names; ``forced`` picks a file format, ``fps`` a sequence's rate,
+    ``options`` go to the formats that declare them (``image_size`` for hash-grid images)."""
     if forced is None and is_sequence_input(text):
         return open_sequence(text, fps=fps)
-    return open_media(Path(os.fspath(text)), forced)
+    return open_media(Path(os.fspath(text)), forced, **options)

@@ -74,6 +74,9 @@ class FormatSpec:
     writer: Callable[..., None] | None = None  # (payload, path: Path) -> None
     priority: int = 0  # higher probes first (more specific signatures)
     directory_probe: Callable[[Path], bool] | None = None  # for formats stored as a folder
+    # Opening options this format's opener takes as keywords (what the file cannot say, such as
+    # an image-mode hash grid's image size); open_media passes only these, others are ignored.
+    options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Dotted "module:function" strings are not resolved any more (core imports no reader).
@@ -180,14 +183,16 @@ def resolve(source: Source | str | Path | bytes, forced: str | None = None) -> F
     raise FormatNotRecognized(f"{detail}; supported formats: {supported_summary()}", path=source.label)
 
 
-def open_media(source: Source | str | Path | bytes, forced: str | None = None) -> Media:
+def open_media(source: Source | str | Path | bytes, forced: str | None = None, **options: Any) -> Media:
     """Open ``source`` (a Source, a local path or bytes) with the winning reader, which is given
-    the Source; ``Media.reader`` names it."""
+    the Source and those ``options`` it declares (unset ones are dropped); ``Media.reader``
+    names it."""
     source = _as_source(source)
     spec = resolve(source, forced)
     if forced is not None and not (isinstance(source, FolderSource) and spec.directory_probe is not None):
         _head(source)
-    return spec.opener(source)
+    given = {k: v for k, v in options.items() if k in spec.options and v is not None}
+    return spec.opener(source, **given)
 
 
 def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:

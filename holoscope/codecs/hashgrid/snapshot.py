@@ -20,7 +20,7 @@ from holoscope.codecs.hashgrid import msgpack
 from holoscope.codecs.hashgrid.levels import Level, grid_levels, grid_params, growth_factor
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, FormatNotRecognized, InvalidArgument
-from holoscope.core.files import check_regular, read_limited
+from holoscope.core.sources import FileSource, Source, source_for
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_FILE_BYTES = 2 << 30  # the largest snapshots (big.json NeRF with optimiser state) are a few hundred MB
@@ -75,14 +75,19 @@ class Snapshot:
         return sum(m.params for m in self.mlps)
 
 
-def read_document(path: str | Path) -> dict:
-    """The decoded MessagePack of a snapshot file, inflating gzip framing with a bounded output."""
-    st = check_regular(path)
-    if st.st_size > MAX_FILE_BYTES:
-        raise FormatNotRecognized(f"{st.st_size:,} bytes is larger than any Instant-NGP snapshot holoscope reads",
+def read_document(source: Source | str | Path) -> dict:
+    """The decoded MessagePack of a snapshot (a file or any Source), inflating gzip framing
+    with a bounded output."""
+    source = source_for(source)
+    if isinstance(source, FileSource):
+        source.check()
+    path = source.label
+    size = source.size
+    if size is not None and size > MAX_FILE_BYTES:
+        raise FormatNotRecognized(f"{size:,} bytes is larger than any Instant-NGP snapshot holoscope reads",
                                   path=path)  # fmt: skip
-    budget.require(2 * st.st_size, what="an Instant-NGP snapshot", path=path)
-    data = read_limited(path, MAX_FILE_BYTES, what="Instant-NGP snapshot")
+    budget.require(2 * (size or 0), what="an Instant-NGP snapshot", path=path)
+    data = source.read_limited(MAX_FILE_BYTES, what="Instant-NGP snapshot")
     if data[:2] == GZIP_MAGIC:
         data = _inflate(data, path)
     if not data:
@@ -200,9 +205,10 @@ def parse_snapshot(document: dict, path=None, *, image_size: tuple[int, int] | N
     return Snapshot(mode, params_type, n_params, blob, mlps, levels, features, float(scale), aabb_scale, document)
 
 
-def open_snapshot(path: str | Path, *, image_size: tuple[int, int] | None = None) -> Snapshot:
-    """Read and check an Instant-NGP snapshot file."""
-    return parse_snapshot(read_document(path), path, image_size=image_size)
+def open_snapshot(source: Source | str | Path, *, image_size: tuple[int, int] | None = None) -> Snapshot:
+    """Read and check an Instant-NGP snapshot (a file or any Source)."""
+    source = source_for(source)
+    return parse_snapshot(read_document(source), source.label, image_size=image_size)
 
 
 __all__ = ["MlpShape", "Snapshot", "network_layout", "open_snapshot", "parse_snapshot", "read_document"]

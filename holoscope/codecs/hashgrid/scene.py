@@ -1,0 +1,99 @@
+"""A hash-grid scene as the player sees it: the checked snapshot plus what the file could not
+say (an image's size), and what ``holoscope info`` reports about it. No torch: the renderer is
+built on first use (:meth:`HashGridScene.renderer`), on the thread that renders.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from holoscope.codecs.hashgrid.levels import grid_params
+from holoscope.codecs.hashgrid.snapshot import Snapshot
+
+
+@dataclass(eq=False)
+class HashGridScene:
+    snapshot: Snapshot
+    container: str  # "ingp", "msgpack" or "hgz"
+    file_bytes: int
+    image_size: tuple[int, int] | None = None  # image mode: (width, height)
+    extra_info: dict[str, Any] = field(default_factory=dict)  # container facts (.hgz part sizes ...)
+    _renderer: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def mode(self) -> str:
+        return self.snapshot.mode
+
+    def renderer(self, device: str | None = None):
+        """The torch renderer (parameters on the device once); built on first use."""
+        with self._lock:
+            if self._renderer is None:
+                from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer
+
+                self._renderer = SceneRenderer(self.snapshot, device=device)
+            return self._renderer
+
+    def release(self) -> None:
+        with self._lock:
+            self._renderer = None
+
+    def describe(self) -> dict[str, Any]:
+        """What ``holoscope info`` reports: mode, config, parameter counts, aabb, stored camera
+        and density-grid occupancy."""
+        snap, doc = self.snapshot, self.snapshot.document
+        stored = doc.get("snapshot") or {}
+        levels = snap.levels
+        encoding = doc.get("encoding") or {}
+        log2_table = encoding.get("log2_hashmap_size", 15)  # checked by the reader, with instant-ngp's defaults
+        report: dict[str, Any] = {
+            "mode": snap.mode,
+            "container": self.container,
+            "params_type": snap.params_type,
+            "parameters": snap.n_params,
+            "parameters_by_part": {**{m.name + "_mlp": m.params for m in snap.mlps},
+                                   "grid": grid_params(levels, snap.features)},  # fmt: skip
+            "bits_per_parameter": round(8 * self.file_bytes / snap.n_params, 3),
+            "levels": len(levels),
+            "features_per_level": snap.features,
+            "log2_hashmap_size": log2_table,
+            "base_resolution": encoding.get("base_resolution", 1 << (log2_table // (2 if snap.mode == "image" else 3))),
+            "per_level_scale": round(snap.per_level_scale, 7),
+            "dense_levels": sum(level.dense for level in levels),
+            "resolutions": [level.resolution for level in levels],
+            "mlps": [{"name": m.name, "inputs": m.inputs, "width": m.width, "hidden_layers": m.hidden,
+                      "outputs": m.outputs} for m in snap.mlps],  # fmt: skip
+        }
+        if self.image_size is not None:
+            report["image_size"] = list(self.image_size)
+        if snap.mode == "nerf":
+            report["aabb_scale"] = snap.aabb_scale
+            half = min(snap.aabb_scale, 128) / 2
+            report["aabb_ngp"] = [[0.5 - half] * 3, [0.5 + half] * 3]
+            dataset = ((stored.get("nerf") or {}).get("dataset") or {}) if isinstance(stored.get("nerf"), dict) else {}
+            if isinstance(dataset, dict):
+                report["dataset_scale"] = dataset.get("scale")
+                report["dataset_offset"] = dataset.get("offset")
+                report["training_images"] = dataset.get("n_images")
+            report.update(_occupancy_report(snap))
+        if isinstance(stored.get("background_color"), list):
+            report["background_color"] = stored["background_color"]
+        if isinstance(stored.get("training_step"), int):
+            report["training_step"] = stored["training_step"]
+        report.update(self.extra_info)
+        return report
+
+
+def _occupancy_report(snap: Snapshot) -> dict[str, Any]:
+    from holoscope.codecs.hashgrid.occupancy import occupancy_of
+
+    grid = occupancy_of(snap)
+    if grid is None:
+        return {"density_grid": "absent (everything treated as occupied)"}
+    per = [round(float(c.mean()), 5) for c in grid]
+    return {"density_grid_cascades": len(per), "occupied_fraction_per_cascade": per}
+
+
+__all__ = ["HashGridScene"]
