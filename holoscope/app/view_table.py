@@ -30,6 +30,7 @@ VIEW_TABLE: dict[MediaKind, str] = {
     MediaKind.SPLAT_SEQUENCE: "holoscope.app.sequence_view:SplatSequenceView",
     MediaKind.SPLAT_VIDEO: "holoscope.app.sequence_view:GaussianVideoView",  # plays as a sequence does
     MediaKind.NEURAL_VIDEO: "holoscope.app.video_view:VideoView",  # .nerv: rgb24 VideoFrames
+    MediaKind.NEURAL_SCENE: "holoscope.app.scene_view:NeuralSceneView",  # hash-grid scenes, progressive
 }
 
 

@@ -103,6 +103,10 @@ class QtViewport(QOpenGLWidget):
                 w, h = self.device_size()
                 self.rig.aspect = w / h
                 self.rig.set_bounds(view.bounds())
+                start = view.initial_camera(w, h) if hasattr(view, "initial_camera") else None
+                if start is not None:  # a scene's own stored view (Instant-NGP snapshots)
+                    self.rig.set_fov(start.fov_y)
+                    self.rig.set_camera_to_world(start.camera_to_world)
         finally:
             self.doneCurrent()
         self.update()
