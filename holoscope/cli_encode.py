@@ -22,8 +22,9 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     from holoscope.codecs.gsvideo.plan import DEFAULT_PRESET, PRESETS
 
     e = sub.add_parser("encode", parents=[common],
-                       help="encode a splat sequence as Gaussian video (.gsv, V^3) or a video as a NeRV stream (.nerv)")
-    kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3,nerv}")
+                       help="encode a splat sequence as Gaussian video (.gsv, V^3), a video as a NeRV stream (.nerv), "
+                            "or fit a hash-grid scene (.hgz, .ingp) to an image or a NeRF dataset")
+    kinds = e.add_subparsers(dest="target", required=True, metavar="{gsvideo,v3,nerv,hashgrid}")
     g = kinds.add_parser("gsvideo", parents=[common], help="holoscope's Gaussian-video format (.gsv file and/or segments)")
     g.add_argument("input", help="a splat sequence: folder of frames, quoted glob, list file, V^3 folder, .gsv, "
                                  "or demo-video")
@@ -64,6 +65,9 @@ def add_encode_parser(sub: argparse._SubParsersAction, common: argparse.Argument
     n.add_argument("--frames", metavar="A:B", help="encode input frames A..B-1 only")
     n.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     n.set_defaults(func=cmd_encode_nerv)
+    from holoscope.cli_hashgrid import add_hashgrid_parser
+
+    add_hashgrid_parser(kinds, common)
 
 
 def _open_timed(text: str, fps: float | None):

@@ -151,3 +151,95 @@ def progress_printer(total: int, quiet: bool):
 
 
 __all__ = ["convert_scene", "parse_image_size", "progress_printer", "render_scene"]
+
+
+def add_hashgrid_parser(kinds: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    h = kinds.add_parser("hashgrid", parents=[common],
+                         help="fit a hash-grid scene: an image (EXR, PNG, JPEG) or a NeRF dataset (transforms.json)")  # fmt: skip
+    h.add_argument("input", help="an image file, or a NeRF dataset's transforms.json (Instant-NGP / nerfstudio layout) "
+                                 "or its folder")  # fmt: skip
+    h.add_argument("-o", "--output", required=True, help="out.hgz (holoscope, compressed) or out.ingp / out.msgpack "
+                                                         "(an Instant-NGP snapshot its testbed opens)")  # fmt: skip
+    h.add_argument("--steps", type=int, help="training steps (default: 2000 for images, 3000 for NeRF)")
+    h.add_argument("--seconds", type=float, help="stop after this many seconds of training (whichever comes first)")
+    h.add_argument("--levels", type=int, help="grid levels (default 16 for images, 8 for NeRF, as instant-ngp)")
+    h.add_argument("--features", type=int, help="features per level (default 2 for images, 4 for NeRF)")
+    h.add_argument("--log2-table", type=int, help="log2 of the entries per level (default 19 images, 17 NeRF)")
+    h.add_argument("--downscale", type=int, default=1, help="NeRF: train on images downscaled by this factor")
+    h.add_argument("--bits", type=int, default=8, help=".hgz: bits per quantised table entry (default 8)")
+    h.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to train (default cpu)")
+    h.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    h.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    h.set_defaults(func=cmd_encode_hashgrid)
+
+
+OUTPUT_SUFFIXES = (".hgz", ".ingp", ".msgpack")
+
+
+def _dataset_json(text: str) -> Path | None:
+    """The transforms.json a NeRF input names (the file or its folder), else None (an image)."""
+    path = Path(text)
+    if path.is_dir():
+        candidate = path / "transforms.json"
+        if not candidate.is_file():
+            raise InvalidArgument(f"{display_path(path)} is a folder without a transforms.json")
+        return candidate
+    return path if path.suffix.lower() == ".json" else None
+
+
+def cmd_encode_hashgrid(args: argparse.Namespace) -> int:
+    from holoscope.codecs.hashgrid.writer import SnapshotConfig
+
+    out = str(args.output)
+    if not out.lower().endswith(OUTPUT_SUFFIXES):
+        raise InvalidArgument(f"the output's name must end in {', '.join(OUTPUT_SUFFIXES)}")
+    if args.steps is not None and not 1 <= args.steps <= 10_000_000:
+        raise InvalidArgument(f"--steps must be 1..10,000,000, got {args.steps}")
+    if args.seconds is not None and not 0 < args.seconds <= 30 * 86400:
+        raise InvalidArgument(f"--seconds must be positive (at most 30 days), got {args.seconds}")
+    if not 2 <= args.bits <= 16:
+        raise InvalidArgument(f"--bits must be 2..16, got {args.bits}")
+    if not 1 <= args.downscale <= 64:
+        raise InvalidArgument(f"--downscale must be 1..64, got {args.downscale}")
+    dataset = _dataset_json(args.input)
+    mode = "nerf" if dataset is not None else "image"
+    config = SnapshotConfig(mode=mode, n_levels=args.levels or (8 if mode == "nerf" else 16),
+                            features=args.features or (4 if mode == "nerf" else 2),
+                            log2_table=args.log2_table or (17 if mode == "nerf" else 19),
+                            hidden=1 if mode == "nerf" else 2)  # fmt: skip
+    steps = args.steps or (3000 if mode == "nerf" else 2000)
+    progress = progress_printer(steps, args.quiet)
+    if mode == "image":
+        from holoscope.codecs.hashgrid.neural.train_image import fit_image, load_image_target
+
+        target = load_image_target(args.input)
+        result = fit_image(target, config=config, steps=steps, seconds=args.seconds, seed=args.seed,
+                           device=args.device, progress=progress)  # fmt: skip
+        what = f"image {result.image_size[0]}x{result.image_size[1]}"
+    else:
+        from holoscope.codecs.hashgrid.dataset import load_dataset
+        from holoscope.codecs.hashgrid.neural.train_nerf import fit_nerf
+
+        data = load_dataset(dataset, downscale=args.downscale)
+        result = fit_nerf(data, config=config, steps=steps, seconds=args.seconds, seed=args.seed, device=args.device,
+                          progress=progress)  # fmt: skip
+        what = "NeRF (held-out views)"
+    size = write_fitted(result.document, out, image_size=getattr(result, "image_size", None), bits=args.bits)
+    if not args.quiet:
+        emit(f"wrote {display_path(out)}: {size:,} bytes, {what}, {result.n_params:,} parameters, {result.steps} steps "
+             f"in {result.seconds:.0f} s, PSNR {result.psnr:.2f} dB")  # fmt: skip
+    return 0
+
+
+def write_fitted(document: dict, output: str, *, image_size: tuple[int, int] | None, bits: int = 8) -> int:
+    """A trained snapshot document written as .hgz or as an Instant-NGP snapshot; the bytes written."""
+    from holoscope.codecs.hashgrid.writer import write_snapshot
+
+    if output.lower().endswith(".hgz"):
+        from holoscope.codecs.hashgrid.hgz import write_hgz
+        from holoscope.codecs.hashgrid.snapshot import parse_snapshot
+
+        snapshot = parse_snapshot(document, output, image_size=image_size)
+        write_hgz(snapshot, output, bits=bits, image_size=image_size)
+        return Path(output).stat().st_size
+    return write_snapshot(output, document)
