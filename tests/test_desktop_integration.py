@@ -32,6 +32,8 @@ SPLAT_EXTENSIONS = {
     "sog": "application/x-sog",
     "gsv": "application/x-gaussian-video",
     "nerv": "application/x-nerv",
+    "hgz": "application/x-hash-grid-scene",
+    "ingp": "application/x-instant-ngp-snapshot",
 }
 VIDEO_TYPES = ("video/mp4", "video/x-matroska", "video/webm", "video/quicktime")
 
@@ -347,6 +349,7 @@ def test_file_managers_recognise_the_types(xdg, tmp_path):
         "scene.splat": bytes(32), "scene.ksplat": bytes(32), "scene.sog": b"PK\x03\x04",
         "scene.gsv": b"HSGV\x01\x00\x00\x00", "unnamed-gsv": b"HSGV\x01\x00\x00\x00",
         "scene.nerv": b"HSNV\x01\x00\x00\x00", "unnamed-nerv": b"HSNV\x01\x00\x00\x00",
+        "scene.hgz": b"HSHG\x01\x00\x00\x00", "unnamed-hgz": b"HSHG\x01\x00\x00\x00", "scene.ingp": b"\x1f\x8b\x08\x00",
         "unnamed-gaussian": gaussian_header, "unnamed-compressed": compressed_header, "unnamed-spz": b"NGSP\x04\x00\x00\x00",
         "unnamed-gzip": b"\x1f\x8b\x08\x00",
     }
@@ -355,6 +358,7 @@ def test_file_managers_recognise_the_types(xdg, tmp_path):
         "unnamed-gaussian": "application/x-gaussian-splat-ply", "unnamed-compressed": "application/x-compressed-ply",
         "unnamed-spz": "application/x-spz", "unnamed-gzip": "application/gzip",  # the gzip rule is below gzip's own
         "unnamed-gsv": "application/x-gaussian-video", "unnamed-nerv": "application/x-nerv",
+        "unnamed-hgz": "application/x-hash-grid-scene",
     }
     for name, data in samples.items():
         (files / name).write_bytes(data)
