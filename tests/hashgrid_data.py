@@ -45,11 +45,13 @@ def config(mode: str = "nerf", grid: str = "L8F4", *, aabb_scale: int = 1, log2_
 
 
 def random_snapshot(mode: str = "nerf", grid: str = "L8F4", *, params_type: str = "__half", seed: int = 0,
-                    aabb_scale: int = 1, density_grid: np.ndarray | None = None,
+                    aabb_scale: int = 1, density_grid: np.ndarray | None = None, nerf: NerfExtras | None = None,
                     image_size: tuple[int, int] | None = None, **document_kw) -> Snapshot:  # fmt: skip
+    """Random weights; ``nerf`` (NeRF only) defaults to extras holding ``density_grid``."""
     cfg = config(mode, grid, aabb_scale=aabb_scale)
     params = np.random.default_rng(seed).uniform(-0.5, 0.5, cfg.n_params(image_size)).astype(np.float32)
-    nerf = NerfExtras(density_grid=density_grid) if mode == "nerf" else None
+    if mode == "nerf" and nerf is None:
+        nerf = NerfExtras(density_grid=density_grid)
     doc = snapshot_document(cfg, params, params_type=params_type, nerf=nerf, **document_kw)
     return load(doc, image_size=image_size)
 
