@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -305,10 +306,22 @@ def test_levels_covering_their_table_many_times_over_are_kept_whole_without_enum
     assert not set(calls) & set(hashed_far)
 
 
+def test_reading_needs_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    hgz.write_hgz(scene("nerf"), tmp_path / "t.hgz")
+    code = ("import sys; from holoscope.codecs.hashgrid import hgz; s = hgz.read_hgz(sys.argv[1]); "
+            "hgz.describe_hgz(sys.argv[1]); assert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "t.hgz")], check=True, timeout=60, cwd=root)
+
+
 def test_numpy_table_index_matches_the_encoder():
     torch = pytest.importorskip("torch")
-    from holoscope.codecs.hashgrid.neural.encoding import corner_index
+    from holoscope.codecs.hashgrid.neural.encoding import PRIMES, corner_index
 
+    assert hq.PRIMES == PRIMES[:3]
     snap = scene("nerf", "L16F2")
     rng = np.random.default_rng(4)
     for level in (snap.levels[0], snap.levels[9]):

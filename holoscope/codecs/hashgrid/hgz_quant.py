@@ -25,10 +25,10 @@ from __future__ import annotations
 import numpy as np
 
 from holoscope.codecs.hashgrid.levels import Level
-from holoscope.codecs.hashgrid.neural.encoding import PRIMES
 from holoscope.core.errors import CorruptStream, InvalidArgument
 
 MIN_BITS, MAX_BITS = 2, 16
+PRIMES = (1, 2654435761, 805459861)  # tiny-cuda-nn's CoherentPrime (neural.encoding's, without torch)
 PREDICTORS = ("none", "row-median")
 OCCUPANCY_SIDE = 128  # density-grid cells a side, per cascade
 # A hashed level whose occupied space covers more than this many times its table size is kept
