@@ -11,18 +11,23 @@ holoscope.codecs.hashgrid.writer and read back through MessagePack, as a file wo
   random and its MLP columns are zero. The density grid marks the sphere's cells.
 - :func:`analytic_sdf`: an SDF whose level 0 holds ``|p - centre| - radius``, passed through.
 - :func:`image_snapshot`: an image whose level 0 holds colour ramps in u and v.
+- :func:`camera_at`: a Camera in a snapshot's world placed by NGP-space points;
+  :func:`impact_parameters`: how close each pixel's ray passes a point.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from holoscope.codecs.hashgrid import msgpack
+from holoscope.codecs.hashgrid.cameras import camera_rays, scene_transform
 from holoscope.codecs.hashgrid.occupancy import GRID_SIZE, grid_to_morton, max_cascade
 from holoscope.codecs.hashgrid.snapshot import Snapshot, parse_snapshot
 from holoscope.codecs.hashgrid.writer import NerfExtras, SnapshotConfig, snapshot_document
+from holoscope.core.camera import Camera, look_at
 
 # the two NeRF grid configurations instant-ngp has shipped (paper: L16 F2; current: L8 F4), small tables
 GRIDS = {"L16F2": dict(n_levels=16, features=2), "L8F4": dict(n_levels=8, features=4)}
@@ -68,6 +73,14 @@ def density_grid_of(occupied, aabb_scale: int = 1, *, empty: float = 0.0, full: 
         mask = np.asarray(occupied(points), bool).reshape((GRID_SIZE,) * 3)
         out.append(grid_to_morton(np.where(mask, full, empty).astype(np.float32)))
     return np.concatenate(out)
+
+
+@lru_cache(maxsize=8)
+def _ball_grid(centre: tuple[float, float, float], reach: float, aabb_scale: int) -> np.ndarray:
+    """Density values marking the cells whose centre is within ``reach`` of ``centre`` (cached, read-only)."""
+    grid = density_grid_of(lambda p: np.linalg.norm(p - np.asarray(centre), axis=1) <= reach, aabb_scale)
+    grid.setflags(write=False)
+    return grid
 
 
 # --- analytic scenes -----------------------------------------------------------------------------
@@ -133,11 +146,12 @@ class AnalyticNerf:
 def analytic_nerf(grid: str = "L8F4", *, params_type: str = "__half", aabb_scale: int = 1,
                   centre=(0.5, 0.5, 0.5), radius: float = 0.25, sharpness: float = 400.0,
                   colour_logits=(1.5, -0.5, 0.3), fog: float | None = None, occupancy: str = "sphere",
-                  background=(0.0, 0.0, 0.0, 1.0), seed: int = 1, **document_kw) -> AnalyticNerf:  # fmt: skip
+                  margin: float | None = None, background=(0.0, 0.0, 0.0, 1.0), seed: int = 1,
+                  **document_kw) -> AnalyticNerf:  # fmt: skip
     """A glowing sphere: log-density ``sharpness * (radius - |p - centre|)`` (``fog``: the constant
     log-density ``fog`` everywhere instead), constant colour ``sigmoid(colour_logits)``.
-    ``occupancy``: "sphere" (cells within a cell diagonal of the sphere), "all", "none" (the grid
-    never populated: empty ``density_grid_binary``)."""
+    ``occupancy``: "sphere" (cells whose centre is within ``margin`` of the sphere, by default two
+    cell diagonals), "all", "none" (the grid never populated: empty ``density_grid_binary``)."""
     cfg = config("nerf", grid, aabb_scale=aabb_scale)
     mlps_shape, levels, features, _, _ = cfg.layout()
     s = float(min(aabb_scale, 128))
@@ -165,15 +179,11 @@ def analytic_nerf(grid: str = "L8F4", *, params_type: str = "__half", aabb_scale
 
     if occupancy == "none":
         density = None
+    elif occupancy == "all" or fog is not None:
+        density = np.ones((max_cascade(aabb_scale) + 1) * GRID_SIZE**3, np.float32)
     else:
-        margin = np.sqrt(3) * s / GRID_SIZE  # a cell diagonal of cascade 0
-
-        def occupied(points):
-            if occupancy == "all" or fog is not None:
-                return np.ones(len(points), bool)
-            return np.linalg.norm(points - centre, axis=1) <= radius + margin * 2
-
-        density = density_grid_of(occupied, aabb_scale)
+        reach = radius + (2 * np.sqrt(3) * s / GRID_SIZE if margin is None else margin)
+        density = _ball_grid(tuple(float(c) for c in centre), float(reach), aabb_scale)
     doc = snapshot_document(cfg, params, params_type=params_type, nerf=NerfExtras(density_grid=density),
                             background=background, **document_kw)  # fmt: skip
     return AnalyticNerf(load(doc), centre, radius, sharpness, logits)
@@ -218,3 +228,21 @@ def image_snapshot(width: int = 40, height: int = 24, *, params_type: str = "flo
     params = _with_level0(cfg, mats, values, seed, image_size=size)
     doc = snapshot_document(cfg, params, params_type=params_type)
     return load(doc, image_size=size)
+
+
+def camera_at(snapshot: Snapshot, eye_ngp, target_ngp, width: int, height: int, fov_y: float = 40.0,
+              up_ngp=(0.0, 1.0, 0.0)) -> Camera:  # fmt: skip
+    """A :class:`Camera` in the snapshot's world (NeRF: the dataset world) placed by NGP-space
+    points: at ``eye_ngp`` looking at ``target_ngp``, ``up_ngp`` up."""
+    gl = look_at(np.asarray(eye_ngp, float), np.asarray(target_ngp, float), np.asarray(up_ngp, float))
+    opencv = gl[:3].copy()
+    opencv[:, 1:3] *= -1  # OpenGL -> OpenCV camera axes, as NGP-space camera matrices are
+    return Camera(width, height, fov_y, scene_transform(snapshot).matrix_from_ngp(opencv))
+
+
+def impact_parameters(camera: Camera, snapshot: Snapshot, centre_ngp) -> np.ndarray:
+    """[H, W]: how close each pixel's ray passes to ``centre_ngp`` (NGP units)."""
+    origin, dirs = camera_rays(camera, scene_transform(snapshot))
+    to = np.asarray(centre_ngp, np.float64) - origin
+    along = dirs @ to
+    return np.sqrt(np.maximum(to @ to - along**2, 0.0))

@@ -1,0 +1,235 @@
+"""NeRF ray marching with instant-ngp's rules, on analytic snapshots whose picture is known: the
+stepping space, a glowing sphere where the camera model puts it, fog whose opacity is
+1 - exp(-density * n * dt) blended over the background in linear light, empty-space skipping and
+early termination that change nothing visible but cut the samples evaluated, cascades, and a
+brute-force dense-sampling reference with the same dt rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from holoscope.codecs.hashgrid.cameras import camera_rays, scene_transform  # noqa: E402
+from holoscope.codecs.hashgrid.neural.density_grid import OccupancyGrid  # noqa: E402
+from holoscope.codecs.hashgrid.neural.field import FieldLayout, NerfField  # noqa: E402
+from holoscope.codecs.hashgrid.neural.march import (MAX_STEP, MIN_STEP, Marcher, MarchStats, RenderBox,  # noqa: E402
+                                                    Stepping, cone_angle_of, over_background)  # fmt: skip
+from holoscope.codecs.hashgrid.neural.network import parameters  # noqa: E402
+from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer  # noqa: E402
+from holoscope.core.errors import Cancelled  # noqa: E402
+from tests.hashgrid_data import analytic_nerf, camera_at, impact_parameters  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors on a shared machine: one intra-op thread is many times faster."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def s2l(c):
+    c = np.asarray(c, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def l2s(c):
+    c = np.asarray(c, np.float64)
+    return np.where(c < 0.0031308, 12.92 * c, 1.055 * np.maximum(c, 0) ** (1 / 2.4) - 0.055)
+
+
+def marcher_of(snap, **kw):
+    field = NerfField(FieldLayout.of(snap), parameters(snap))
+    return field, Marcher(field, OccupancyGrid.of(snap), RenderBox.of(snap), cone_angle_of(snap.aabb_scale), **kw)
+
+
+def rays_of(camera, snap):
+    origin, dirs = camera_rays(camera, scene_transform(snap))
+    d = torch.from_numpy(dirs.reshape(-1, 3))
+    return torch.from_numpy(origin).expand_as(d), d
+
+
+# --- stepping -----------------------------------------------------------------------------------
+
+
+def test_fixed_steps_in_unit_scenes_and_exponential_steps_between_sqrt3_over_1024_and_sqrt3_elsewhere():
+    assert MIN_STEP == pytest.approx(math.sqrt(3) / 1024) and MAX_STEP == pytest.approx(math.sqrt(3))
+    assert cone_angle_of(1) == 0 and cone_angle_of(2) == cone_angle_of(16) == 1 / 256
+    t = torch.tensor([0.0, 0.01, 0.5, 3.0, 100.0, 2000.0])
+    np.testing.assert_allclose(Stepping(0.0).dt(t).numpy(), MIN_STEP)
+    s = Stepping(1 / 256)
+    dt = s.dt(t).numpy()
+    # calc_dt = from(to(t) + 1) - t: t * c in the middle (t * (1 + c) - t), clamped at either end
+    np.testing.assert_allclose(dt[:2], MIN_STEP, rtol=1e-4)
+    np.testing.assert_allclose(dt[2:5], t[2:5].numpy() / 256, rtol=2e-3)
+    np.testing.assert_allclose(dt[5], MAX_STEP, rtol=1e-4)
+    np.testing.assert_allclose(s.from_space(s.to_space(t)).numpy(), t.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_skipping_a_cell_advances_whole_steps_to_just_past_its_boundary():
+    s = Stepping(0.0)
+    origin = torch.tensor([[0.0, 0.3, 0.3]])
+    d = torch.tensor([[1.0, 0.0, 0.0]])
+    t = torch.tensor([0.101])  # x = 0.101, in cell 12 (0.09375 .. 0.1015625) of cascade 0
+    t_new = s.past_cell(t, origin + d * t[:, None], d, 1 / d, torch.tensor([0])).item()
+    steps = (t_new - 0.101) / MIN_STEP
+    assert steps == pytest.approx(round(steps), abs=1e-3) and round(steps) == 1  # 0.0006 away: one whole step
+    t_far = s.past_cell(t, origin + d * t[:, None], d, 1 / d, torch.tensor([2])).item()  # cascade 2: cells of 1/32
+    assert t_far >= 0.125 and t_far - MIN_STEP < 0.125
+    assert (t_far - 0.101) / MIN_STEP == pytest.approx(round((t_far - 0.101) / MIN_STEP), abs=1e-3)
+
+
+# --- the picture --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("grid, params_type", [("L8F4", "__half"), ("L16F2", "float")])
+def test_the_analytic_sphere_renders_where_the_camera_model_puts_it(grid, params_type):
+    scene = analytic_nerf(grid, params_type=params_type)
+    snap = scene.snapshot
+    cam = camera_at(snap, (0.5, 0.5, 2.0), (0.5, 0.5, 0.5), 48, 40, 40.0)
+    renderer = SceneRenderer(snap, device="cpu")
+    image = renderer.render(cam, background=(0.2, 0.4, 0.6))
+    b = impact_parameters(cam, snap, scene.centre)
+    # opacity 1/2 where the optical depth exp(K (R - b)) sqrt(2 pi b / K) is ln 2: ~0.006 inside R
+    assert np.allclose(image[b < scene.radius - 0.02], scene.colour, atol=2e-4)  # colour inside (sigmoid, sRGB)
+    assert np.array_equal(image[b > scene.radius + 0.01], np.broadcast_to(np.float32([0.2, 0.4, 0.6]), image[b > scene.radius + 0.01].shape)) or \
+        np.allclose(image[b > scene.radius + 0.01], [0.2, 0.4, 0.6], atol=2e-5)  # fmt: skip
+    assert (b < scene.radius - 0.02).sum() > 100 and (b > scene.radius + 0.01).sum() > 1000
+    # half opacity along the middle row, against a black background: about R - 0.006
+    _, alpha = marcher_of(snap)[1].march(*rays_of(cam, snap))
+    row = alpha.reshape(40, 48)[20].numpy()
+    edge = np.argmax(row > 0.5)  # first pixel from the left past half opacity
+    b_row = b[20]
+    b_half = np.interp(0.5, [row[edge - 1], row[edge]], [b_row[edge - 1], b_row[edge]])
+    assert b_half == pytest.approx(scene.radius - 0.006, abs=0.004)
+
+
+def test_fog_has_opacity_one_minus_exp_density_steps_dt_and_blends_in_linear_light():
+    density = 0.9  # optical depth over the unit cube ~0.9: opacity ~0.6
+    scene = analytic_nerf("L8F4", fog=math.log(density), params_type="float", background=(0.9, 0.1, 0.3, 1.0))
+    snap = scene.snapshot
+    cam = camera_at(snap, (0.5, 0.5, 3.0), (0.5, 0.5, 0.5), 9, 9, 10.0)  # the centre pixel looks down NGP -z
+    image = SceneRenderer(snap, device="cpu").render(cam)  # the snapshot's own background
+    n = math.floor((1.0 - 1e-6) / MIN_STEP) + 1  # samples from z = 1 (entry + 1e-6) to z = 0, step sqrt(3)/1024
+    alpha = 1 - math.exp(-density * n * MIN_STEP)
+    bg = np.array([0.9, 0.1, 0.3])
+    want = l2s(s2l(alpha * scene.colour) + (1 - alpha) * s2l(bg))  # instant-ngp: linear(premultiplied) + linear bg
+    np.testing.assert_allclose(image[4, 4], want, atol=3e-4)
+    naive = alpha * scene.colour + (1 - alpha) * bg  # blending in sRGB is visibly different
+    assert np.abs(naive - want).max() > 0.05
+
+
+def test_a_semi_transparent_edge_blends_in_linear_light():
+    scene = analytic_nerf("L8F4", sharpness=60.0)
+    snap = scene.snapshot
+    cam = camera_at(snap, (0.5, 0.5, 2.0), (0.5, 0.5, 0.5), 24, 24, 40.0)
+    r = SceneRenderer(snap, device="cpu")
+    black, grey = (r.render(cam, background=bg).astype(np.float64) for bg in ((0, 0, 0), (0.5, 0.5, 0.5)))
+    _, alpha = marcher_of(snap)[1].march(*rays_of(cam, snap))
+    alpha = alpha.reshape(24, 24).numpy()
+    edge = (alpha > 0.15) & (alpha < 0.85)
+    assert edge.sum() >= 8
+    # linear(grey) - linear(black) = (1 - A) * linear(0.5): the background is added in linear light
+    np.testing.assert_allclose((s2l(grey) - s2l(black))[edge], np.repeat((1 - alpha[edge])[:, None] * s2l(0.5), 3, 1),
+                               atol=1e-3)  # fmt: skip
+    naive = black + (1 - alpha)[..., None] * 0.5  # an sRGB-space blend would be far off
+    assert np.abs(naive - grey)[edge].max() > 0.05
+
+
+def test_empty_space_skipping_and_early_termination_change_nothing_visible_but_cut_samples():
+    kw = dict(grid="L8F4", params_type="float")
+    cam_at = ((0.5, 0.6, 2.0), (0.5, 0.5, 0.5), 16, 16, 30.0)
+    renders, samples = {}, {}
+    for occupancy in ("sphere", "none"):
+        snap = analytic_nerf(occupancy=occupancy, **kw).snapshot
+        r = SceneRenderer(snap, device="cpu")
+        renders[occupancy] = r.render(camera_at(snap, *cam_at))
+        samples[occupancy] = r.stats.samples
+    np.testing.assert_allclose(renders["sphere"], renders["none"], atol=1e-4)
+    assert samples["sphere"] * 5 < samples["none"]
+
+    snap = analytic_nerf(**kw).snapshot
+    cam = camera_at(snap, *cam_at)
+    results = {}
+    for mt in (0.01, 0.0):  # instant-ngp's 0.01; 0: never stop early
+        stats = MarchStats()
+        results[mt] = marcher_of(snap, min_transmittance=mt)[1].march(*rays_of(cam, snap), stats=stats), stats
+    (c1, a1), s1 = results[0.01]
+    (c0, a0), s0 = results[0.0]
+    # stopping past opacity 0.99 divides by it: under a 1/255 step of the displayed colour
+    np.testing.assert_allclose(a1.numpy(), a0.numpy(), atol=3e-3)
+    shown = [over_background(c, a, (0.2, 0.4, 0.6)).numpy() for c, a in ((c1, a1), (c0, a0))]
+    np.testing.assert_allclose(shown[0], shown[1], atol=1 / 255)
+    assert s1.samples * 2 < s0.samples and s1.hits == s0.hits > 0
+
+
+def _reference(field, stepping, origins, dirs, lo, hi):
+    """Every sample from entry + 1e-6 to exit with t += calc_dt(t) and no skipping, composited front
+    to back until the opacity passes 0.99, then divided by it (all rays step together, masked)."""
+    o, d = origins.double().numpy(), dirs.double().numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1, t2 = (lo - o) / d, (hi - o) / d
+    near, far = np.nanmax(np.minimum(t1, t2), 1), np.nanmin(np.maximum(t1, t2), 1)
+    t = torch.from_numpy(np.maximum(near, 0) + 1e-6).float()
+    far = torch.from_numpy(np.where(near <= far, far, -1.0))
+    colour, trans = torch.zeros(len(t), 3, dtype=torch.float64), torch.ones(len(t), dtype=torch.float64)
+    stopped = torch.zeros(len(t), dtype=torch.bool)
+    while bool(((t <= far) & ~stopped).any()):
+        inside = (t <= far) & ~stopped
+        dt = stepping.dt(t)
+        sigma, rgb = field(origins + dirs * t[:, None], dirs)
+        alpha = torch.where(inside, 1 - torch.exp(-sigma * dt), 0.0).double()
+        colour += (alpha * trans)[:, None] * rgb.double()
+        trans *= 1 - alpha
+        stop = inside & (trans < 0.01)
+        colour[stop] /= (1 - trans[stop])[:, None]
+        trans[stop] = 0.0
+        stopped |= stop
+        t = t + dt
+    return colour.numpy(), 1 - trans.numpy()
+
+
+@pytest.mark.parametrize("aabb_scale, centre, radius", [(1, (0.5, 0.5, 0.5), 0.25), (4, (1.4, 0.6, 0.3), 0.5)])
+def test_the_march_matches_brute_force_dense_sampling_with_the_same_dt_rule(aabb_scale, centre, radius):
+    """Cone angle 0 (unit scene) and 1/256 with three cascades (the sphere in cascade 1)."""
+    scene = analytic_nerf("L8F4", params_type="float", aabb_scale=aabb_scale, centre=centre, radius=radius,
+                          sharpness=80.0, margin=0.1)  # fmt: skip (density past the margin: < 1e-4 optical depth)
+    snap = scene.snapshot
+    eye = np.array(centre) + [0.3, 0.4, 2.5]
+    cam = camera_at(snap, eye, centre, 24, 24, 30.0)
+    origin, dirs = camera_rays(cam, scene_transform(snap), rows=slice(11, 13))  # two rows across the sphere
+    dirs = torch.from_numpy(dirs.reshape(-1, 3))
+    origins = torch.from_numpy(origin).expand_as(dirs)
+    field, marcher = marcher_of(snap)
+    stats = MarchStats()
+    with torch.inference_mode():
+        colour, alpha = marcher.march(origins, dirs, stats=stats)
+        box = RenderBox.of(snap)
+        ref_c, ref_a = _reference(field, marcher.stepping, origins, dirs, box.lo, box.hi)
+    assert ref_a.max() > 0.99 and ((ref_a > 0.05) & (ref_a < 0.95)).sum() >= 4
+    kept = ref_a > 0.001  # instant-ngp drops rays that barely hit
+    ref_a, ref_c = np.where(kept, ref_a, 0), np.where(kept[:, None], ref_c, 0)
+    np.testing.assert_allclose(alpha.numpy(), ref_a, atol=2e-4)
+    np.testing.assert_allclose(colour.numpy(), ref_c, atol=2e-4)
+    assert stats.samples < 0.5 * stats.rays * 1024 * (1 if aabb_scale == 1 else 0.2)  # empty space was skipped
+    if aabb_scale > 1:
+        assert OccupancyGrid.of(snap).max_cascade == 2
+
+
+def test_a_render_polls_cancelled_between_waves():
+    snap = analytic_nerf("L8F4", params_type="float").snapshot
+    cam = camera_at(snap, (0.5, 0.5, 2.0), (0.5, 0.5, 0.5), 16, 16)
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        SceneRenderer(snap, device="cpu").render(cam, cancelled=cancelled)
+    assert len(calls) == 2
