@@ -7,8 +7,10 @@ holoscope.codecs.hashgrid.writer and read back through MessagePack, as a file wo
   ``sharpness * (radius - |p - centre|)`` (or a constant, for fog), the other features are colour
   logits. The MLPs pass those features through unchanged (no biases and ReLU between layers: each
   signed value goes through two rows, ``relu(v) - relu(-v)``), so density and colour are the
-  trilinear interpolation of the vertex values, exact for affine functions. Every other level is
-  random and its MLP columns are zero. The density grid marks the sphere's cells.
+  trilinear interpolation of the vertex values, exact for affine functions (except in the last
+  cell of each axis, whose upper corner wraps into the next row as tiny-cuda-nn's dense indexing
+  does). Every other level is random and its MLP columns are zero. The density grid marks the
+  sphere's cells.
 - :func:`analytic_sdf`: an SDF whose level 0 holds ``|p - centre| - radius``, passed through.
 - :func:`image_snapshot`: an image whose level 0 holds colour ramps in u and v.
 - :func:`camera_at`: a Camera in a snapshot's world placed by NGP-space points;
@@ -17,7 +19,7 @@ holoscope.codecs.hashgrid.writer and read back through MessagePack, as a file wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -147,7 +149,7 @@ def analytic_nerf(grid: str = "L8F4", *, params_type: str = "__half", aabb_scale
                   centre=(0.5, 0.5, 0.5), radius: float = 0.25, sharpness: float = 400.0,
                   colour_logits=(1.5, -0.5, 0.3), fog: float | None = None, occupancy: str = "sphere",
                   margin: float | None = None, background=(0.0, 0.0, 0.0, 1.0), seed: int = 1,
-                  **document_kw) -> AnalyticNerf:  # fmt: skip
+                  nerf: NerfExtras | None = None, **document_kw) -> AnalyticNerf:  # fmt: skip
     """A glowing sphere: log-density ``sharpness * (radius - |p - centre|)`` (``fog``: the constant
     log-density ``fog`` everywhere instead), constant colour ``sigmoid(colour_logits)``.
     ``occupancy``: "sphere" (cells whose centre is within ``margin`` of the sphere, by default two
@@ -184,8 +186,9 @@ def analytic_nerf(grid: str = "L8F4", *, params_type: str = "__half", aabb_scale
     else:
         reach = radius + (2 * np.sqrt(3) * s / GRID_SIZE if margin is None else margin)
         density = _ball_grid(tuple(float(c) for c in centre), float(reach), aabb_scale)
-    doc = snapshot_document(cfg, params, params_type=params_type, nerf=NerfExtras(density_grid=density),
-                            background=background, **document_kw)  # fmt: skip
+    extras = replace(nerf or NerfExtras(), density_grid=density)
+    doc = snapshot_document(cfg, params, params_type=params_type, nerf=extras, background=background,
+                            **document_kw)  # fmt: skip
     return AnalyticNerf(load(doc), centre, radius, sharpness, logits)
 
 
@@ -214,7 +217,8 @@ def analytic_sdf(*, params_type: str = "float", centre=(0.5, 0.5, 0.5), radius: 
 
 
 def image_snapshot(width: int = 40, height: int = 24, *, params_type: str = "float", seed: int = 3) -> Snapshot:
-    """An image whose level-0 features are ramps in u and v, shown as R = u, G = v, B = 0."""
+    """An image whose level-0 features are ramps in u and v, shown as R = u, G = v, B = 0 (up to
+    the last level-0 cell of each axis, u or v > 1 - 0.5 / scale, where the upper corner wraps)."""
     size = (width, height)
     cfg = config("image")
     (mlp,), levels, features, _, _ = cfg.layout(size)

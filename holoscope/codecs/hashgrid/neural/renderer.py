@@ -148,15 +148,22 @@ class SceneRenderer:
             raise InvalidArgument(f"the view rectangle {view} is empty")
         us = u0 + (np.arange(width) + 0.5) * ((u1 - u0) / width)
         vs = v0 + (np.arange(height) + 0.5) * ((v1 - v0) / height)
-        grid = np.stack(np.meshgrid(us, vs, indexing="xy"), -1).reshape(-1, 2).astype(np.float32)
-        points = torch.from_numpy(grid).to(self.device)
+        uv = np.stack(np.meshgrid(us, vs, indexing="xy"), -1).reshape(-1, 2)
+        return self.evaluate_uv(uv, cancelled=cancelled).reshape(height, width, 3)
+
+    def evaluate_uv(self, uv: np.ndarray, *, cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Image mode at arbitrary image positions ``uv`` [N, 2] (0..1, v down): sRGB [N, 3] in
+        [0, 1]. The app's image plane evaluates only the screen pixels that show the image."""
+        if self.mode != "image":
+            raise InvalidArgument(f"evaluate_uv reads image-mode snapshots, this one is {self.mode}")
+        points = torch.from_numpy(np.ascontiguousarray(uv, np.float32).reshape(-1, 2)).to(self.device)
         out = torch.empty((points.shape[0], 3), device=self.device)
         with torch.inference_mode():
             for start in range(0, points.shape[0], BATCH):
                 if cancelled is not None and cancelled():
                     raise Cancelled("the render was cancelled")
                 out[start : start + BATCH] = self._network(points[start : start + BATCH])
-        return out.clamp_(0, 1).reshape(height, width, 3).cpu().numpy()
+        return out.clamp_(0, 1).cpu().numpy()
 
 
 def _sdf_box(snap: dict) -> tuple[list[float], list[float]]:
