@@ -44,9 +44,10 @@ def _orbit_cameras(scene, first, frames: int):
     dataset's up axis: one revolution."""
     from dataclasses import replace
 
-    from holoscope.codecs.hashgrid.cameras import scene_centre, scene_up
+    from holoscope.core.camera import UP_AXES
 
-    centre, up = scene_centre(scene.snapshot), scene_up(scene.snapshot)
+    lo, hi = scene.bounds()
+    centre, up = (lo + hi) / 2, UP_AXES[scene.up()]
     c2w = first.camera_to_world
     out = []
     for k in range(frames):

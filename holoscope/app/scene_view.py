@@ -51,10 +51,9 @@ class NeuralSceneView:
         if self.scene.mode == "image":
             half = np.array([self.aspect / 2, 0.5, 0.0])
             return Bounds(-half, half)
-        from holoscope.codecs.hashgrid.cameras import scene_bounds
-
-        lo, hi = scene_bounds(self.scene.snapshot)
+        lo, hi = self.scene.bounds()
         return Bounds(np.asarray(lo, float), np.asarray(hi, float))
+
 
     def initial_camera(self, width: int, height: int) -> Camera | None:
         """The snapshot's stored view (NeRF, SDF); None frames the bounds (image mode)."""

@@ -33,6 +33,9 @@ def looks_like_snapshot(head: bytes) -> bool:
 
 def _media(scene: HashGridScene, source: Source, fmt: str, reader: str) -> Media:
     label = source.label
+    info = scene.describe()
+    if scene.mode != "image":  # the app's orbit up axis: the stored view's (NeRF datasets are often +z up)
+        info["default_up"] = scene.up()
     return Media(
         kind=MediaKind.NEURAL_SCENE,
         format=fmt,
@@ -41,7 +44,7 @@ def _media(scene: HashGridScene, source: Source, fmt: str, reader: str) -> Media
         fps=0.0,
         load_frame=lambda index: scene,
         path=os.fspath(label) if isinstance(label, (str, os.PathLike)) else str(label),
-        info=scene.describe(),
+        info=info,
         close=scene.release,
     )
 

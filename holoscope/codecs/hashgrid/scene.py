@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from holoscope.codecs.hashgrid.levels import grid_params
 from holoscope.codecs.hashgrid.snapshot import Snapshot
 
@@ -35,6 +37,33 @@ class HashGridScene:
 
                 self._renderer = SceneRenderer(self.snapshot, device=device)
             return self._renderer
+
+    # Framing (NeRF, SDF): what the app's camera orbits and which way is up ------------------
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """World-space box around the scene's content: the occupied cells of the density grid's
+        finest cascade (NeRF), else the unit cube instant-ngp normalises scenes into."""
+        from holoscope.codecs.hashgrid.cameras import scene_transform
+
+        lo_ngp, hi_ngp = np.zeros(3), np.ones(3)
+        if self.mode == "nerf":
+            from holoscope.codecs.hashgrid.occupancy import occupancy_of
+
+            grid = occupancy_of(self.snapshot)
+            if grid is not None and grid[0].any():
+                cells = np.argwhere(grid[0])  # [x, y, z] indices of cascade 0, which spans [0, 1]^3
+                lo_ngp, hi_ngp = cells.min(0) / grid.shape[1], (cells.max(0) + 1) / grid.shape[1]
+        corners = np.array([[x, y, z] for x in (lo_ngp[0], hi_ngp[0]) for y in (lo_ngp[1], hi_ngp[1])
+                            for z in (lo_ngp[2], hi_ngp[2])])  # fmt: skip
+        world = scene_transform(self.snapshot).point_from_ngp(corners)
+        return world.min(0), world.max(0)
+
+    def up(self) -> str:
+        """The orbit up axis ("+y", "-y" or "+z") nearest to the stored view's up."""
+        from holoscope.codecs.hashgrid.cameras import stored_camera
+        from holoscope.core.camera import UP_AXES
+
+        camera_up = stored_camera(self.snapshot, 64, 64).camera_to_world[:3, 1]
+        return max(UP_AXES, key=lambda k: float(UP_AXES[k] @ camera_up))
 
     def release(self) -> None:
         with self._lock:
