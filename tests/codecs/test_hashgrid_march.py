@@ -14,12 +14,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from holoscope.codecs.hashgrid.cameras import camera_rays, scene_transform  # noqa: E402
-from holoscope.codecs.hashgrid.neural.density_grid import OccupancyGrid  # noqa: E402
+from holoscope.codecs.hashgrid import occupancy as occ  # noqa: E402
+from holoscope.codecs.hashgrid.neural.density_grid import OccupancyGrid, empty_radius  # noqa: E402
 from holoscope.codecs.hashgrid.neural.field import FieldLayout, NerfField  # noqa: E402
 from holoscope.codecs.hashgrid.neural.march import (MAX_STEP, MIN_STEP, Marcher, MarchStats, RenderBox,  # noqa: E402
                                                     Stepping, cone_angle_of, over_background)  # fmt: skip
 from holoscope.codecs.hashgrid.neural.network import parameters  # noqa: E402
 from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer  # noqa: E402
+from holoscope.codecs.hashgrid.occupancy import bitfield_from_density  # noqa: E402
 from holoscope.core.errors import Cancelled  # noqa: E402
 from tests.hashgrid_data import analytic_nerf, camera_at, impact_parameters  # noqa: E402
 
@@ -71,17 +73,93 @@ def test_fixed_steps_in_unit_scenes_and_exponential_steps_between_sqrt3_over_102
     np.testing.assert_allclose(s.from_space(s.to_space(t)).numpy(), t.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_skipping_a_cell_advances_whole_steps_to_just_past_its_boundary():
+def _past_cell(stepping, t, pos, dirs, mip):
+    """instant-ngp's advance_to_next_voxel: whole steps (at least one) to just past the boundary of
+    the cell of cascade ``mip`` the point is in (DDA on 128 / 2^mip cells per unit)."""
+    res = torch.ldexp(torch.full_like(t, 128.0), -mip.to(torch.int32))[:, None]
+    p = res * (pos - 0.5)
+    side = torch.floor(p + 0.5 + 0.5 * torch.copysign(torch.ones_like(dirs), dirs))
+    dist = torch.nan_to_num((side - p) / dirs, nan=math.inf).amin(dim=1)
+    target = t + (dist / res[:, 0]).clamp_min(0.0)
+    n, n_target = stepping.to_space(t), stepping.to_space(target)
+    return stepping.from_space(n + torch.ceil((n_target - n).clamp_min(0.5)))
+
+
+def _instant_ngp_skip(marcher, t, origins, dirs):
+    """if_unoccupied_advance_to_next_occupied_voxel transcribed: cell by cell, climbing to the
+    coarsest empty cascade around the point (a reference for Marcher.skip_empty)."""
+    grid, t, todo = marcher.grid, t.clone(), torch.arange(t.shape[0])
+    while todo.numel():
+        pos = origins[todo] + dirs[todo] * t[todo, None]
+        gone = (t[todo] >= 16384) | ~marcher.contains(pos)
+        t[todo[gone]] = 16384.0
+        mip = grid.cascade_of(pos)
+        empty = ~gone & ~grid.occupied_at(pos, mip)
+        todo, pos, mip = todo[empty], pos[empty], mip[empty]
+        for _ in range(grid.max_cascade):
+            up = (mip < grid.max_cascade) & ~grid.occupied_at(pos, (mip + 1).clamp_max(grid.max_cascade))
+            mip = mip + up.to(mip.dtype)
+        t[todo] = _past_cell(marcher.stepping, t[todo], pos, dirs[todo], mip)
+    return t
+
+
+def test_the_device_grid_looks_points_up_as_the_numpy_layout_does():
+    rng = np.random.default_rng(7)
+    bits = rng.random((3, 128, 128, 128)) < 0.3
+    grid = OccupancyGrid(bits, 2)
+    points = rng.uniform(-1.6, 2.6, (5000, 3)).astype(np.float32)
+    m = occ.cascade_of(points, 2)
+    cells, inside = occ.cell_of(points, m)
+    c = np.clip(cells, 0, 127)
+    want = inside & bits[m, c[:, 0], c[:, 1], c[:, 2]]
+    np.testing.assert_array_equal(grid.occupied(torch.from_numpy(points)).numpy(), want)
+
+
+def test_the_empty_radius_is_the_largest_empty_cube_around_a_cell():
+    rng = np.random.default_rng(8)
+    occupied = rng.random((1, 12, 12, 12)) < 0.01
+    radius = empty_radius(occupied, limit=5)
+    padded = np.pad(occupied[0], 6, constant_values=True)  # outside the grid counts as occupied
+    for x, y, z in rng.integers(0, 12, (60, 3)):
+        if occupied[0, x, y, z]:
+            continue
+        r = 0
+        while r < 5 and not padded[x + 6 - r - 1 : x + 6 + r + 2, y + 6 - r - 1 : y + 6 + r + 2,
+                                   z + 6 - r - 1 : z + 6 + r + 2].any():  # fmt: skip
+            r += 1
+        assert radius[0, x, y, z] == r, (x, y, z)
+
+
+def test_a_ray_in_an_empty_cell_moves_whole_steps_to_just_past_its_boundary():
     s = Stepping(0.0)
-    origin = torch.tensor([[0.0, 0.3, 0.3]])
-    d = torch.tensor([[1.0, 0.0, 0.0]])
-    t = torch.tensor([0.101])  # x = 0.101, in cell 12 (0.09375 .. 0.1015625) of cascade 0
-    t_new = s.past_cell(t, origin + d * t[:, None], d, 1 / d, torch.tensor([0])).item()
-    steps = (t_new - 0.101) / MIN_STEP
-    assert steps == pytest.approx(round(steps), abs=1e-3) and round(steps) == 1  # 0.0006 away: one whole step
-    t_far = s.past_cell(t, origin + d * t[:, None], d, 1 / d, torch.tensor([2])).item()  # cascade 2: cells of 1/32
-    assert t_far >= 0.125 and t_far - MIN_STEP < 0.125
+    origin, d, t = torch.tensor([[0.0, 0.3, 0.3]]), torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0.101])
+    t_new = _past_cell(s, t, origin + d * t[:, None], d, torch.tensor([0])).item()  # cell 12 ends at 0.1015625
+    assert (t_new - 0.101) / MIN_STEP == pytest.approx(1, abs=1e-3)
+    t_far = _past_cell(s, t, origin + d * t[:, None], d, torch.tensor([2])).item()  # cascade 2: cells of 1/32
+    assert t_far >= 0.125 > t_far - MIN_STEP
     assert (t_far - 0.101) / MIN_STEP == pytest.approx(round((t_far - 0.101) / MIN_STEP), abs=1e-3)
+
+
+@pytest.mark.parametrize("aabb_scale", [1, 4])
+def test_skipping_lands_where_instant_ngps_cell_walk_lands(aabb_scale):
+    """The first lattice point in an occupied cell is where the walk through empty cells stops."""
+    rng = np.random.default_rng(aabb_scale)
+    cascades = 3 if aabb_scale == 4 else 1
+    values = (rng.random(cascades * 128**3) < 3e-3).astype(np.float32)  # sparse cells, pooled upwards
+    s = float(aabb_scale)
+    box = RenderBox(np.full(3, 0.5 - s / 2), np.full(3, 0.5 + s / 2))
+    grid = OccupancyGrid(bitfield_from_density(values, cascades), cascades - 1)
+    marcher = Marcher(None, grid, box, cone_angle_of(aabb_scale))  # no field: skipping only
+    n = 300
+    origins = torch.from_numpy(rng.uniform(0.5 - s / 2, 0.5 + s / 2, (n, 3))).float()
+    dirs = torch.from_numpy(rng.normal(size=(n, 3))).float()
+    dirs[:20, 1:] = 0.0  # axis-parallel rays too
+    dirs /= dirs.norm(dim=1, keepdim=True)
+    t = torch.full((n,), 1e-6)
+    got = marcher.skip_empty(t, origins, dirs)
+    want = _instant_ngp_skip(marcher, t, origins, dirs)
+    assert (want < 16384).sum() > 20 and (want == 16384).sum() > 20
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5)
 
 
 # --- the picture --------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ Rules followed:
   ``sqrt(3)/1024``; otherwise (1/256) steps grow as ``t * (1 + c)`` between ``sqrt(3)/1024`` and
   ``sqrt(3)``, i.e. ``dt = calc_dt(t) = from_stepping_space(to_stepping_space(t) + 1) - t``.
 - Before each sample the ray skips unoccupied cells (``if_unoccupied_advance_to_next_occupied_voxel``):
-  at an empty cell of the point's cascade it climbs to the coarsest empty cascade around it and
-  advances a whole number of steps (at least one) past that cell's boundary (DDA), until it finds
-  an occupied cell or leaves the render aabb (inclusive bounds).
+  at an empty cell of the point's cascade instant-ngp climbs to the coarsest empty cascade around
+  it and advances a whole number of steps (at least one) past that cell's boundary, until it finds
+  an occupied cell or leaves the render aabb (inclusive bounds). That lands on the first point of
+  the ray's step lattice in an occupied cell, which is what :meth:`Marcher.skip_empty` finds.
 - A sample at t uses the interval ``dt = calc_dt(t)`` after it: ``alpha = 1 - exp(-density * dt)``,
   ``weight = alpha * (1 - A)``, colour and opacity accumulate front to back; when the opacity
   passes ``1 - 0.01`` (``render_min_transmittance``) colour and opacity are divided by it and the
@@ -90,18 +91,6 @@ class Stepping:
         if not self.exponential:
             return torch.full_like(t, MIN_STEP)
         return self.from_space(self.to_space(t) + 1.0) - t
-
-    def past_cell(self, t: torch.Tensor, pos: torch.Tensor, dirs: torch.Tensor, idirs: torch.Tensor,
-                  mip: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        """``advance_to_next_voxel``: whole steps (at least one) to just past the boundary of the
-        cell of cascade ``mip`` the ray is in (DDA on a grid of ``128 / 2^mip`` cells per unit)."""
-        res = torch.ldexp(torch.full_like(t, float(GRID_SIZE)), -mip.to(torch.int32))[:, None]
-        p = res * (pos - 0.5)
-        side = torch.floor(p + 0.5 + 0.5 * torch.copysign(torch.ones_like(dirs), dirs))
-        dist = torch.nan_to_num((side - p) * idirs, nan=math.inf).amin(dim=1)
-        target = t + (dist / res[:, 0]).clamp_min(0.0)
-        n, n_target = self.to_space(t), self.to_space(target)
-        return self.from_space(n + torch.ceil((n_target - n).clamp_min(0.5)))
 
 
 @dataclass
@@ -201,30 +190,49 @@ class Marcher:
         far = torch.nan_to_num(torch.maximum(t1, t2), nan=math.inf).amin(dim=1)
         return torch.where(near <= far, near, torch.full_like(near, math.inf))
 
-    def skip_empty(self, t: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, idirs: torch.Tensor,
-                   ) -> torch.Tensor:  # fmt: skip
-        """``if_unoccupied_advance_to_next_occupied_voxel`` for every ray: t at an occupied cell,
-        or MAX_DEPTH once the ray leaves the box."""
+    def skip_empty(self, t: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+        """``if_unoccupied_advance_to_next_occupied_voxel`` for every ray: t itself if its cell is
+        occupied, else the first point of its step lattice ``from_space(to_space(t) + k)`` in an
+        occupied cell, or MAX_DEPTH once the ray leaves the box.
+
+        instant-ngp walks the empty cells (climbing to the coarsest empty cascade around the point)
+        and lands on the first lattice point past each cell's boundary. Every lattice point it
+        passes over lies in an empty cell (a coarser cascade's bit includes the finer ones pooled
+        into it) and the first point of each cell is visited, so it stops at exactly the first
+        lattice point in an occupied cell. That point is found here in longer strides: from an
+        empty cell the ray jumps to the first lattice point past the empty cube around it (the
+        grid's empty radius), nearly (within 1e-3 of a step, for rounding) but never past an
+        occupied cell."""
         t = t.clone()
+        n0 = self.stepping.to_space(t)
+        k = torch.zeros_like(t)
+        tk = t.clone()
         todo = torch.arange(t.shape[0], device=t.device)
-        for _ in range(1 << 16):  # a ray crosses at most a few hundred empty cells
+        for _ in range(1 << 16):  # a handful of strides a ray; cell by cell only beside geometry
             if todo.numel() == 0:
                 break
-            tt = t[todo]
-            pos = origins[todo] + dirs[todo] * tt[:, None]
-            gone = (tt >= MAX_DEPTH) | ~self.contains(pos)
-            t[todo[gone]] = MAX_DEPTH
+            o, d = origins[todo], dirs[todo]
+            pos = o + d * tk[:, None]
+            gone = (tk >= MAX_DEPTH) | ~self.contains(pos)
             if self.grid.everything:
+                t[todo] = torch.where(gone, torch.full_like(tk, MAX_DEPTH), tk)
                 break
             mip = self.grid.cascade_of(pos)
-            empty = ~gone & ~self.grid.occupied_at(pos, mip)
-            todo, pos, tt, mip = todo[empty], pos[empty], tt[empty], mip[empty]
-            for _ in range(self.grid.max_cascade):  # the coarsest empty cell around the point
-                up = (mip < self.grid.max_cascade) & ~self.grid.occupied_at(pos, (mip + 1).clamp_max(self.grid.max_cascade))
-                if not bool(up.any()):
-                    break
-                mip = mip + up.to(mip.dtype)
-            t[todo] = self.stepping.past_cell(tt, pos, dirs[todo], idirs[todo], mip)
+            cells, flat, inside = self.grid.cells(pos, mip)
+            stop = gone | (inside & self.grid.bits[flat])
+            t[todo[stop]] = torch.where(gone[stop], torch.full_like(tk[stop], MAX_DEPTH), tk[stop])
+            go = ~stop
+            todo, pos, d, mip, cells, tk, k = todo[go], pos[go], d[go], mip[go], cells[go], tk[go], k[go]
+            radius = torch.where(inside[go], self.grid.radius[flat[go]].to(torch.int64), 0)[:, None]
+            # the empty cube of cells [c - r, c + r] in cascade m, in NGP units
+            size = torch.ldexp(torch.ones_like(tk), mip.to(torch.int32))[:, None] / GRID_SIZE
+            corner = 0.5 - size * (GRID_SIZE / 2)
+            lo, hi = corner + (cells - radius) * size, corner + (cells + radius + 1) * size
+            dist = torch.nan_to_num((torch.where(d > 0, hi, lo) - pos) / d, nan=math.inf, posinf=math.inf)
+            exit_t = tk + dist.amin(dim=1).clamp_min(0.0)
+            n_exit = self.stepping.to_space(exit_t) - n0[todo] - 1e-3
+            k = torch.maximum(torch.ceil(n_exit), k + 1)
+            tk = self.stepping.from_space(n0[todo] + k)
         return t
 
     # marching ---------------------------------------------------------------------------------
@@ -237,21 +245,20 @@ class Marcher:
         stats.rays += n
         origins = origins.to(self.device, torch.float32)
         dirs = dirs.to(self.device, torch.float32)
-        idirs = 1.0 / dirs  # +-inf on axis-parallel rays, as on the device
         rgb = torch.zeros((n, 3), device=self.device)
         alpha = torch.zeros(n, device=self.device)
 
         t = self.entry(origins, dirs).clamp_min(0.0) + START_OFFSET
         alive = torch.isfinite(t) & self.contains(origins + dirs * torch.nan_to_num(t, posinf=0.0)[:, None])
         t = torch.where(alive, t, torch.full_like(t, MAX_DEPTH))
-        t = self.skip_empty(t, origins, dirs, idirs)
+        t = self.skip_empty(t, origins, dirs)
         rays = torch.nonzero(t < MAX_DEPTH).squeeze(1)
         steps = 0
         while rays.numel() and steps < MARCH_ITER:
             if cancelled is not None and cancelled():
                 raise Cancelled("the render was cancelled")
             k = int(min(max(self.wave_samples // rays.numel(), 1), MAX_STEPS_PER_WAVE, MARCH_ITER - steps))
-            t_next, finished = self._wave(rays, t, origins, dirs, idirs, rgb, alpha, k, stats)
+            t_next, finished = self._wave(rays, t, origins, dirs, rgb, alpha, k, stats)
             t[rays] = t_next
             rays = rays[~finished]
             steps += k
@@ -260,10 +267,10 @@ class Marcher:
         stats.hits += int(hit.sum())
         return torch.where(hit[:, None], rgb, 0.0), torch.where(hit, alpha, 0.0)
 
-    def _wave(self, rays, t_all, origins, dirs, idirs, rgb, alpha, k, stats):
+    def _wave(self, rays, t_all, origins, dirs, rgb, alpha, k, stats):
         """K samples of each ray in ``rays``, evaluated in one batch and composited in order;
         returns (t after the wave, finished [len(rays)])."""
-        o, d, idir = origins[rays], dirs[rays], idirs[rays]
+        o, d = origins[rays], dirs[rays]
         t = t_all[rays]
         m = rays.numel()
         ts = torch.zeros((k, m), device=self.device)
@@ -274,7 +281,7 @@ class Marcher:
             idx = torch.nonzero(live).squeeze(1)
             if idx.numel() == 0:
                 break
-            tj = self.skip_empty(t[idx], o[idx], d[idx], idir[idx])
+            tj = self.skip_empty(t[idx], o[idx], d[idx])
             out = tj >= MAX_DEPTH
             live[idx[out]] = False
             idx, tj = idx[~out], tj[~out]
