@@ -311,3 +311,26 @@ def test_a_render_polls_cancelled_between_waves():
     with pytest.raises(Cancelled):
         SceneRenderer(snap, device="cpu").render(cam, cancelled=cancelled)
     assert len(calls) == 2
+
+
+def test_the_render_box_crops_the_scene_and_instant_ngps_empty_default_means_the_whole_aabb():
+    inf = float("inf")
+    scene = analytic_nerf("L8F4", params_type="float", aabb_scale=2)
+    snap = scene.snapshot
+    snap.document["snapshot"]["nerf"]["dataset"]["render_aabb"] = {"min": [inf] * 3, "max": [-inf] * 3}
+    box = RenderBox.of(snap)
+    np.testing.assert_array_equal(box.lo, [-0.5] * 3)
+    np.testing.assert_array_equal(box.hi, [1.5] * 3)
+    snap.document["snapshot"]["render_aabb"] = {"min": [-9.0, -9.0, -9.0], "max": [0.5, 9.0, 9.0]}  # x <= 0.5
+    box = RenderBox.of(snap)
+    np.testing.assert_array_equal(box.hi, [0.5, 1.5, 1.5])
+    cam = camera_at(snap, (0.5, 0.5, 2.0), (0.5, 0.5, 0.5), 24, 24, 30.0)
+    image = SceneRenderer(snap, device="cpu").render(cam, background=(0.0, 0.0, 0.0))
+    b = impact_parameters(cam, snap, scene.centre)
+    core = b < scene.radius - 0.03
+    left = np.zeros_like(core)
+    left[:, :11] = True  # NGP x < 0.5 is the left of this view
+    assert np.allclose(image[core & left], scene.colour, atol=1e-3)
+    right = np.zeros_like(core)
+    right[:, 13:] = True
+    assert np.all(image[core & right] == 0)

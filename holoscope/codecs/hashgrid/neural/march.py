@@ -103,26 +103,22 @@ class RenderBox:
 
     @classmethod
     def of(cls, snapshot) -> "RenderBox":
-        """instant-ngp's: ``snapshot.render_aabb`` if stored, else the dataset's render aabb
-        clipped to the scene aabb ``[0.5 +- aabb_scale/2]^3``, else that aabb."""
+        """instant-ngp's render box: ``snapshot.render_aabb`` if stored, else the dataset's render
+        aabb clipped to the scene aabb ``[0.5 +- aabb_scale/2]^3``, else that aabb. Stored boxes
+        are clipped to the scene aabb here too (nothing is trained outside it), and an empty box
+        (instant-ngp's default is min +inf, max -inf) stands for the scene aabb."""
         s = float(min(snapshot.aabb_scale, 128))
-        lo, hi = np.full(3, 0.5 - s / 2), np.full(3, 0.5 + s / 2)
+        scene_lo, scene_hi = np.full(3, 0.5 - s / 2), np.full(3, 0.5 + s / 2)
         snap = snapshot.document.get("snapshot") or {}
-        dataset = (snap.get("nerf") or {}).get("dataset") or {}
-        box, to_local = snap.get("render_aabb"), snap.get("render_aabb_to_local")
-        if box is None and isinstance(dataset, dict) and dataset.get("render_aabb") is not None:
-            box = dataset["render_aabb"]
-            dlo, dhi = _box(box)
-            if np.all(dhi >= dlo):
-                box = {"min": np.maximum(dlo, lo).tolist(), "max": np.minimum(dhi, hi).tolist()}
-            else:
-                box = None
-        if to_local is None and isinstance(dataset, dict):
-            to_local = dataset.get("render_aabb_to_local")
-        if box is not None:
-            lo, hi = _box(box)
-        m = np.eye(3) if to_local is None else _matrix3(to_local)
-        return cls(lo, hi, m)
+        dataset = (snap.get("nerf") or {}).get("dataset")
+        dataset = dataset if isinstance(dataset, dict) else {}
+        lo, hi = scene_lo, scene_hi
+        for box in (dataset.get("render_aabb"), snap.get("render_aabb")):
+            if box is not None:
+                blo, bhi = np.maximum(_box(box)[0], scene_lo), np.minimum(_box(box)[1], scene_hi)
+                lo, hi = (blo, bhi) if np.all(bhi >= blo) else (scene_lo, scene_hi)
+        to_local = snap.get("render_aabb_to_local", dataset.get("render_aabb_to_local"))
+        return cls(lo, hi, np.eye(3) if to_local is None else _matrix3(to_local))
 
 
 def _box(value) -> tuple[np.ndarray, np.ndarray]:
@@ -131,8 +127,8 @@ def _box(value) -> tuple[np.ndarray, np.ndarray]:
         hi = np.array(value["max"], np.float64).reshape(3)
     except (TypeError, KeyError, ValueError):
         raise CorruptStream("the snapshot's render_aabb is not {min: [x, y, z], max: [x, y, z]}") from None
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise CorruptStream("the snapshot's render_aabb is not finite")
+    if np.isnan(lo).any() or np.isnan(hi).any():
+        raise CorruptStream("the snapshot's render_aabb is not a number")
     return lo, hi
 
 
