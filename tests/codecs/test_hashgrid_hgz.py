@@ -295,6 +295,17 @@ def test_pruned_tables_give_identical_features_inside_occupied_space(grid, aabb_
                            encode(y, torch.from_numpy(table.ravel()), snap.levels, snap.features))  # fmt: skip
 
 
+@pytest.mark.parametrize("aabb_scale", [1, 2])
+def test_both_ways_of_finding_reachable_vertices_agree(aabb_scale):
+    snap = scene("nerf", "L16F2", aabb_scale=aabb_scale, log2_table=12)
+    occupancy = occupancy_of(snap)
+    boxes = hq.reachable_entries(snap.levels, occupancy, aabb_scale, method="boxes")
+    lattice = hq.reachable_entries(snap.levels, occupancy, aabb_scale, method="lattice")
+    assert sum(m is not None for m in boxes) >= 3
+    for a, b in zip(boxes, lattice):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
 def test_levels_covering_their_table_many_times_over_are_kept_whole_without_enumeration(monkeypatch):
     snap = scene("nerf", "L16F2", log2_table=12)
     full = np.ones((1, 128, 128, 128), bool)

@@ -202,11 +202,13 @@ def _axis_ranges(m: int, aabb: float, scale: float) -> tuple[np.ndarray, np.ndar
     return np.maximum(first, 0), last, inside
 
 
-def reachable_entries(levels: tuple[Level, ...], occupancy: np.ndarray, aabb_scale: int) -> list[np.ndarray | None]:
+def reachable_entries(levels: tuple[Level, ...], occupancy: np.ndarray, aabb_scale: int, *,
+                      method: str = "auto") -> list[np.ndarray | None]:  # fmt: skip
     """Per level, bool [size]: the entries some vertex of an occupied cell indexes (the corners
     any sample in occupied space blends), or None where the level is used whole (its occupied
     vertices outnumber its table ``FAR`` times over, estimated from the occupied volume without
-    enumerating them). ``occupancy`` is bool [cascades, 128, 128, 128] ([x, y, z])."""
+    enumerating them). ``occupancy`` is bool [cascades, 128, 128, 128] ([x, y, z]). ``method``
+    ("auto", "boxes", "lattice") picks how vertices are found; all give the same entries."""
     aabb = float(min(aabb_scale, 128))
     cells = used_cells(np.asarray(occupancy, bool))
     out: list[np.ndarray | None] = []
@@ -219,15 +221,16 @@ def reachable_entries(levels: tuple[Level, ...], occupancy: np.ndarray, aabb_sca
         used = np.zeros(level.size, bool)
         for m, c in enumerate(cells):
             if len(c):
-                _mark_cascade(used, level, c, *_axis_ranges(m, aabb, scale))
+                _mark_cascade(used, level, c, *_axis_ranges(m, aabb, scale), method)
         out.append(used)
     return out
 
 
 def _mark_cascade(used: np.ndarray, level: Level, cells: np.ndarray, first: np.ndarray, last: np.ndarray,
-                  inside: np.ndarray) -> None:  # fmt: skip
-    """Mark the entries of every vertex of the cells' boxes. Cells whose boxes coincide on a
-    coarse level are merged first, so the work is the distinct boxes times their volume."""
+                  inside: np.ndarray, method: str = "auto") -> None:  # fmt: skip
+    """Mark the entries of every vertex of the cells' boxes, by whichever costs less: the
+    distinct boxes enumerated vertex by vertex (cells whose boxes coincide on a coarse level
+    merged first), or the covered vertices of the cascade's whole lattice, built separably."""
     cells = cells[np.all(inside[cells], axis=1)]
     if not len(cells):
         return
@@ -243,6 +246,10 @@ def _mark_cascade(used: np.ndarray, level: Level, cells: np.ndarray, first: np.n
     rep = first_of[np.stack([key // (n * n), (key // n) % n, key % n], 1)]  # a cell index per axis with that range
     boxes = np.concatenate([first[rep], last[rep]], axis=1)  # [U, 6]
     width = int((boxes[:, 3:] - boxes[:, :3]).max()) + 1
+    lo, hi = int(first[inside].min()), int(last[inside].max())
+    if method == "lattice" or method == "auto" and (hi - lo + 1) ** 3 < len(boxes) * width**3:
+        _mark_lattice(used, level, cells, first, last, lo, hi)
+        return
     offsets = np.stack(np.meshgrid(*[np.arange(width)] * 3, indexing="ij"), -1).reshape(-1, 3)
     per_chunk = max(1, ENUMERATE_CHUNK // len(offsets))
     for start in range(0, len(boxes), per_chunk):
@@ -250,6 +257,30 @@ def _mark_cascade(used: np.ndarray, level: Level, cells: np.ndarray, first: np.n
         verts = chunk[:, None, :3] + offsets[None]  # [B, W^3, 3]
         ok = np.all(verts <= chunk[:, None, 3:], axis=2)
         used[table_index(verts[ok], level)] = True
+
+
+def _covering(occupied: np.ndarray, axis: int, first: np.ndarray, last: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Along ``axis``, cells -> vertices lo..hi: vertex v is covered where some occupied cell
+    with ``first <= v <= last`` is (a contiguous run of cells: ranges grow with the index)."""
+    v = np.arange(lo, hi + 1)
+    start = np.searchsorted(last, v, side="left")  # the first cell whose range reaches v
+    stop = np.searchsorted(first, v, side="right")  # one past the last cell whose range starts by v
+    counts = np.cumsum(np.moveaxis(occupied, axis, 0), axis=0, dtype=np.int32)
+    counts = np.concatenate([np.zeros((1,) + counts.shape[1:], np.int32), counts])
+    return np.moveaxis((counts[stop] - counts[start]) > 0, 0, axis)
+
+
+def _mark_lattice(used: np.ndarray, level: Level, cells: np.ndarray, first: np.ndarray, last: np.ndarray,
+                  lo: int, hi: int) -> None:  # fmt: skip
+    occupied = np.zeros((OCCUPANCY_SIDE,) * 3, bool)
+    occupied[cells[:, 0], cells[:, 1], cells[:, 2]] = True
+    side = hi - lo + 1
+    slab = max(1, ENUMERATE_CHUNK // (side * side))
+    along_x = _covering(occupied, 0, first, last, lo, hi)  # [V, 128, 128]
+    for start in range(0, side, slab):
+        part = _covering(_covering(along_x[start : start + slab], 1, first, last, lo, hi), 2, first, last, lo, hi)
+        verts = np.argwhere(part) + (lo + start, lo, lo)
+        used[table_index(verts, level)] = True
 
 
 def check_bits(bits: int) -> int:
