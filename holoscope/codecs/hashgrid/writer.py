@@ -12,6 +12,7 @@ tiny-cuda-nn's ``vec_json.h`` writes them.
 from __future__ import annotations
 
 import gzip
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +97,7 @@ class NerfExtras:
 
 def snapshot_document(config: SnapshotConfig, params: np.ndarray, *, params_type: str = "__half",
                       nerf: NerfExtras | None = None, camera_matrix: np.ndarray | None = None,
-                      fov_axis: int = 1, relative_focal_length: tuple[float, float] = (1.0, 1.0),
+                      fov_axis: int = 1, relative_focal_length: tuple[float, float] | None = None,
                       background: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0),
                       training_step: int = 0, loss: float = 0.0) -> dict:  # fmt: skip
     """The whole snapshot document; ``params`` are all parameters in tiny-cuda-nn order
@@ -122,7 +123,7 @@ def snapshot_document(config: SnapshotConfig, params: np.ndarray, *, params_type
         "camera": {
             "matrix": np.asarray(camera_matrix if camera_matrix is not None else _default_camera(), float).tolist(),
             "fov_axis": fov_axis,
-            "relative_focal_length": [float(v) for v in relative_focal_length],
+            "relative_focal_length": [float(v) for v in (relative_focal_length or default_relative_focal_length())],
             "screen_center": [0.5, 0.5],
             "zoom": 1.0,
             "scale": 1.0,
@@ -152,10 +153,17 @@ def snapshot_document(config: SnapshotConfig, params: np.ndarray, *, params_type
 
 
 def _default_camera() -> np.ndarray:
-    # instant-ngp's default view: at the unit cube's centre, 1.5 back along -z (NGP axes)
-    m = np.eye(3, 4)
-    m[:, 3] = (0.5, 0.5, -1.0)
-    return m
+    from holoscope.codecs.hashgrid.cameras import DEFAULT_VIEW  # instant-ngp's reset_camera view
+
+    return DEFAULT_VIEW.copy()
+
+
+def default_relative_focal_length() -> tuple[float, float]:
+    """instant-ngp's default 50.625-degree vertical field of view as a relative focal length."""
+    from holoscope.codecs.hashgrid.cameras import DEFAULT_FOV_Y
+
+    f = 0.5 / math.tan(math.radians(DEFAULT_FOV_Y) / 2)
+    return f, f
 
 
 def _dataset(extras: NerfExtras, aabb_scale: int) -> dict:
