@@ -90,6 +90,11 @@ class NeuralSceneView:
         result = self.progressive_job.latest()
         return result is not None and result.final and result.request_id == self._shown_id
 
+    def refined_for(self, camera: Camera) -> bool:
+        """Whether the picture on screen is the full-resolution one of ``camera``."""
+        result = self.progressive_job.latest()
+        return self.refined and result is not None and _same_view(result.value.camera, camera)
+
     def stats(self) -> dict[str, Any]:
         snap = self.scene.snapshot
         step = "full resolution" if self._shown_scale >= 1 else f"{self._shown_scale:.0%} resolution, refining"
