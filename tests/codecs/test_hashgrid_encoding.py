@@ -170,3 +170,22 @@ def test_hashed_levels_before_dense_ones_are_refused():
     levels, _ = grid(3, 8, 2, 12)
     with pytest.raises(ValueError):
         GridEncoder(levels[::-1], 2, 3)
+
+
+def test_run_mlp_in_chunks_matches_the_plain_product():
+    from holoscope.codecs.hashgrid.neural.network import CPU_CHUNK, run_mlp
+    from holoscope.codecs.hashgrid.snapshot import MlpShape
+
+    shape = MlpShape("image", 20, 64, 2, 3)
+    gen = torch.Generator().manual_seed(8)
+    mats = [torch.randn(r, c, generator=gen) * 0.2 for r, c in shape.matrices]
+    x = torch.randn(2 * CPU_CHUNK + 5, 20, generator=gen)
+    h = torch.nn.functional.pad(x, (0, 12))
+    for i, w in enumerate(mats):
+        h = h @ w.T if i == len(mats) - 1 else torch.relu(h @ w.T)
+    with torch.inference_mode():
+        got = run_mlp(x, shape, mats)
+    torch.testing.assert_close(got, h[:, :3], rtol=1e-5, atol=1e-5)
+    x.requires_grad_()
+    run_mlp(x, shape, mats).sum().backward()  # autograd (training) takes the whole batch
+    assert x.grad is not None and x.grad.shape == x.shape

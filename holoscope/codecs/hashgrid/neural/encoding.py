@@ -104,6 +104,8 @@ class GridEncoder:
                 "dense_size": t([lv.size for lv in dense], (-1, 1, 1)),
                 "dense_limit": t([lv.size + lv.offset * fast for lv in dense], (-1, 1, 1)),
                 "dense_offset": t([lv.offset for lv in dense], (-1, 1, 1)),
+                # a cell whose base index reaches this has a corner at or past the level's size
+                "dense_wrap": t([lv.size - sum(row) for lv, row in zip(dense, strides)], (-1, 1)),
                 "primes": t([_int32(p) if fast else p for p in PRIMES[:dims]], (1, dims, 1)),
                 "hash_mod": t([lv.size - fast for lv in hashed], (-1, 1, 1)),
                 "hash_offset": t([lv.offset for lv in hashed], (-1, 1, 1)),
@@ -119,17 +121,20 @@ class GridEncoder:
         if nd:
             base = (c[:nd] * k["stride"]).sum(1, keepdim=True, dtype=dtype)  # [Ld, 1, C]
             idx = torch.add(base, k["corner"], out=out[:nd])  # a corner's offset from its cell's is per level
-            if fast:  # a corner is in [0, res]^D, its index below 2 * size: mod is one subtraction
-                torch.where(idx >= k["dense_limit"], idx - k["dense_size"], idx, out=idx)
-            else:
+            if not fast:
                 idx.remainder_(k["dense_size"]).add_(k["dense_offset"])
+            elif bool((base.amax(-1) >= k["dense_wrap"]).any()):  # only cells at the far edge wrap
+                # a corner is in [0, res]^D, its index below 2 * size: the mod is one subtraction,
+                # made where r = idx - limit >= 0, i.e. where r >> 31 (arithmetic) is 0, not -1
+                # (shifts and masks: several times faster than >= and where on CPU)
+                r = idx - k["dense_limit"]
+                idx.sub_(r.bitwise_right_shift_(31).add_(1).mul_(k["dense_size"]))
         if nd < len(self.levels):
             lo = c[nd:] * k["primes"]  # [Lh, D, C]; (c + 1) * p is c * p + p in the same wrapping arithmetic
-            hi = lo + k["primes"]
-            idx = torch.stack((lo[:, 0], hi[:, 0]), 1)  # [Lh, 2, C]
-            for d in range(1, dims):
-                pair = torch.stack((lo[:, d], hi[:, d]), 1)
-                idx = (idx[:, None] ^ pair[:, :, None]).reshape(-1, 2 << d, c_n)  # bit d is the high bit of k
+            pairs = torch.stack((lo, lo + k["primes"]), 2)  # [Lh, D, 2, C]
+            idx = pairs[:, 0]
+            for d in range(1, dims):  # bit d is the high bit of k
+                idx = (idx[:, None] ^ pairs[:, d, :, None]).reshape(-1, 2 << d, c_n)
             if fast:
                 idx.bitwise_and_(k["hash_mod"])
             else:
@@ -139,16 +144,16 @@ class GridEncoder:
 
     def weights(self, frac: torch.Tensor) -> torch.Tensor:
         """n-linear weights [L, 2^D, C] from the fractions [L, D, C], multiplied in axis order."""
-        one = 1 - frac
-        w = torch.stack((one[:, 0], frac[:, 0]), 1)
+        pairs = torch.stack((1 - frac, frac), 2)  # [L, D, 2, C]
+        w = pairs[:, 0]
         for d in range(1, self.dims):
-            pair = torch.stack((one[:, d], frac[:, d]), 1)
-            w = (w[:, None] * pair[:, :, None]).reshape(w.shape[0], 2 << d, -1)
+            w = (w[:, None] * pairs[:, d, :, None]).reshape(w.shape[0], 2 << d, -1)
         return w
 
     def __call__(self, points: torch.Tensor, table: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """[N, D] points (float32; [0, 1] takes the int32 path on CPU) -> [N, L*F] features in the
-        table's dtype. ``chunk``: points per pass (default: sized to L2 on CPU, all at once on GPU)."""
+        table's dtype. ``chunk``: points per pass without autograd (default: sized to L2 on CPU, all
+        at once on GPU)."""
         n, f, n_levels = points.shape[0], self.features, len(self.levels)
         k = 1 << self.dims
         if n == 0:
@@ -162,9 +167,8 @@ class GridEncoder:
         if chunk is None:  # a chunk's gathered values (L * 2^D * F floats a point) fill about L2
             chunk = max(n, 1) if points.device.type != "cpu" else max(256, CHUNK_FLOATS // (n_levels * k * f))
         xt = points.t().contiguous()  # [D, N]: points innermost
-        if grad:
-            parts = [self._chunk(xt[:, s : s + chunk], table, rows, fast, spread) for s in range(0, n, chunk)]
-            return torch.cat(parts, 1).transpose(0, 1).reshape(n, n_levels * f)
+        if grad:  # one pass: each chunk's backward would fill a gradient the size of the table
+            return self._chunk(xt, table, rows, fast, spread).transpose(0, 1).reshape(n, n_levels * f)
         out = torch.empty((n, n_levels, f), dtype=table.dtype, device=points.device)
         for s in range(0, n, chunk):
             part = self._chunk(xt[:, s : s + chunk], table, rows, fast, spread)  # [L, C, F]
@@ -189,7 +193,9 @@ class GridEncoder:
         values = values.view(len(self.levels), k, -1, f)
         w = self.weights(frac).to(values.dtype)
         w = _spread(w, f) if spread else w[..., None]
-        return (values * w).sum(1)
+        if values.requires_grad or w.requires_grad:
+            return (values * w).sum(1)
+        return values.mul_(w).sum(1)  # the gathered copy is ours to scale
 
 
 def _as_rows(t: torch.Tensor) -> torch.Tensor:
