@@ -12,8 +12,10 @@ Sources: a snapshot given on the command line (.ingp, .msgpack or .hgz; image mo
   instant-ngp's current config (8 levels x 4 features, aabb_scale
   4 as fox, 2^``--nerf-log2`` entries, default 17): Student-t tables growing with the level, a
   density grid of two blobs, and every entry no occupied sample reaches left at instant-ngp's
-  initialisation (uniform +-1e-4), as training leaves entries that receive no gradient
-  (HollowNeRF's observation). Its pruning numbers depend on that assumption: measure real scenes.
+  initialisation (uniform +-1e-4; ``--untouched init``, the default), as training leaves entries
+  that never receive a gradient, or holding values like the rest (``--untouched trained``: entries
+  trained while the early occupancy grid still covered empty space, then abandoned). Pruning gains
+  lie between the two: measure real scenes.
 
 Distortion: image mode, PSNR of the decoded scene's render against the original's (both through
 ``render_image`` at the image size, [0, 1]); NeRF, PSNR of the field's colour at points in
@@ -95,7 +97,7 @@ def generated_image(side: int, log2: int, steps: int, seed: int) -> tuple[Snapsh
     return load(result.document, (side, side)), (side, side), f"{name}, L16 F2 2^{log2}, {steps} steps ({result.psnr:.1f} dB)"
 
 
-def generated_nerf(log2: int, aabb_scale: int, seed: int) -> tuple[Snapshot, None, str]:
+def generated_nerf(log2: int, aabb_scale: int, seed: int, untouched: str = "init") -> tuple[Snapshot, None, str]:
     cfg = SnapshotConfig(mode="nerf", n_levels=8, features=4, log2_table=log2, aabb_scale=aabb_scale)
     mlps, levels, features, _, _ = cfg.layout()
     rng = np.random.default_rng(seed)
@@ -114,11 +116,11 @@ def generated_nerf(log2: int, aabb_scale: int, seed: int) -> tuple[Snapshot, Non
     masks = hq.reachable_entries(snap.levels, occupancy_of(snap), aabb_scale)
     grid = params[sum(m.params for m in mlps):].reshape(-1, features)
     for level, mask in zip(levels, masks):
-        if mask is not None:
+        if mask is not None and untouched == "init":
             block = grid[level.offset : level.offset + level.size]
             block[~mask] = rng.uniform(-1e-4, 1e-4, (int((~mask).sum()), features))
     snap = load(snapshot_document(cfg, params, nerf=NerfExtras(density_grid=density)))
-    return snap, None, f"synthetic NeRF, L8 F4 2^{log2}, aabb_scale {aabb_scale} (no PSNR: random MLPs)"
+    return snap, None, f"synthetic NeRF, L8 F4 2^{log2}, aabb_scale {aabb_scale}, unreached entries {untouched} (no PSNR: random MLPs)"
 
 
 def given(path: Path, image_size) -> tuple[Snapshot, tuple[int, int] | None, str]:
@@ -294,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="generated image training steps (default 300)")
     parser.add_argument("--nerf-log2", type=int, default=17, help="generated NeRF table size log2 (default 17)")
     parser.add_argument("--aabb-scale", type=int, default=4, help="generated NeRF aabb_scale (default 4)")
+    parser.add_argument("--untouched", choices=("init", "trained"), default="init",
+                        help="generated NeRF: what entries no occupied sample reaches hold (default init)")
     parser.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the stream ablation")
     parser.add_argument("--quick", action="store_true", help="smoke run: small generated scenes, bits 8 and 4")
     parser.add_argument("--seed", type=int, default=0)
@@ -310,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "image"):
             sources.append(generated_image(args.image_side, args.image_log2, args.steps, args.seed))
         if args.only in (None, "nerf"):
-            sources.append(generated_nerf(args.nerf_log2, args.aabb_scale, args.seed))
+            sources.append(generated_nerf(args.nerf_log2, args.aabb_scale, args.seed, args.untouched))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for snap, size, label in sources:

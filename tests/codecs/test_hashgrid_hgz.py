@@ -132,15 +132,20 @@ def test_nerf_round_trips_config_scene_and_occupancy(tmp_path, grid, aabb_scale,
         assert got_dataset[key] == src_dataset[key], key
     assert header_of(path)["config"]["rgb_activation"] == "exp"  # is_hdr
     # instant-ngp's view of the same file: the density grid rebuilds the same bitfield
-    document = hgz.hgz_to_document(path)
-    assert not any(k.startswith("holoscope_") for k in document["snapshot"])
-    write_snapshot(tmp_path / "n.ingp", document)
     from holoscope.codecs.hashgrid.snapshot import open_snapshot
 
-    ingp = open_snapshot(tmp_path / "n.ingp")
-    assert OCCUPANCY_KEY not in ingp.document["snapshot"]
-    np.testing.assert_array_equal(occupancy_of(ingp), want)
-    np.testing.assert_array_equal(values(ingp), values(decoded))
+    for params_type in ("float", "__half"):
+        document = hgz.hgz_to_document(path, params_type=params_type)
+        assert not any(k.startswith("holoscope_") for k in document["snapshot"])
+        write_snapshot(tmp_path / "n.ingp", document)
+        ingp = open_snapshot(tmp_path / "n.ingp")
+        assert OCCUPANCY_KEY not in ingp.document["snapshot"] and ingp.params_type == params_type
+        np.testing.assert_array_equal(occupancy_of(ingp), want)
+        np.testing.assert_array_equal(values(ingp), values(decoded).astype(ingp_dtype(params_type)))
+
+
+def ingp_dtype(params_type: str):
+    return np.float16 if params_type == "__half" else np.float32
 
 
 def test_sdf_and_a_nerf_without_density_grid_round_trip_whole(tmp_path):
@@ -373,6 +378,7 @@ HEADER_CASES = [
     (lambda h: h["levels"][1].update(codes=h["levels"][1]["codes"][:1]), "code stream"),
     (lambda h: h["levels"][0].update(predictor="oracle"), "predictor"),
     (lambda h: h["levels"][0].update(step=float("nan")), "step"),
+    (lambda h: h["levels"][4].update(step=1e36), "beyond float32"),
     (lambda h: h["mlp"].update(offset=1 << 29), "truncated"),
     (lambda h: h["occupancy"].update(cascades=1), "cascades"),
     (lambda h: h.update(mode="volume"), "mode"),

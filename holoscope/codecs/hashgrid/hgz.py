@@ -42,10 +42,17 @@ Header::
   planes, each its own part); a value is ``lo + step * code`` in float32. ``predictor``
   "row-median" (dense, unpruned levels only) means the codes are row-predicted residuals.
 
-Measured on a trained image-mode table (albert at 256^2, 16 levels x 2 features, 2^14) and
-kept only because it paid (zstd 19 throughout): per-level streams (-1% vs one frame), 2..4-bit
-packing (-5% at 4 bits), byte planes past 8 bits (-15% at 12 bits), the row predictor where it
-wins (-4% at 8 bits). Bit-planes (+10%) and feature-major order (no gain) did not pay.
+What the streams do was measured (tests/bench/bench_hashgrid_size.py, zstd 19 throughout) on
+trained image-mode tables (albert at 1024^2 in instant-ngp's image config, and at 256^2 with
+2^14 entries) and on a synthetic NeRF (L8 F4, 2^17, aabb_scale 4), and only what paid was kept:
+a frame per level (1-3% smaller than one frame; 4-9% on the NeRF, whose levels differ more),
+2..4-bit codes packed per byte (5-7% at 4 bits: an entry's features become one zstd symbol),
+byte planes past 8 bits (15% at 12 bits), the row predictor where it is smaller (1.5-4% at 6 and
+8 bits on images; nothing on hashed levels). Feature-major order (within 0.5%) and bit-planes
+(10-47% larger) did not pay. Pruning costs a mask of about a bit per entry and saves the
+dropped entries' codes: 0.2% when unreached entries still hold instant-ngp's +-1e-4 init
+(already nearly free to code), 16% at 8 bits when they hold trained-like values; the writer
+keeps, per level, whichever is smaller.
 """
 
 from __future__ import annotations
@@ -338,8 +345,9 @@ def _check_header(data: Any) -> tuple[dict, SnapshotConfig, tuple[int, int] | No
         if (e.get("resolution"), e.get("size"), e.get("dense")) != (level.resolution, level.size, level.dense):
             raise ValueError(f"{what} is not the config's (resolution {level.resolution}, {level.size:,} entries)")
         kept = _int(e.get("kept"), 0, level.size, f"{what} kept entries")
-        _float(e.get("lo"), f"{what} lo")
-        _float(e.get("step"), f"{what} step", lo=0.0)
+        lo, step = _float(e.get("lo"), f"{what} lo"), _float(e.get("step"), f"{what} step", lo=0.0)
+        if not abs(lo) + step * ((1 << bits) - 1) < 3.4e38:  # every decoded value finite in float32
+            raise ValueError(f"{what}'s range {lo} + {step} * code is beyond float32")
         if e.get("predictor") not in hq.PREDICTORS:
             raise ValueError(f"{what} predictor {e.get('predictor')!r} is not one of {', '.join(hq.PREDICTORS)}")
         if e.get("mask") is None:
@@ -434,7 +442,10 @@ def _document(header: dict, cfg: SnapshotConfig, params: np.ndarray, occupancy: 
     for key, value in source.items():
         if key == "snapshot":
             continue
-        doc[key] = {**value, **doc[key]} if key in _NETWORK_KEYS and isinstance(value, dict) and key in doc else value
+        if key in _NETWORK_KEYS and key in doc:  # holoscope's values win where it has them
+            doc[key] = {**value, **doc[key]} if isinstance(value, dict) else doc[key]
+        else:
+            doc[key] = value
     snap = _merge(doc["snapshot"], header["scene"])
     for key in ("version", "mode", "n_params", "params_type", "params_binary", "density_grid_size",
                 "density_grid_binary"):  # fmt: skip
@@ -493,12 +504,20 @@ def read_hgz(path: str | Path) -> Snapshot:
     return parse_snapshot(document, path, image_size=image_size)
 
 
-def hgz_to_document(path: str | Path) -> dict:
+def hgz_to_document(path: str | Path, *, params_type: str = "__half") -> dict:
     """The decoded scene as an Instant-NGP snapshot document without holoscope's own keys:
-    ``writer.write_snapshot(out, hgz_to_document(path))`` converts ``.hgz`` to ``.ingp``
-    (fp32 parameters; the density grid is the occupancy, occupied cells at 1.0, others 0)."""
+    ``writer.write_snapshot(out, hgz_to_document(path))`` converts ``.hgz`` to ``.ingp``.
+    Parameters are fp16 as instant-ngp saves them (``params_type="float"`` keeps the decoded
+    values exactly; tiny-cuda-nn loads either); the density grid is the occupancy, occupied cells
+    at 1.0 and the others 0, which instant-ngp turns back into the same bitfield."""
+    if params_type not in PARAM_BYTES:
+        raise InvalidArgument(f"params_type is __half or float, not {params_type!r}")
     document = dict(read_hgz(path).document)
-    document["snapshot"] = {k: v for k, v in document["snapshot"].items() if not k.startswith("holoscope_")}
+    snap = {k: v for k, v in document["snapshot"].items() if not k.startswith("holoscope_")}
+    if params_type == "__half":
+        snap["params_binary"] = np.frombuffer(snap["params_binary"], np.float32).astype("<f2").tobytes()
+        snap["params_type"] = "__half"
+    document["snapshot"] = snap
     return document
 
 
