@@ -105,11 +105,18 @@ def read_limited(path: str | Path, limit: int, *, what: str = "file") -> bytes:
     Reads at most ``limit + 1`` bytes, so a size that lies (a /proc file reports 0) or a file
     that grows cannot make it read more.
     """
+    parts, size = [], 0
     with open_regular(path) as fh:
         try:
-            data = fh.read(limit + 1)
+            while size <= limit:  # in pieces: read(n) allocates n bytes up front
+                piece = fh.read(min(16 << 20, limit + 1 - size))
+                if not piece:
+                    break
+                parts.append(piece)
+                size += len(piece)
         except OSError as exc:
             raise os_error(exc, path) from exc
+    data = parts[0] if len(parts) == 1 else b"".join(parts)
     if len(data) > limit:
         raise CorruptStream(f"{what} is larger than the {limit:,} bytes allowed", path=path)
     return data

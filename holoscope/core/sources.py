@@ -28,6 +28,9 @@ from holoscope.core.errors import CorruptStream, NotAFile, SourceNotFound
 from holoscope.core.files import check_regular, open_regular, os_error
 
 
+READ_PIECE = 16 << 20  # bytes per read of a whole source
+
+
 class Source:
     """Base of every source. Subclasses implement ``open`` (and may speed up ``read_range``)."""
 
@@ -66,10 +69,17 @@ class Source:
     def read_limited(self, limit: int, *, what: str = "file") -> bytes:
         """The whole source, refusing one larger than ``limit`` bytes (the size is not trusted:
         at most ``limit + 1`` bytes are read)."""
-        data = self.read_range(0, limit + 1)
-        if len(data) > limit:
+        # In pieces: read(n) allocates n bytes up front, and a limit of gigabytes must not.
+        parts, size = [], 0
+        while size <= limit:
+            piece = self.read_range(size, min(READ_PIECE, limit + 1 - size))
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+        if size > limit:
             raise CorruptStream(f"{what} is larger than the {limit:,} bytes allowed", path=self.label)
-        return data
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri}>"

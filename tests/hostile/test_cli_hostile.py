@@ -953,3 +953,108 @@ def test_hostile_nerv_checkpoints(tmp_path):
             cases.append(Case(label, ["convert", src / name, out / "out.nerv", *extra], out_dir=out,
                               outputs=("out.nerv",), needle=name, check=nothing_ran, max_seconds=15))  # fmt: skip
     _run(cases)
+
+
+# 11. Hash-grid scenes: Instant-NGP snapshots and .hgz ------------------------------------------
+
+
+def scene_commands(name: str, source: Path, work: Path, expect: int | frozenset[int], needle: str | None,
+                   extra: tuple = ()) -> list[Case]:  # fmt: skip
+    """``info``, ``render`` (a 24x16 PNG) and ``convert`` to .hgz of one snapshot."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name)[:80]
+    out = work / "out" / slug
+    need = needle if expect == EXIT_ERROR else None
+    return [
+        Case(f"{name} [info]", ["info", source, *extra], expect=expect, out_dir=out / "info", needle=need,
+             max_seconds=15),
+        Case(f"{name} [render]", ["render", source, "-o", out / "render" / "out.png", "--size", "24x16", *extra],
+             expect=expect, out_dir=out / "render", outputs=("out.png",), needle=need, max_seconds=20),
+        Case(f"{name} [convert]", ["convert", source, out / "convert" / "out.hgz", *extra], expect=expect,
+             out_dir=out / "convert", outputs=("out.hgz",), needle=need, max_seconds=15),
+    ]  # fmt: skip
+
+
+def test_hostile_hash_grid_scenes(tmp_path):
+    pytest.importorskip("torch")
+    import gzip as gz
+    import zlib
+
+    from holoscope.codecs.hashgrid.hgz import write_hgz
+    from holoscope.codecs.hashgrid.msgpack import packb
+    from holoscope.codecs.hashgrid.writer import write_snapshot
+    from tests.hashgrid_data import analytic_nerf, image_snapshot
+
+    src = _src(tmp_path)
+    scene = analytic_nerf()
+    doc = scene.snapshot.document
+    write_snapshot(src / "good.ingp", doc)
+    data = (src / "good.ingp").read_bytes()
+    raw = packb(doc)
+    write_hgz(scene.snapshot, src / "good.hgz")
+    hgz = (src / "good.hgz").read_bytes()
+    image = image_snapshot(40, 24)
+    write_snapshot(src / "image.msgpack", image.document)
+
+    def edited(edit) -> bytes:
+        copy = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}
+        copy["snapshot"] = dict(doc["snapshot"])
+        copy["encoding"] = dict(doc["encoding"])
+        edit(copy)
+        return gz.compress(packb(copy), mtime=0)
+
+    def flipped(body: bytes, offset: int) -> bytes:
+        out = bytearray(body)
+        out[offset] ^= 0x5A
+        return bytes(out)
+
+    bomb = zlib.compressobj(1, zlib.DEFLATED, 31)
+    bomb_body = bomb.compress(b"\x00" * (64 << 20)) * 1  # 64 MB of zeros per piece, repeated below
+    bomb_file = src / "bomb.ingp"
+    with open(bomb_file, "wb") as fh:  # about 3 GB inflated, a few MB on disk
+        fh.write(bomb_body)
+        for _ in range(47):
+            fh.write(bomb.compress(b"\x00" * (64 << 20)))
+        fh.write(bomb.flush())
+    inputs = [  # label, bytes (or None: the file exists already), file name, expected, needle
+        ("intact nerf snapshot", data, "intact.ingp", 0, None),
+        ("intact raw msgpack snapshot", raw, "intact.msgpack", 0, None),
+        ("intact hgz", hgz, "intact.hgz", 0, None),
+        ("snapshot cut at half", data[: len(data) // 2], "cut.ingp", EXIT_ERROR, "cut.ingp"),
+        ("snapshot missing its last byte", data[:-1], "short.ingp", EXIT_ERROR, "short.ingp"),
+        ("raw msgpack cut at half", raw[: len(raw) // 2], "cut.msgpack", EXIT_ERROR, "cut.msgpack"),
+        ("gzip bomb", None, "bomb.ingp", EXIT_ERROR, "bomb.ingp"),
+        ("deeply nested msgpack", b"\x81\xa8snapshot" + b"\x91" * 200_000, "deep.msgpack", EXIT_ERROR, "deep.msgpack"),
+        ("msgpack declaring a 4 GB map", b"\xdf\xff\xff\xff\xff", "huge.msgpack", EXIT_ERROR, "huge.msgpack"),
+        ("volume-mode snapshot", edited(lambda d: d["snapshot"].update(mode="volume")), "volume.ingp", EXIT_ERROR,
+         "volume"),
+        ("version-0 snapshot", edited(lambda d: d["snapshot"].update(version=0)), "v0.ingp", EXIT_ERROR, "version"),
+        ("params_binary shorter than n_params", edited(lambda d: d["snapshot"].update(
+            params_binary=d["snapshot"]["params_binary"][:-2])), "params.ingp", EXIT_ERROR, "params_binary"),
+        ("config describing other parameters", edited(lambda d: d["encoding"].update(n_levels=9)), "config.ingp",
+         EXIT_ERROR, "parameters"),
+        ("absurd table size", edited(lambda d: d["encoding"].update(log2_hashmap_size=40)), "table.ingp",
+         EXIT_ERROR, "log2_hashmap_size"),
+        ("billions of parameters claimed", edited(lambda d: d["encoding"].update(log2_hashmap_size=32, n_levels=128)),
+         "billions.ingp", EXIT_ERROR, "parameters"),
+        ("unknown params_type", edited(lambda d: d["snapshot"].update(params_type="bfloat16")), "type.ingp",
+         EXIT_ERROR, "params_type"),
+        ("density grid of the wrong size", edited(lambda d: d["snapshot"].update(
+            density_grid_binary=d["snapshot"]["density_grid_binary"][:1000])), "grid.ingp", EXIT_ERROR, "grid"),
+        ("hgz cut at half", hgz[: len(hgz) // 2], "cut.hgz", EXIT_ERROR, "cut.hgz"),
+        ("hgz with a bad header checksum", flipped(hgz, 18), "crc.hgz", EXIT_ERROR, "crc.hgz"),
+        ("hgz with damaged tables", flipped(hgz, len(hgz) - 200), "tables.hgz", EXIT_ERROR, "tables.hgz"),
+        ("hgz magic only", hgz[:4], "magic.hgz", EXIT_ERROR, "magic.hgz"),
+        ("empty snapshot", b"", "empty.ingp", EXIT_ERROR, "empty.ingp"),
+    ]  # fmt: skip
+    cases = []
+    for label, body, name, expect, needle in inputs:
+        if body is not None:
+            (src / name).write_bytes(body)
+        cases += scene_commands(label, src / name, tmp_path, expect, needle)
+    cases += scene_commands("image snapshot without its size", src / "image.msgpack", tmp_path, EXIT_ERROR,
+                            "--image-size")  # fmt: skip
+    cases += scene_commands("image snapshot with its size", src / "image.msgpack", tmp_path, 0, None,
+                            ("--image-size", "40x24"))  # fmt: skip
+    cases.append(Case("image size 0x5", ["info", src / "image.msgpack", "--image-size", "0x5"],
+                      out_dir=tmp_path / "out" / "size0", needle="--image-size"))  # fmt: skip
+    _run(cases)
