@@ -100,7 +100,8 @@ class GridEncoder:
             # subtraction compares with offset + size; a hashed level's mod is a mask
             self.consts[dtype] = {
                 "stride": t(strides, (-1, dims, 1)),
-                "corner": t([[c + lv.offset * fast for c in row] for row, lv in zip(corner, dense)], (-1, 1 << dims, 1)),
+                "corner": t([[c + lv.offset * fast for c in row] for row, lv in zip(corner, dense)],
+                            (-1, 1 << dims, 1)),
                 "dense_size": t([lv.size for lv in dense], (-1, 1, 1)),
                 "dense_limit": t([lv.size + lv.offset * fast for lv in dense], (-1, 1, 1)),
                 "dense_offset": t([lv.offset for lv in dense], (-1, 1, 1)),
