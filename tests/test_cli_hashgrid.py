@@ -170,3 +170,19 @@ def test_a_plain_file_named_ingp_is_not_taken_for_a_snapshot(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "fake.ingp" in err and "Traceback" not in err
     assert Path(fake).exists()
+
+
+def test_info_and_conversion_import_no_torch(sphere, tmp_path):
+    import subprocess
+    import sys
+
+    path, _ = sphere
+    code = ("import sys\nfrom pathlib import Path\nfrom holoscope.cli import main\n"
+            "assert main(['info', sys.argv[1], '--json']) == 0\n"
+            "assert main(['convert', sys.argv[1], sys.argv[2], '-q']) == 0\n"
+            "assert main(['info', sys.argv[2]]) == 0\n"
+            "print('torch' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "s.hgz")], capture_output=True,
+                         text=True, timeout=300, check=False)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
