@@ -10,7 +10,7 @@ float32 roundings here; where CUDA fuses it into one FMA a point within an ulp o
 boundary can land in the neighbouring cell (a continuity-preserving difference of ~1e-7).
 
 A :class:`GridEncoder` holds a grid's per-level constants as tensors and encodes a chunk of points
-(sized to the CPU's L2) with every level and corner at once, points innermost; :func:`encode`
+(sized to the CPU's L2, or to a few hundred MiB on a GPU) with every level and corner at once, points innermost; :func:`encode`
 keeps one per (levels, features, dims, device), so its callers need not. Two index paths give the
 same indices:
 
@@ -37,6 +37,7 @@ from holoscope.codecs.hashgrid.levels import Level
 PRIMES = (1, 2654435761, 805459861, 3674653429)
 MASK32 = 0xFFFFFFFF
 CHUNK_FLOATS = 1 << 18  # gathered values per pass on CPU (1 MiB): a pass's work stays within L2
+GPU_CHUNK_FLOATS = 1 << 26  # on a GPU (256 MiB): a march wave of 2^21 samples peaks at ~1 GiB, not ~6
 _ROW_DTYPES = {2: torch.float64, 4: torch.complex128}  # a float32 row of F values as one element
 _CACHE: OrderedDict[tuple, "GridEncoder"] = OrderedDict()
 _CACHE_SIZE = 8
@@ -153,8 +154,8 @@ class GridEncoder:
 
     def __call__(self, points: torch.Tensor, table: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """[N, D] points (float32; [0, 1] takes the int32 path on CPU) -> [N, L*F] features in the
-        table's dtype. ``chunk``: points per pass without autograd (default: sized to L2 on CPU, all
-        at once on GPU)."""
+        table's dtype. ``chunk``: points per pass without autograd (default: sized to L2 on CPU, to
+        a few hundred MiB of work tensors on a GPU)."""
         n, f, n_levels = points.shape[0], self.features, len(self.levels)
         k = 1 << self.dims
         if n == 0:
@@ -165,8 +166,9 @@ class GridEncoder:
         rows = not (grad and table.requires_grad) and f in _ROW_DTYPES and table.dtype == torch.float32 \
             and table.is_contiguous() and table.storage_offset() % f == 0  # fmt: skip
         spread = not (grad and points.requires_grad) and f in (1, 2, 4) and table.dtype == torch.float32
-        if chunk is None:  # a chunk's gathered values (L * 2^D * F floats a point) fill about L2
-            chunk = max(n, 1) if points.device.type != "cpu" else max(256, CHUNK_FLOATS // (n_levels * k * f))
+        if chunk is None:  # a chunk's gathered values (L * 2^D * F floats a point) fill about L2 on CPU
+            budget = CHUNK_FLOATS if points.device.type == "cpu" else GPU_CHUNK_FLOATS
+            chunk = max(256, budget // (n_levels * k * f))
         xt = points.t().contiguous()  # [D, N]: points innermost
         if grad:  # one pass: each chunk's backward would fill a gradient the size of the table
             return self._chunk(xt, table, rows, fast, spread).transpose(0, 1).reshape(n, n_levels * f)
