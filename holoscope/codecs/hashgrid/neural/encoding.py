@@ -10,9 +10,9 @@ float32 roundings here; where CUDA fuses it into one FMA a point within an ulp o
 boundary can land in the neighbouring cell (a continuity-preserving difference of ~1e-7).
 
 A :class:`GridEncoder` holds a grid's per-level constants as tensors and encodes a chunk of points
-(sized to the CPU's L2, or to a few hundred MiB on a GPU) with every level and corner at once, points innermost; :func:`encode`
-keeps one per (levels, features, dims, device), so its callers need not. Two index paths give the
-same indices:
+(sized to the CPU's L2, or to a few hundred MiB on a GPU) with every level and corner at once,
+points innermost; :func:`encode` keeps one per (levels, features, dims, device), so its callers
+need not. Two index paths give the same indices:
 
 - exact for any input (GPU, or a point outside [0, 1]): int64, ``%`` the level size, the
   arithmetic of :func:`corner_index`;
