@@ -126,9 +126,9 @@ class GridEncoder:
             if not fast:
                 idx.remainder_(k["dense_size"]).add_(k["dense_offset"])
             elif bool((base.amax(-1) >= k["dense_wrap"]).any()):  # only cells at the far edge wrap
-                # a corner is in [0, res]^D, its index below 2 * size: the mod is one subtraction,
-                # made where r = idx - limit >= 0, i.e. where r >> 31 (arithmetic) is 0, not -1
-                # (shifts and masks: several times faster than >= and where on CPU)
+                # a corner is in [0, res]^D, its index below 2 * size: the mod is one subtraction
+                # where idx >= limit, i.e. where (idx - limit) >> 31 + 1 is 1, not 0 (an arithmetic
+                # shift: several times faster than >= and where on CPU)
                 r = idx - k["dense_limit"]
                 idx.sub_(r.bitwise_right_shift_(31).add_(1).mul_(k["dense_size"]))
         if nd < len(self.levels):
