@@ -24,6 +24,16 @@ W, H = 32, 24
 SMALL = SnapshotConfig(mode="image", n_levels=8, features=2, log2_table=12, hidden=2)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small batches: one thread spends nothing on OpenMP hand-offs (and a shared machine's other
+    jobs make those expensive)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def synthetic() -> np.ndarray:
     y, x = np.mgrid[0:H, 0:W]
     return np.stack([x / W, y / H, 0.5 + 0.4 * np.sin(x / 3.0) * np.cos(y / 4.0)], -1).astype(np.float32)

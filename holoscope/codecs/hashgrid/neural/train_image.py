@@ -25,8 +25,8 @@ import torch
 
 from holoscope.codecs.hashgrid.dataset import load_image_target
 from holoscope.codecs.hashgrid.levels import grid_params
-from holoscope.codecs.hashgrid.neural.encoding import encode
 from holoscope.codecs.hashgrid.neural.network import render_image, run_mlp
+from holoscope.codecs.hashgrid.neural.train_encoding import grid_features
 from holoscope.codecs.hashgrid.neural.train_common import (Clock, FitResult, Progress, TcnnAdam, check_budget,
                                                             check_device, init_params, psnr_of, readable)  # fmt: skip
 from holoscope.codecs.hashgrid.snapshot import parse_snapshot
@@ -106,7 +106,7 @@ def fit_image(image: np.ndarray | str | Path, *, config: SnapshotConfig | None =
             break
         positions, pixels = training_positions(batch, width, height, batch_gen, dev)
         matrices = _matrices(params, shape)
-        prediction = run_mlp(encode(positions, params[n_matrix:], levels, features), shape, matrices)
+        prediction = run_mlp(grid_features(positions, params[n_matrix:], levels, features), shape, matrices)
         loss = torch.mean((prediction - targets[pixels]) ** 2)
         loss.backward()
         adam.step()
