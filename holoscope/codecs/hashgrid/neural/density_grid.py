@@ -163,7 +163,7 @@ class OccupancyGrid:
             _, exponent = torch.frexp(torch.maximum(torch.maximum(q[0].abs(), q[1].abs()), q[2].abs()))
             mip = (exponent + 1).clamp_(0, self.max_cascade)
             x = q * torch.ldexp(torch.full_like(q[0], float(GRID_SIZE)), -mip) + GRID_SIZE / 2  # 2^-m exactly
-        cell = x.clamp(-1.0, float(GRID_SIZE)).to(torch.int32)  # truncation; -1 and 128: the border
+        cell = x.to(torch.int32).clamp_(-1, GRID_SIZE)  # truncation; -1 and 128: the border (NaN too)
         index = (cell[0] * PAD + cell[1]) * PAD + cell[2] + (PAD * PAD + PAD + 1)
         if mip is not None:
             index = index + mip * PAD**3

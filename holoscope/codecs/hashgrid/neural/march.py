@@ -152,9 +152,26 @@ class MarchStats:
     hits: int = 0
 
 
+# rows of the packed per-ray state [ROWS, m] the march and the skip carry (one index_select compacts it)
+_O, _D, _INV, _SGN, _ADD = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12), slice(12, 15)
+_T, _N, _TIN, _TEND, _N0, _K, _COUNT, _A = 15, 16, 17, 18, 19, 20, 21, 22
+_RGB, _RGBA = slice(23, 26), slice(22, 26)  # _RGBA: opacity, then colour
+ROWS = 26
+SKIP_SLACK = 1e-3  # of a step: a stride stops this much short of the empty cube's exit, for rounding
+
+
 class Marcher:
     """Marches rays through a NeRF field (``field(points, dirs) -> (density [N], rgb [N, 3])``,
-    NGP space) with the snapshot's occupancy grid and render aabb."""
+    NGP space) with the snapshot's occupancy grid and render aabb.
+
+    How it is fast (the field aside): per-ray state travels as one [ROWS, m] tensor, points axis
+    first, so a wave is a few dozen whole-tensor operations. Every wave tests a window of K
+    consecutive points of each ray's step lattice at once (one table lookup each), and the
+    occupied ones are its samples, composited with cumulative products; empty space between
+    windows is crossed by :meth:`_skip`, whose strides jump whole empty cubes of the grid's
+    distance table. Nothing is occupied outside the occupied cells' bounding box, so a ray starts
+    at its entry into that box (in whole steps) and ends at its exit; when that box lies inside the
+    render box no point needs the render box test."""
 
     def __init__(self, field_fn: Callable, grid: OccupancyGrid, box: RenderBox, cone_angle: float,
                  device: str | torch.device = "cpu", *, wave_samples: int = 1 << 18,
@@ -169,6 +186,21 @@ class Marcher:
         self.identity = bool(np.allclose(box.to_local, np.eye(3)))
         self.to_local = torch.tensor(box.to_local, dtype=torch.float32, device=self.device)
         self.wave_samples = wave_samples
+        self._lattice = torch.arange(MAX_STEPS_PER_WAVE, dtype=torch.float32, device=self.device)
+        # rounding room for the box tests on t: positions are good to ~1e-7 of their size
+        self._eps = 1e-5 * (1.0 + float(np.abs(np.concatenate([box.lo, box.hi])).max()))
+        self._occupied = None  # (lo, hi): no lookup finds a point outside occupied
+        self._nothing = False  # a populated grid with no occupied cell
+        self._exact_box = True  # whether samples need the render box test
+        if not grid.everything:
+            if grid.bounds is None:
+                self._nothing = True
+            else:
+                lo, hi = grid.bounds
+                self._occupied = (torch.tensor(lo - self._eps, dtype=torch.float32, device=self.device),
+                                  torch.tensor(hi + self._eps, dtype=torch.float32, device=self.device))  # fmt: skip
+                self._exact_box = not (self.identity and np.all(lo - self._eps > box.lo)
+                                       and np.all(hi + self._eps < box.hi))  # fmt: skip
 
     # geometry ---------------------------------------------------------------------------------
     def _local(self, v: torch.Tensor) -> torch.Tensor:
@@ -178,6 +210,13 @@ class Marcher:
         p = self._local(pos)
         return ((p >= self.lo) & (p <= self.hi)).all(dim=-1)
 
+    def _in_box(self, pos: torch.Tensor) -> torch.Tensor:
+        """:meth:`contains` of points given axis first, [3, ...]."""
+        p = pos if self.identity else (self.to_local @ pos.reshape(3, -1)).reshape(pos.shape)
+        shape = (3,) + (1,) * (pos.dim() - 1)
+        ok = (p >= self.lo.view(shape)) & (p <= self.hi.view(shape))
+        return ok[0] & ok[1] & ok[2]
+
     def entry(self, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
         """Slab-test entry distance into the box (inf where missed)."""
         o, d = self._local(origins), self._local(dirs)
@@ -185,6 +224,40 @@ class Marcher:
         near = torch.nan_to_num(torch.minimum(t1, t2), nan=-math.inf).amax(dim=1)
         far = torch.nan_to_num(torch.maximum(t1, t2), nan=math.inf).amin(dim=1)
         return torch.where(near <= far, near, torch.full_like(near, math.inf))
+
+    def _span(self, o: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t_in, t_end) of rays [m, 3]: every lattice point a sample can be at lies between them
+        (the exits of the render box and of the occupied cells' box, the entry of the latter,
+        with room for rounding); t_end -inf where none can be."""
+        ol, dl = self._local(o), self._local(d)
+        t1, t2 = (self.lo - self._eps - ol) / dl, (self.hi + self._eps - ol) / dl
+        t_end = torch.nan_to_num(torch.maximum(t1, t2), nan=math.inf).amin(dim=1)
+        t_in = torch.full_like(t_end, -math.inf)
+        if self._occupied is not None:
+            t1, t2 = (self._occupied[0] - o) / d, (self._occupied[1] - o) / d
+            near = torch.nan_to_num(torch.minimum(t1, t2), nan=-math.inf).amax(dim=1)
+            far = torch.nan_to_num(torch.maximum(t1, t2), nan=math.inf).amin(dim=1)
+            t_in = torch.where(near <= far, near - 1e-6 * near.abs(), math.inf)
+            t_end = torch.minimum(t_end, torch.where(near <= far, far, -math.inf))
+        t_end = t_end * torch.where(t_end > 0, 1.0 + 1e-6, 1.0 - 1e-6)  # -inf stays -inf
+        if self._nothing:
+            t_end = torch.full_like(t_end, -math.inf)
+        return t_in, t_end
+
+    def _pack(self, o: torch.Tensor, d: torch.Tensor, t: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        """The packed state [ROWS, m] of rays [m, 3] at t (lattice index n), nothing accumulated."""
+        state = torch.zeros((ROWS, t.shape[0]), device=self.device)
+        dt = d.T
+        state[_O], state[_D], state[_T], state[_N] = o.T, dt, t, n
+        state[_TIN], state[_TEND] = self._span(o, d)
+        # a stride's exit from an empty cube [c - r, c + r + 1) of cells: bound = c + sgn r + add,
+        # distance (bound - x) * inv (inv in steps of 128 cells; an axis the ray does not move along
+        # has a bound behind it and inv -inf: distance +inf)
+        ahead, still = dt > 0, dt == 0
+        state[_INV] = torch.where(still, -math.inf, 1.0 / (dt * GRID_SIZE))
+        state[_SGN] = torch.where(ahead, 1.0, -1.0)
+        state[_ADD] = torch.where(ahead, 1.0, torch.where(still, -1.0, 0.0))
+        return state
 
     def skip_empty(self, t: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
         """``if_unoccupied_advance_to_next_occupied_voxel`` for every ray: t itself if its cell is
@@ -195,41 +268,57 @@ class Marcher:
         and lands on the first lattice point past each cell's boundary. Every lattice point it
         passes over lies in an empty cell (a coarser cascade's bit includes the finer ones pooled
         into it) and the first point of each cell is visited, so it stops at exactly the first
-        lattice point in an occupied cell. That point is found here in longer strides: from an
-        empty cell the ray jumps to the first lattice point past the empty cube around it (the
-        grid's empty radius), nearly (within 1e-3 of a step, for rounding) but never past an
-        occupied cell."""
-        t = t.clone()
-        n0 = self.stepping.to_space(t)
-        k = torch.zeros_like(t)
-        tk = t.clone()
-        todo = torch.arange(t.shape[0], device=t.device)
+        lattice point in an occupied cell. :meth:`_skip` finds that point in longer strides."""
+        origins = origins.to(self.device, torch.float32)
+        dirs = dirs.to(self.device, torch.float32)
+        t = t.to(self.device, torch.float32)
+        inside = (t < MAX_DEPTH) & self.contains(origins + dirs * t[:, None])
+        t_out, _, gone = self._skip(self._pack(origins, dirs, t, self.stepping.to_space(t)))
+        return torch.where(gone | ~inside, MAX_DEPTH, t_out)
+
+    def _skip(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(t, lattice index n, gone) [m] of packed rays [ROWS, m] moved from t (index n) to the
+        first point ``from_space(n + k)``, k >= 0 whole, of their step lattice in an occupied cell
+        (gone: none is left before t_end). First the whole steps to the occupied box's entry, then
+        strides: from an empty cell the ray jumps to the first lattice point past the empty cube
+        around it (the grid's empty radius), nearly (within SKIP_SLACK of a step, for rounding)
+        but never past an occupied cell. Only the rays still walking are carried along."""
+        st, grid = self.stepping, self.grid
+        m = state.shape[1]
+        state = state.clone()
+        n0 = state[_N]
+        state[_N0] = n0
+        k = torch.ceil(st.to_space(torch.minimum(state[_TIN], state[_TEND])) - n0 - SKIP_SLACK).clamp_min_(0.0)
+        state[_K] = k
+        state[_T] = torch.where(k > 0, st.from_space(n0 + k), state[_T])
+        out = torch.empty((3, m), device=self.device)  # t, k, gone
+        rows = torch.arange(m, device=self.device)
         for _ in range(1 << 16):  # a handful of strides a ray; cell by cell only beside geometry
-            if todo.numel() == 0:
+            t, k = state[_T], state[_K]
+            pos = state[_O] + state[_D] * t
+            gone = (t > state[_TEND]) | (t >= MAX_DEPTH)
+            if self._exact_box:
+                gone |= ~self._in_box(pos)
+            if grid.everything:
+                out[:, rows] = torch.stack([t, k, gone.float()])
                 break
-            o, d = origins[todo], dirs[todo]
-            pos = o + d * tk[:, None]
-            gone = (tk >= MAX_DEPTH) | ~self.contains(pos)
-            if self.grid.everything:
-                t[todo] = torch.where(gone, torch.full_like(tk, MAX_DEPTH), tk)
+            code, x, cell, mip = grid.lookup(pos)
+            out[:, rows] = torch.stack([t, k, gone.float()])
+            walking = torch.nonzero(~gone & (code != 0)).squeeze(1)
+            if walking.numel() == 0:
                 break
-            mip = self.grid.cascade_of(pos)
-            cells, flat, inside = self.grid.cells(pos, mip)
-            stop = gone | (inside & self.grid.bits[flat])
-            t[todo[stop]] = torch.where(gone[stop], torch.full_like(tk[stop], MAX_DEPTH), tk[stop])
-            go = ~stop
-            todo, pos, d, mip, cells, tk, k = todo[go], pos[go], d[go], mip[go], cells[go], tk[go], k[go]
-            radius = torch.where(inside[go], self.grid.radius[flat[go]].to(torch.int64), 0)[:, None]
-            # the empty cube of cells [c - r, c + r] in cascade m, in NGP units
-            size = torch.ldexp(torch.ones_like(tk), mip.to(torch.int32))[:, None] / GRID_SIZE
-            corner = 0.5 - size * (GRID_SIZE / 2)
-            lo, hi = corner + (cells - radius) * size, corner + (cells + radius + 1) * size
-            dist = torch.nan_to_num((torch.where(d > 0, hi, lo) - pos) / d, nan=math.inf, posinf=math.inf)
-            exit_t = tk + dist.amin(dim=1).clamp_min(0.0)
-            n_exit = self.stepping.to_space(exit_t) - n0[todo] - 1e-3
-            k = torch.maximum(torch.ceil(n_exit), k + 1)
-            tk = self.stepping.from_space(n0[todo] + k)
-        return t
+            # the exit of the empty cube of cells [c - r, c + r] (r = code - 1), in t
+            r = code.to(x.dtype) - 1.0
+            dist = (cell + state[_SGN] * r + state[_ADD] - x) * state[_INV]
+            dist = torch.minimum(torch.minimum(dist[0], dist[1]), dist[2])
+            if mip is not None:
+                dist = torch.ldexp(dist, mip)
+            n_exit = st.to_space(t + dist.clamp_min(0.0)) - state[_N0] - SKIP_SLACK
+            k = torch.maximum(torch.ceil(n_exit), k + 1.0)
+            state[_K], state[_T] = k, st.from_space(state[_N0] + k)
+            if walking.numel() < rows.numel():
+                state, rows = state.index_select(1, walking), rows.index_select(0, walking)
+        return out[0], n0 + out[1], out[2] > 0.5
 
     # marching ---------------------------------------------------------------------------------
     def march(self, origins: torch.Tensor, dirs: torch.Tensor, *, cancelled: Callable[[], bool] | None = None,
@@ -241,73 +330,101 @@ class Marcher:
         stats.rays += n
         origins = origins.to(self.device, torch.float32)
         dirs = dirs.to(self.device, torch.float32)
-        rgb = torch.zeros((n, 3), device=self.device)
-        alpha = torch.zeros(n, device=self.device)
+        result = torch.zeros((4, n), device=self.device)  # opacity, colour
 
         t = self.entry(origins, dirs).clamp_min(0.0) + START_OFFSET
         alive = torch.isfinite(t) & self.contains(origins + dirs * torch.nan_to_num(t, posinf=0.0)[:, None])
-        t = torch.where(alive, t, torch.full_like(t, MAX_DEPTH))
-        t = self.skip_empty(t, origins, dirs)
-        rays = torch.nonzero(t < MAX_DEPTH).squeeze(1)
-        steps = 0
-        while rays.numel() and steps < MARCH_ITER:
+        rays = torch.nonzero(alive & (t < MAX_DEPTH)).squeeze(1)
+        state = self._pack(origins[rays], dirs[rays], t[rays], self.stepping.to_space(t[rays]))
+        deep = bool((state[_TEND] >= MAX_DEPTH).any()) if rays.numel() else False
+        state[_T], state[_N], gone = self._skip(state)
+        keep = torch.nonzero(~gone).squeeze(1)
+        state, rays = state.index_select(1, keep), rays.index_select(0, keep)
+        walked = 0  # lattice points each ray has had (an upper bound on its samples)
+        while rays.numel():
             if cancelled is not None and cancelled():
                 raise Cancelled("the render was cancelled")
-            k = int(min(max(self.wave_samples // rays.numel(), 1), MAX_STEPS_PER_WAVE, MARCH_ITER - steps))
-            t_next, finished = self._wave(rays, t, origins, dirs, rgb, alpha, k, stats)
-            t[rays] = t_next
-            rays = rays[~finished]
-            steps += k
+            k = int(min(max(self.wave_samples // rays.numel(), 1), MAX_STEPS_PER_WAVE))
+            capped = walked + k > MARCH_ITER
+            state, finished = self._wave(state, k, deep, capped, stats)
+            walked += k
             stats.waves += 1
+            result[:, rays] = state[_RGBA]
+            keep = torch.nonzero(~finished).squeeze(1)
+            state, rays = state.index_select(1, keep), rays.index_select(0, keep)
+        rgb, alpha = result[1:].T, result[0]
         hit = alpha > MIN_HIT_OPACITY
         stats.hits += int(hit.sum())
         return torch.where(hit[:, None], rgb, 0.0), torch.where(hit, alpha, 0.0)
 
-    def _wave(self, rays, t_all, origins, dirs, rgb, alpha, k, stats):
-        """K samples of each ray in ``rays``, evaluated in one batch and composited in order;
-        returns (t after the wave, finished [len(rays)])."""
-        o, d = origins[rays], dirs[rays]
-        t = t_all[rays]
-        m = rays.numel()
-        ts = torch.zeros((k, m), device=self.device)
-        dts = torch.zeros((k, m), device=self.device)
-        valid = torch.zeros((k, m), dtype=torch.bool, device=self.device)
-        live = torch.ones(m, dtype=torch.bool, device=self.device)
-        for j in range(k):
-            idx = torch.nonzero(live).squeeze(1)
-            if idx.numel() == 0:
-                break
-            tj = self.skip_empty(t[idx], o[idx], d[idx])
-            out = tj >= MAX_DEPTH
-            live[idx[out]] = False
-            idx, tj = idx[~out], tj[~out]
-            dt = self.stepping.dt(tj)
-            ts[j, idx], dts[j, idx], valid[j, idx] = tj, dt, True
-            t[idx] = tj + dt
+    def _wave(self, state: torch.Tensor, k: int, deep: bool, capped: bool,
+              stats: MarchStats) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """The next K points of each ray's step lattice, tested at once: those in occupied cells
+        are its samples (up to MARCH_ITER a ray), evaluated in one batch and composited in order;
+        rays whose last point was empty then skip to their next occupied one. Returns (the state
+        after the wave, finished [m])."""
+        st, m = self.stepping, state.shape[1]
+        if st.exponential:
+            ts = st.from_space(st.to_space(state[_T])[:, None] + self._lattice[:k])  # [m, K]
+            ts[:, 0] = state[_T]
+        else:  # t += dt in float32, one step after another, as instant-ngp (and its rounding) goes
+            ts = torch.empty((k, m), device=self.device)
+            ts[0] = state[_T]
+            for j in range(1, k):
+                torch.add(ts[j - 1], MIN_STEP, out=ts[j])
+            ts = ts.T.contiguous()
+        pos = state[_O, :, None] + state[_D, :, None] * ts  # [3, m, K]
+        if self.grid.everything:
+            valid = self._in_box(pos)
+        else:
+            valid = self.grid.lookup(pos)[0] == 0
+            if self._exact_box:
+                valid &= self._in_box(pos)
+        if deep:
+            valid &= ts < MAX_DEPTH
+        if capped:  # MARCH_ITER samples a ray at most
+            valid &= (state[_COUNT, :, None] + valid.cumsum(dim=1)) <= MARCH_ITER
+        state[_COUNT] += valid.sum(dim=1)
 
-        sel = torch.nonzero(valid)  # (j, ray) pairs in j-major order
-        points = o[sel[:, 1]] + d[sel[:, 1]] * ts[sel[:, 0], sel[:, 1]][:, None]
-        density, colour = self.field(points, d[sel[:, 1]])
+        sel = torch.nonzero(valid.reshape(-1)).squeeze(1)  # ray-major: each ray's samples in order
+        rays = torch.div(sel, k, rounding_mode="floor")
+        od = state[:6].T.contiguous().index_select(0, rays)  # origins and directions of the samples, [S, 6]
+        d = od[:, 3:].contiguous()
+        points = od[:, :3] + d * ts.reshape(-1).index_select(0, sel)[:, None]
+        density, colour = self.field(points, d)
         stats.samples += int(sel.shape[0])
-        sigma = torch.zeros((k, m), device=self.device)
-        col = torch.zeros((k, m, 3), device=self.device)
-        sigma[sel[:, 0], sel[:, 1]] = density.float()
-        col[sel[:, 0], sel[:, 1]] = colour.float()
+        sigma = torch.zeros(m * k, device=self.device).index_copy_(0, sel, density.float()).view(m, k)
+        col = torch.zeros((m * k, 3), device=self.device).index_copy_(0, sel, colour.float()).view(m, k, 3)
 
-        c, a = rgb[rays], alpha[rays]
-        done = torch.zeros(m, dtype=torch.bool, device=self.device)
-        for j in range(k):
-            step = valid[j] & ~done
-            a_j = 1.0 - torch.exp(-sigma[j] * dts[j])
-            w = torch.where(step, a_j * (1.0 - a), 0.0)
-            c = c + col[j] * w[:, None]
-            a = a + w
-            full = step & (a > 1.0 - self.min_transmittance)
-            c = torch.where(full[:, None], c / a[:, None], c)
-            a = torch.where(full, a / a, a)
-            done |= full
-        rgb[rays], alpha[rays] = c, a
-        return t, done | ~live
+        # front to back: weight = alpha * (1 - opacity before), opacity = the running sum of weights;
+        # past 1 - min_transmittance the ray stops there, colour and opacity divided by it
+        dt = MIN_STEP if not st.exponential else st.dt(ts)
+        clear = torch.exp(-sigma * dt)  # 1 - alpha
+        a0 = state[_A]
+        before = torch.cat([(1.0 - a0)[:, None], clear[:, :-1]], dim=1).cumprod(dim=1)
+        w = (1.0 - clear) * before
+        opacity = w.cumsum(dim=1) + a0[:, None]
+        full = opacity > 1.0 - self.min_transmittance  # once true, true to the end of the window
+        w = w * torch.cat([torch.ones_like(full[:, :1]), ~full[:, :-1]], dim=1)
+        a = a0 + w.sum(dim=1)
+        c = state[_RGB] + (w[:, :, None] * col).sum(dim=1).T
+        stop = full[:, -1]
+        state[_A] = torch.where(stop, a / a, a)
+        state[_RGB] = torch.where(stop, c / a, c)
+
+        # on along the lattice; from an empty last point, skip to the next occupied one
+        last = ts[:, -1]
+        state[_T] = last + (MIN_STEP if not st.exponential else st.dt(last))
+        finished = stop | (state[_T] > state[_TEND]) | (state[_COUNT] >= MARCH_ITER)
+        if not self.grid.everything:
+            walk = torch.nonzero(~finished & ~valid[:, -1]).squeeze(1)
+            if walk.numel():
+                walkers = state.index_select(1, walk)
+                walkers[_N] = st.to_space(walkers[_T])
+                t, _, gone = self._skip(walkers)
+                state[_T, walk] = t
+                finished[walk] |= gone
+        return state, finished
 
 
 def srgb_to_linear(c: torch.Tensor) -> torch.Tensor:
