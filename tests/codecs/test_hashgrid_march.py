@@ -15,7 +15,9 @@ torch = pytest.importorskip("torch")
 
 from holoscope.codecs.hashgrid.cameras import camera_rays, scene_transform  # noqa: E402
 from holoscope.codecs.hashgrid import occupancy as occ  # noqa: E402
-from holoscope.codecs.hashgrid.neural.density_grid import OccupancyGrid, empty_radius  # noqa: E402
+from holoscope.codecs.hashgrid.neural import march as march_module  # noqa: E402
+from holoscope.codecs.hashgrid.neural.density_grid import (OccupancyGrid, empty_radius, pooled_closure,  # noqa: E402
+                                                           skip_radius)  # fmt: skip
 from holoscope.codecs.hashgrid.neural.field import FieldLayout, NerfField  # noqa: E402
 from holoscope.codecs.hashgrid.neural.march import (MAX_STEP, MIN_STEP, Marcher, MarchStats, RenderBox,  # noqa: E402
                                                     Stepping, cone_angle_of, over_background)  # fmt: skip
@@ -130,6 +132,44 @@ def test_the_empty_radius_is_the_largest_empty_cube_around_a_cell():
         assert radius[0, x, y, z] == r, (x, y, z)
 
 
+def test_the_skip_radius_cube_is_empty_in_every_cascade_and_exact_up_to_15():
+    """Outside a cascade that another encloses counts as occupied; outside the outermost, as empty.
+    Radii past 15 come from the pooled grid: a lower bound, never more than the empty cube."""
+    rng = np.random.default_rng(9)
+    values = (rng.random(3 * 128**3) < 2e-5).astype(np.float32)
+    occupied = pooled_closure(bitfield_from_density(values, 3))
+    radius = skip_radius(occupied)
+    assert radius.max() > 15
+    for m in range(3):
+        padded = np.pad(occupied[m], 128, constant_values=m < 2)
+        cells = np.argwhere(~occupied[m])
+        for x, y, z in cells[rng.choice(len(cells), 150, replace=False)]:
+            r = int(radius[m, x, y, z])
+            x, y, z = x + 128, y + 128, z + 128
+            assert not padded[x - r : x + r + 1, y - r : y + r + 1, z - r : z + r + 1].any(), (m, x, y, z, r)
+            exact = 0
+            while exact < 15 and not padded[x - exact - 1 : x + exact + 2, y - exact - 1 : y + exact + 2,
+                                            z - exact - 1 : z + exact + 2].any():  # fmt: skip
+                exact += 1
+            assert r >= exact, (m, x, y, z, r, exact)
+
+
+def test_the_marchs_lookup_table_agrees_with_occupied_at_and_the_radius():
+    rng = np.random.default_rng(10)
+    bits = rng.random((3, 128, 128, 128)) < 0.01
+    grid = OccupancyGrid(bits, 2)
+    points = torch.from_numpy(rng.uniform(-2.0, 3.0, (20000, 3)).astype(np.float32))
+    points[:500] = torch.from_numpy(rng.integers(-140, 140, (500, 3)) / 128 + 0.5).float()  # on cell faces
+    code, _, cell, mip = grid.lookup(points.T.contiguous())
+    np.testing.assert_array_equal((code == 0).numpy(), grid.occupied(points).numpy())
+    np.testing.assert_array_equal(mip.numpy(), grid.cascade_of(points).numpy())
+    cells, flat, inside = grid.cells(points, grid.cascade_of(points))
+    np.testing.assert_array_equal(cell.T[inside].numpy(), cells[inside].numpy())
+    empty = inside & (code != 0)
+    np.testing.assert_array_equal(code[empty].numpy() - 1, grid.radius[flat[empty]].numpy())
+    assert np.all(code[~inside].numpy() == 1)  # outside the grid: empty, radius 0
+
+
 def test_a_ray_in_an_empty_cell_moves_whole_steps_to_just_past_its_boundary():
     s = Stepping(0.0)
     origin, d, t = torch.tensor([[0.0, 0.3, 0.3]]), torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0.101])
@@ -159,6 +199,28 @@ def test_skipping_lands_where_instant_ngps_cell_walk_lands(aabb_scale):
     got = marcher.skip_empty(t, origins, dirs)
     want = _instant_ngp_skip(marcher, t, origins, dirs)
     assert (want < 16384).sum() > 20 and (want == 16384).sum() > 20
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5)
+
+
+def test_skipping_inside_a_render_box_larger_than_the_occupied_cells_lands_where_the_walk_lands():
+    """Occupied cells well inside the box: the march then needs no box test on its points."""
+    rng = np.random.default_rng(5)
+    values = np.zeros(3 * 128**3, np.float32)
+    ball = rng.random(128**3) < 0.02
+    cells = np.stack(np.meshgrid(*[np.arange(128)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    values[:128**3] = occ.grid_to_morton((ball & (np.abs(cells - 70).max(1) < 30)).reshape(128, 128, 128))
+    box = RenderBox(np.full(3, -1.5), np.full(3, 2.5))
+    grid = OccupancyGrid(bitfield_from_density(values, 3), 2)
+    marcher = Marcher(None, grid, box, cone_angle_of(4))
+    assert not marcher._exact_box
+    n = 400
+    origins = torch.from_numpy(rng.uniform(-1.5, 2.5, (n, 3))).float()
+    towards = torch.from_numpy(rng.uniform(0.3, 0.8, (n, 3))).float() - origins  # most rays cross the cells
+    dirs = towards / towards.norm(dim=1, keepdim=True)
+    t = torch.full((n,), 1e-6)
+    got = marcher.skip_empty(t, origins, dirs)
+    want = _instant_ngp_skip(marcher, t, origins, dirs)
+    assert (want < 16384).sum() > 50 and (want == 16384).sum() > 20
     np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=2e-5)
 
 
@@ -334,3 +396,50 @@ def test_the_render_box_crops_the_scene_and_instant_ngps_empty_default_means_the
     right = np.zeros_like(core)
     right[:, 13:] = True
     assert np.all(image[core & right] == 0)
+
+
+@pytest.mark.parametrize("aabb_scale", [1, 4])
+def test_the_picture_does_not_depend_on_the_wave_size_or_the_box_test(aabb_scale):
+    """Windows of one point or of 32, and the render box test on every point or on none."""
+    snap = analytic_nerf("L8F4", params_type="float", aabb_scale=aabb_scale, sharpness=60.0).snapshot
+    cam = camera_at(snap, (0.8, 0.9, 2.0), (0.5, 0.5, 0.5), 20, 16, 30.0)
+    rays = rays_of(cam, snap)
+    pictures = []
+    for wave_samples, exact_box in ((1 << 17, False), (64, False), (1 << 17, True)):
+        marcher = marcher_of(snap, wave_samples=wave_samples)[1]
+        assert not marcher._exact_box
+        marcher._exact_box = exact_box
+        with torch.inference_mode():
+            colour, alpha = marcher.march(*rays)
+        pictures.append(torch.cat([colour, alpha[:, None]], 1))
+    assert pictures[0].abs().max() > 0.1
+    for other in pictures[1:]:
+        np.testing.assert_allclose(other.numpy(), pictures[0].numpy(), atol=1e-5)
+
+
+def test_a_rotated_render_box_is_tested_on_every_point():
+    """A 90 degree turn about z maps the local box [-1, 0] x [0, 1] x [0, 1] onto the unit cube."""
+    snap = analytic_nerf("L8F4", params_type="float", occupancy="all", sharpness=60.0).snapshot
+    cam = camera_at(snap, (0.8, 0.9, 2.0), (0.5, 0.5, 0.5), 20, 16, 30.0)
+    field = NerfField(FieldLayout.of(snap), parameters(snap))
+    turn = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    plain = Marcher(field, OccupancyGrid.of(snap), RenderBox(np.zeros(3), np.ones(3)), 0.0)
+    turned = Marcher(field, OccupancyGrid.of(snap), RenderBox(np.array([-1.0, 0, 0]), np.array([0.0, 1, 1]), turn), 0.0)
+    assert turned._exact_box
+    with torch.inference_mode():
+        (c0, a0), (c1, a1) = plain.march(*rays_of(cam, snap)), turned.march(*rays_of(cam, snap))
+    assert a0.max() > 0.5
+    np.testing.assert_allclose(a1.numpy(), a0.numpy(), atol=1e-5)
+    np.testing.assert_allclose(c1.numpy(), c0.numpy(), atol=1e-5)
+
+
+def test_a_ray_takes_at_most_march_iter_samples(monkeypatch):
+    density = 0.9
+    scene = analytic_nerf("L8F4", fog=math.log(density), params_type="float")
+    snap = scene.snapshot
+    cam = camera_at(snap, (0.5, 0.5, 3.0), (0.5, 0.5, 0.5), 9, 9, 10.0)
+    monkeypatch.setattr(march_module, "MARCH_ITER", 50)
+    stats = MarchStats()
+    _, alpha = marcher_of(snap, wave_samples=9 * 9 * 32)[1].march(*rays_of(cam, snap), stats=stats)
+    assert stats.samples <= 50 * 81
+    assert alpha[40].item() == pytest.approx(1 - math.exp(-density * 50 * MIN_STEP), rel=1e-4)  # the centre pixel
