@@ -132,14 +132,14 @@ def test_the_empty_radius_is_the_largest_empty_cube_around_a_cell():
         assert radius[0, x, y, z] == r, (x, y, z)
 
 
-def test_the_skip_radius_cube_is_empty_in_every_cascade_and_exact_up_to_15():
+def test_the_skip_radius_cube_is_empty_in_every_cascade_and_exact_up_to_7():
     """Outside a cascade that another encloses counts as occupied; outside the outermost, as empty.
-    Radii past 15 come from the pooled grid: a lower bound, never more than the empty cube."""
+    Radii past 7 come from the pooled grid: a lower bound, never more than the empty cube."""
     rng = np.random.default_rng(9)
     values = (rng.random(3 * 128**3) < 2e-5).astype(np.float32)
     occupied = pooled_closure(bitfield_from_density(values, 3))
     radius = skip_radius(occupied)
-    assert radius.max() > 15
+    assert radius.max() > 7
     for m in range(3):
         padded = np.pad(occupied[m], 128, constant_values=m < 2)
         cells = np.argwhere(~occupied[m])
@@ -148,7 +148,7 @@ def test_the_skip_radius_cube_is_empty_in_every_cascade_and_exact_up_to_15():
             x, y, z = x + 128, y + 128, z + 128
             assert not padded[x - r : x + r + 1, y - r : y + r + 1, z - r : z + r + 1].any(), (m, x, y, z, r)
             exact = 0
-            while exact < 15 and not padded[x - exact - 1 : x + exact + 2, y - exact - 1 : y + exact + 2,
+            while exact < 7 and not padded[x - exact - 1 : x + exact + 2, y - exact - 1 : y + exact + 2,
                                             z - exact - 1 : z + exact + 2].any():  # fmt: skip
                 exact += 1
             assert r >= exact, (m, x, y, z, r, exact)

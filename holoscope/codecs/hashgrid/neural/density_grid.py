@@ -7,11 +7,11 @@ A point's cascade is ``mip_from_pos`` (``frexp(max|p - 0.5|)``'s exponent + 1, c
 0..127 is empty. Without a populated grid every point inside the aabb counts as occupied.
 
 For skipping empty space in large strides, each empty cell also gets its *empty radius*: an r
-(up to 120) such that the cube of (2r + 1)^3 cells around it in its cascade is empty. Inside a
+(up to 112) such that the cube of (2r + 1)^3 cells around it in its cascade is empty. Inside a
 cascade that another one encloses, cells past the grid's edge count as occupied (points there
 are looked up in the coarser cascade); past the edge of the outermost cascade they count as
-empty (points there are outside every grid, hence empty). The radius is exact up to 15 and a
-lower bound beyond (from the same search on the grid pooled 2x, 4x and 8x). Its emptiness is
+empty (points there are outside every grid, hence empty). The radius is exact up to 7 and a
+lower bound beyond (from the same search on the grid pooled 2x, 4x, 8x and 16x). Its emptiness is
 that of the grid with every cascade OR-ed with the finer ones pooled into it (as instant-ngp's
 bitfield is), so every point inside the cube lies in an empty cell of its own cascade.
 
@@ -27,8 +27,9 @@ import torch
 
 from holoscope.codecs.hashgrid.occupancy import GRID_SIZE, max_cascade, occupancy_of
 
-MAX_RADIUS = 15
-POOL_LEVELS = 3  # the radius search also runs on the grid pooled 2x, 4x, 8x: radii up to 8 * 15
+MAX_RADIUS = 15  # empty_radius's default search
+SKIP_RADIUS = 7  # skip_radius's search at each pooling level
+POOL_LEVELS = 4  # the search also runs on the grid pooled 2x, 4x, 8x, 16x: radii up to 16 * 7
 PAD = GRID_SIZE + 2  # the code table's cells per axis: the grid and one outside cell either side
 
 
@@ -66,29 +67,34 @@ def empty_radius(occupied: np.ndarray, limit: int = MAX_RADIUS, closed: np.ndarr
     return radius
 
 
+def _pool2(occupied: np.ndarray) -> np.ndarray:
+    """[..., n, n, n] bools OR-ed over 2x2x2 blocks -> [..., n/2, n/2, n/2]."""
+    out = occupied[..., 0::2, :, :] | occupied[..., 1::2, :, :]
+    out = out[..., 0::2, :] | out[..., 1::2, :]
+    return out[..., 0::2] | out[..., 1::2]
+
+
 def pooled_closure(bits: np.ndarray) -> np.ndarray:
     """Every cascade m >= 1 OR-ed with cascade m - 1 (already so closed) pooled 2x2x2 into its central
     64^3 cells (``bitfield_max_pool``): a no-op on instant-ngp's own bitfields."""
     out = bits.copy()
     half, quarter = GRID_SIZE // 2, GRID_SIZE // 4
     for m in range(1, out.shape[0]):
-        pooled = out[m - 1].reshape(half, 2, half, 2, half, 2).any(axis=(1, 3, 5))
-        out[m, quarter : quarter + half, quarter : quarter + half, quarter : quarter + half] |= pooled
+        out[m, quarter : quarter + half, quarter : quarter + half, quarter : quarter + half] |= _pool2(out[m - 1])
     return out
 
 
 def skip_radius(occupied: np.ndarray, levels: int = POOL_LEVELS) -> np.ndarray:
     """uint8 [C, 128, 128, 128]: an empty radius of every cell of a cascaded grid (the largest up
-    to 15, else twice that of its block of the grid pooled 2x, when larger, recursively): outside
+    to 7, else twice that of its block of the grid pooled 2x, when larger, recursively): outside
     the grid counts as occupied, except around the outermost cascade. ``occupied`` is pooled-closed."""
     closed = np.arange(occupied.shape[0]) < occupied.shape[0] - 1
     grids = [occupied]
     for _ in range(levels):
-        c, n = grids[-1].shape[:2]
-        grids.append(grids[-1].reshape(c, n // 2, 2, n // 2, 2, n // 2, 2).any(axis=(2, 4, 6)))
+        grids.append(_pool2(grids[-1]))
     radius = None
     for grid in reversed(grids):  # coarsest first: a block's cube of radius r holds its cells' of 2r
-        own = empty_radius(grid, MAX_RADIUS, closed)
+        own = empty_radius(grid, SKIP_RADIUS, closed)
         if radius is not None:
             c, n = radius.shape[:2]
             up = np.broadcast_to((radius * 2)[:, :, None, :, None, :, None], (c, n, 2, n, 2, n, 2))
