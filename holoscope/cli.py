@@ -29,7 +29,8 @@ from holoscope.core.errors import InvalidArgument, display_path
 DEMO = "demo"
 DEMO_VIDEO = "demo-video"  # the built-in Gaussian video (holoscope.assets.demo_video)
 DEMO_NERV = "demo-nerv"  # the built-in neural video (holoscope.assets.demo_nerv, shipped)
-DEMOS = (DEMO, DEMO_VIDEO, DEMO_NERV)
+DEMO_HASHGRID = "demo-hashgrid"  # the built-in hash-grid scene (holoscope.assets.demo_hashgrid, shipped)
+DEMOS = (DEMO, DEMO_VIDEO, DEMO_NERV, DEMO_HASHGRID)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -58,8 +59,9 @@ def parse_color(text: str) -> tuple[float, float, float]:
 
 
 def _resolve_input(text: str | None) -> Path:
-    """The named file; ``demo`` (or nothing), ``demo-video`` and ``demo-nerv`` are the built-in
-    demos (the first two made and cached on first use), unless a file of that name exists here."""
+    """The named file; ``demo`` (or nothing), ``demo-video``, ``demo-nerv`` and ``demo-hashgrid``
+    are the built-in demos (the first two made and cached on first use), unless a file of that
+    name exists here."""
     from holoscope.assets.demo import demo_path
 
     if text is None or (text == DEMO and not Path(text).exists()):
@@ -72,6 +74,10 @@ def _resolve_input(text: str | None) -> Path:
         from holoscope.assets.demo_nerv import demo_nerv_path
 
         return demo_nerv_path()
+    if text == DEMO_HASHGRID and not Path(text).exists():
+        from holoscope.assets.demo_hashgrid import demo_hashgrid_path
+
+        return demo_hashgrid_path()
     return Path(text)
 
 
@@ -420,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
                                             f"list file); '{DEMO}' or nothing for the built-in demo, "
-                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' for the demo Gaussian / neural video")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
+                                            f"video / hash-grid scene")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
     g = r.add_mutually_exclusive_group()
@@ -477,7 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo, "
-                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' for the demo Gaussian / neural video")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
+                                            f"video / hash-grid scene")
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
@@ -517,7 +525,7 @@ def run_gui(argv: list[str]) -> int:
     parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
                            epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
     parser.add_argument("files", nargs="*", help=f"files or folders to open (the first one shown, the rest queued); "
-                                                 f"'{DEMO}', '{DEMO_VIDEO}' and '{DEMO_NERV}' for the built-in demos")
+                                                 f"'{DEMO}', '{DEMO_VIDEO}', '{DEMO_NERV}' and '{DEMO_HASHGRID}' for the built-in demos")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)

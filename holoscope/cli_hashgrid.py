@@ -211,7 +211,8 @@ def cmd_encode_hashgrid(args: argparse.Namespace) -> int:
     steps = args.steps or (3000 if mode == "nerf" else 2000)
     progress = progress_printer(steps, args.quiet)
     if mode == "image":
-        from holoscope.codecs.hashgrid.neural.train_image import fit_image, load_image_target
+        from holoscope.codecs.hashgrid.dataset import load_image_target
+        from holoscope.codecs.hashgrid.neural.train_image import fit_image
 
         target = load_image_target(args.input)
         result = fit_image(target, config=config, steps=steps, seconds=args.seconds, seed=args.seed,
@@ -225,7 +226,7 @@ def cmd_encode_hashgrid(args: argparse.Namespace) -> int:
         result = fit_nerf(data, config=config, steps=steps, seconds=args.seconds, seed=args.seed, device=args.device,
                           progress=progress)  # fmt: skip
         what = "NeRF (held-out views)"
-    size = write_fitted(result.document, out, image_size=getattr(result, "image_size", None), bits=args.bits)
+    size = write_fitted(result.document, out, image_size=result.image_size if mode == "image" else None, bits=args.bits)
     if not args.quiet:
         emit(f"wrote {display_path(out)}: {size:,} bytes, {what}, {result.n_params:,} parameters, {result.steps} steps "
              f"in {result.seconds:.0f} s, PSNR {result.psnr:.2f} dB")  # fmt: skip

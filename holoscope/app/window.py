@@ -135,6 +135,8 @@ class MainWindow(QMainWindow):
         self.demo_video_action = self._action("Open Demo &Video", lambda: self.open_demo(video=True), (), file_menu)
         self.demo_nerv_action = self._action("Open Demo &Neural Video", lambda: self.open_demo(neural=True), (),
                                              file_menu)  # fmt: skip
+        self.demo_hashgrid_action = self._action("Open Demo &Hash-Grid Scene", lambda: self.open_demo(hashgrid=True),
+                                                 (), file_menu)  # fmt: skip
         file_menu.addSeparator()
         self.screenshot_action = self._action("Save &Screenshot…", self.screenshot_dialog, ("Ctrl+S",), file_menu)
         self.export_action = self._action("&Export Video…", self.export_dialog, ("Ctrl+E",), file_menu)
@@ -227,16 +229,19 @@ class MainWindow(QMainWindow):
         future = self._loader.submit(job)
         future.add_done_callback(lambda f: self._opened.emit(request_id, where[0], f))
 
-    def open_demo(self, video: bool = False, neural: bool = False) -> None:
-        """The built-in demo scene, demo Gaussian video or demo neural video; the first two are
-        made on first use (the video takes seconds to encode, so that happens on the loader
-        thread, never the GUI thread), the neural video is shipped."""
+    def open_demo(self, video: bool = False, neural: bool = False, hashgrid: bool = False) -> None:
+        """The built-in demo scene, demo Gaussian video, demo neural video or demo hash-grid
+        scene; the first two are made on first use (the video takes seconds to encode, so that
+        happens on the loader thread, never the GUI thread), the neural ones are shipped."""
         from holoscope.assets.demo import demo_path
+        from holoscope.assets.demo_hashgrid import demo_hashgrid_path
         from holoscope.assets.demo_nerv import demo_nerv_path
         from holoscope.assets.demo_video import demo_video_path
 
         self.playlist, self.playlist_index = [], -1
-        if neural:
+        if hashgrid:
+            self.open_path("demo-hashgrid", locate=demo_hashgrid_path)
+        elif neural:
             self.open_path("demo-nerv", locate=demo_nerv_path)
         else:
             self.open_path("demo-video" if video else "demo", locate=demo_video_path if video else demo_path)
