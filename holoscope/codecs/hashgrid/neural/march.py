@@ -18,10 +18,12 @@ Rules followed:
   passes ``1 - 0.01`` (``render_min_transmittance``) colour and opacity are divided by it and the
   ray stops (``composite_kernel_nerf``). A finished ray whose opacity is <= 0.001 is dropped
   (``compact_kernel_nerf``).
-- Waves, as ``NerfTracer::trace``: every live ray generates its next K samples with the occupancy
-  test alone, the field is evaluated on all of them in one batch, they are composited in order,
-  and finished rays drop out. K grows as rays finish (a sample budget per wave); at most
-  10,000 steps a ray (``MARCH_ITER``).
+- Waves, as ``NerfTracer::trace``: every live ray takes its next K lattice points and tests them
+  all with the occupancy lookup (those in occupied cells are its samples, exactly the points the
+  skipping above would visit), the field is evaluated on all samples in one batch, they are
+  composited in order, finished rays drop out, and a ray whose last point was empty skips to its
+  next occupied one. K grows as rays finish (a point budget per wave); at most 10,000 samples a
+  ray (``MARCH_ITER``). How the waves are cut changes nothing in the picture.
 
 Deliberately not done: the first frame's low-discrepancy jitter of the start (up to one step; this
 marcher is deterministic), lens distortion, rolling shutter, depth of field, envmaps.
@@ -384,11 +386,11 @@ class Marcher:
             valid &= ts < MAX_DEPTH
         if capped:  # MARCH_ITER samples a ray at most
             valid &= (state[_COUNT, :, None] + valid.cumsum(dim=1)) <= MARCH_ITER
-        state[_COUNT] += valid.sum(dim=1)
+        counts = valid.sum(dim=1)
+        state[_COUNT] += counts
 
         sel = torch.nonzero(valid.reshape(-1)).squeeze(1)  # ray-major: each ray's samples in order
-        rays = torch.div(sel, k, rounding_mode="floor")
-        od = state[:6].T.contiguous().index_select(0, rays)  # origins and directions of the samples, [S, 6]
+        od = state[:6].T.contiguous().repeat_interleave(counts, dim=0)  # origins and directions, [S, 6]
         d = od[:, 3:].contiguous()
         points = od[:, :3] + d * ts.reshape(-1).index_select(0, sel)[:, None]
         density, colour = self.field(points, d)
