@@ -76,6 +76,8 @@ def test_training_is_deterministic_for_a_seed():
     c = fit_image(image, config=SMALL, steps=20, batch=256, seed=4)
     assert bytes(a.document["snapshot"]["params_binary"]) == bytes(b.document["snapshot"]["params_binary"])
     assert bytes(a.document["snapshot"]["params_binary"]) != bytes(c.document["snapshot"]["params_binary"])
+    plain = fit_image(image, config=SMALL, steps=20, batch=256, seed=3, ema=None)  # the trained weights, not their EMA
+    assert bytes(plain.document["snapshot"]["params_binary"]) != bytes(a.document["snapshot"]["params_binary"])
 
 
 def test_a_time_budget_stops_training_early():
@@ -86,7 +88,8 @@ def test_a_time_budget_stops_training_early():
 
 def test_bad_arguments_are_refused():
     image = synthetic()
-    bad = ({"steps": 0}, {"steps": 1, "batch": 0}, {"steps": 1, "seconds": -1.0}, {"steps": 1, "device": "cuda:x"})
+    bad = ({"steps": 0}, {"steps": 1, "batch": 0}, {"steps": 1, "seconds": -1.0}, {"steps": 1, "device": "cuda:x"},
+           {"steps": 1, "ema": 1.0})
     for kwargs in bad:
         with pytest.raises(InvalidArgument):
             fit_image(image, config=SMALL, **kwargs)

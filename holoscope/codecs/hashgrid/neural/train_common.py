@@ -143,6 +143,18 @@ class TcnnAdam:
         self.v = torch.zeros_like(params)
         self.grid_steps = torch.zeros(params.numel() - n_matrix, dtype=torch.int32, device=params.device)
         self.step_count = 0
+        self._table = torch.zeros(1, device=params.device)
+
+    def _correction(self, top: int) -> torch.Tensor:
+        """Adam's bias correction ``sqrt(1 - b2^t) / (1 - b1^t)`` for t = 0..top (a grid entry's
+        step count is at most the optimiser's), computed in float64 once per doubling."""
+        if self._table.numel() <= top:
+            b1, b2 = BETAS
+            t = torch.arange(2 * top + 2, dtype=torch.float64)
+            table = torch.sqrt(1 - b2**t) / (1 - b1**t)
+            table[0] = 0.0
+            self._table = table.to(self.params.dtype).to(self.params.device)
+        return self._table
 
     def step(self) -> None:
         grad = self.params.grad
@@ -166,15 +178,15 @@ class TcnnAdam:
             idx = torch.nonzero(gg).squeeze(1)
             if idx.numel():
                 g = gg[idx]
-                m = self.m[n:][idx] * b1 + (1 - b1) * g
-                v = self.v[n:][idx] * b2 + (1 - b2) * g * g
-                steps = self.grid_steps[idx] + 1
-                tf = steps.to(g.dtype)
-                rate = lr * torch.sqrt(1 - b2**tf) / (1 - b1**tf)
-                self.m[n:][idx] = m
-                self.v[n:][idx] = v
-                self.grid_steps[idx] = steps
-                self.params[n:][idx] -= rate * m / (v.sqrt() + EPSILON)
+                m = self.m[n:].index_select(0, idx).mul_(b1).add_(g, alpha=1 - b1)
+                v = self.v[n:].index_select(0, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
+                steps = self.grid_steps.index_select(0, idx).add_(1)
+                self.m[n:].index_copy_(0, idx, m)
+                self.v[n:].index_copy_(0, idx, v)
+                self.grid_steps.index_copy_(0, idx, steps)
+                rate = self._correction(self.step_count).index_select(0, steps.long()).mul_(lr)
+                step = v.sqrt_().add_(EPSILON).reciprocal_().mul_(m).mul_(rate)
+                self.params[n:].index_add_(0, idx, step, alpha=-1.0)
         self.params.grad = None
 
 

@@ -23,11 +23,13 @@ Where holoscope departs, for CPU budgets: instant-ngp evaluates every cell in ea
 first 256 steps, then a random quarter of them and as many points again in occupied cells.
 Here the first update evaluates every seen cell (:meth:`DensityGrid.evaluate_all`), and later
 ones ``samples`` points: the next cells of a fixed random sweep through the seen cells (all of
-the points for the first 256 steps, then half; the other half at random in cells above 0.01),
-so a cell gets a value of the current network once every ``seen cells / points`` updates. The
-decay per update is scaled to that coverage, ``0.95^(coverage / instant-ngp's coverage)`` (1 for
-the first 256 steps, then 1/4), so that a cell loses as much between two of its evaluations as
-in instant-ngp.
+the points for the first 256 steps, then half; the other half at random in cells above 0.01).
+For the first 256 steps the decay per update is scaled to that coverage, ``0.95^(points /
+seen cells)``, so that a cell loses as much between two of its evaluations as in instant-ngp
+(with 0.95 a cell would fade between evaluations while the network is still nearly uniform).
+After that it is instant-ngp's 0.95: the occupied cells, which the other half samples, are
+what it acts on. Measured on the fox (300 s, 2^18 points, 4 held-out views): 23.3 dB, against
+22.4 dB with the scaled decay kept throughout (stale cells stay occupied: 45% against 30%).
 """
 
 from __future__ import annotations

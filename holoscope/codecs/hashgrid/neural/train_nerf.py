@@ -21,8 +21,14 @@ Rules followed:
 - Adam (:class:`.train_common.TcnnAdam`); the stored weights are the 0.95 EMA of the trained
   ones (``Ema`` in the config), as tiny-cuda-nn serialises its inference parameters.
 - Batch size: given ``samples``, rays per batch adapt after each step so that the compacted
-  samples approach it (``rays *= samples / measured``, a multiple of 256, at most 2^18), and
-  at most 16x ``samples`` are marched (``max_samples``), as instant-ngp does with its 2^18.
+  samples approach it (``rays *= samples / measured``, rounded up to a multiple of 16 where
+  instant-ngp rounds to 256 for its 2^18, at most 2^18); at most 16x ``samples`` are marched
+  (``max_samples``) and ``samples`` trained (whole rays, in a random order), as instant-ngp
+  bounds its buffers.
+- Density grid (:mod:`.train_grid`): instant-ngp's first update evaluates every cell; then an
+  update every ``clamp(step / 16, 1, 16)`` steps, of ``grid_samples`` points (see there for
+  the CPU sweep and decay).
+- Density is ``exp`` of the log-density clamped at 15 (past which alpha is 1 anyway).
 - Held out: every ``holdout_every``-th frame (0, 8, 16 ...) is not trained on; the result's PSNR
   is their mean, rendered from the stored document (fp16 weights, fp16 density grid rebuilt
   into a bitfield as a reader does) by the inference renderer (:mod:`.march`: instant-ngp's
@@ -81,7 +87,7 @@ def split_views(n: int, holdout_every: int) -> tuple[list[int], list[int]]:
 
 def fit_nerf(dataset: NerfDataset, *, config: SnapshotConfig | None = None, steps: int, seconds: float | None = None,
              rays: int = 4096, samples: int | None = 1 << 15, seed: int = 0, device: str = "cpu",
-             progress: Progress | None = None, holdout_every: int = 8, grid_samples: int = 1 << 17,
+             progress: Progress | None = None, holdout_every: int = 8, grid_samples: int = 1 << 18,
              params_type: str = "__half") -> FitResult:  # fmt: skip
     """Train on ``dataset`` for ``steps`` steps or ``seconds`` of training, whichever ends first
     (see the module doc). ``rays`` is the first batch's ray count (fixed when ``samples`` is
@@ -139,10 +145,11 @@ def fit_nerf(dataset: NerfDataset, *, config: SnapshotConfig | None = None, step
         if clock.expired():
             break
         if step and step % update_interval(step) == 0:
-            uniform = grid_samples if step < 256 else grid_samples // 2
-            # decay scaled to the coverage: instant-ngp evaluates every cell (first 256 steps) or a quarter
-            coverage = min(1.0, uniform / max(1, grid.n_seen) / (1.0 if step < 256 else 0.25))
-            grid.update(density, uniform, grid_samples - uniform, grid_gen, decay=GRID_DECAY**coverage)
+            if step < 256:  # instant-ngp evaluates every cell: decay as much per evaluation of a cell
+                uniform, decay = grid_samples, GRID_DECAY ** min(1.0, grid_samples / max(1, grid.n_seen))
+            else:
+                uniform, decay = grid_samples // 2, GRID_DECAY
+            grid.update(density, uniform, grid_samples - uniform, grid_gen, decay=decay)
         batch = _train_batch(params, layout, cameras, images, grid, stepping, lo, hi, n_rays, samples, gen)
         if batch is None:  # no ray met an occupied cell: nothing to learn from this batch
             done = step + 1
