@@ -323,8 +323,9 @@ def test_nerf_training_is_deterministic_for_a_seed(tmp_path):
 def test_bad_training_arguments_are_refused(tmp_path):
     path, _ = sphere_dataset(tmp_path, 2)
     data = load_dataset(path)
-    for kwargs in ({"steps": 0}, {"steps": 1, "rays": 0}, {"steps": 1, "samples": 0}, {"steps": 1, "holdout_every": -1},
-                   {"steps": 1, "grid_samples": 0}, {"steps": 1, "device": "tpu"}):  # fmt: skip
+    bad = ({"steps": 0}, {"steps": 1, "rays": 0}, {"steps": 1, "samples": 0}, {"steps": 1, "holdout_every": -1},
+           {"steps": 1, "grid_samples": 0}, {"steps": 1, "device": "tpu"}, {"steps": 1, "eval_views": -1})
+    for kwargs in bad:
         with pytest.raises(InvalidArgument):
             fit_nerf(data, **kwargs)
     with pytest.raises(InvalidArgument, match="NeRF config"):

@@ -51,8 +51,8 @@ class FitResult:
     n_params: int
     loss: float = math.nan  # the last training batch's loss
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (step, seconds, batch PSNR dB)
-    view_psnr: list[float] = field(default_factory=list)  # NeRF: PSNR of each held-out view
-    held_out: list[int] = field(default_factory=list)  # NeRF: the held-out frames (dataset indices)
+    view_psnr: list[float] = field(default_factory=list)  # NeRF: PSNR of each scored held-out view
+    held_out: list[int] = field(default_factory=list)  # NeRF: the held-out frames scored (dataset indices)
 
 
 def readable(document: dict) -> dict:
