@@ -417,7 +417,7 @@ class Marcher:
         # on along the lattice; from an empty last point, skip to the next occupied one
         last = ts[:, -1]
         state[_T] = last + (MIN_STEP if not st.exponential else st.dt(last))
-        finished = stop | (state[_T] > state[_TEND]) | (state[_COUNT] >= MARCH_ITER)
+        finished = stop | (state[_T] > torch.clamp_max(state[_TEND], MAX_DEPTH)) | (state[_COUNT] >= MARCH_ITER)
         if not self.grid.everything:
             walk = torch.nonzero(~finished & ~valid[:, -1]).squeeze(1)
             if walk.numel():
