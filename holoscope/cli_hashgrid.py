@@ -215,7 +215,10 @@ def cmd_encode_hashgrid(args: argparse.Namespace) -> int:
         from holoscope.codecs.hashgrid.neural.train_image import fit_image
 
         target = load_image_target(args.input)
-        result = fit_image(target, config=config, steps=steps, seconds=args.seconds, seed=args.seed,
+        # instant-ngp's 2^16 positions a step, but no more than the image has pixels (a small
+        # image gains nothing from sampling each pixel many times a step)
+        batch = min(1 << 16, max(1 << 10, target.shape[0] * target.shape[1]))
+        result = fit_image(target, config=config, steps=steps, seconds=args.seconds, batch=batch, seed=args.seed,
                            device=args.device, progress=progress)  # fmt: skip
         what = f"image {result.image_size[0]}x{result.image_size[1]}"
     else:

@@ -186,3 +186,47 @@ def test_info_and_conversion_import_no_torch(sphere, tmp_path):
                          text=True, timeout=300, check=False)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_encode_fits_an_image_into_hgz_and_ingp(tmp_path, capsys):
+    import av
+
+    from tests.codecs.test_hashgrid_train_nerf import write_png
+
+    ys, xs = np.mgrid[0:24, 0:32]
+    rgb = np.stack([xs * 8, ys * 10, 128 + 0 * xs], -1).astype(np.uint8)
+    picture = tmp_path / "ramp.png"
+    write_png(picture, np.concatenate([rgb, np.full((24, 32, 1), 255, np.uint8)], -1))
+    out = tmp_path / "ramp.hgz"
+    assert main(["encode", "hashgrid", str(picture), "-o", str(out), "--steps", "100", "--levels", "8",
+                 "--log2-table", "12"]) == 0  # fmt: skip
+    line = capsys.readouterr().out
+    assert "image 32x24" in line and "100 steps" in line
+    psnr_reported = float(line.split("PSNR ")[1].split(" dB")[0])
+    assert psnr_reported > 25  # a smooth ramp is easy
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["mode"] == "image" and info["image_size"] == [32, 24] and info["levels"] == 8
+    shown = tmp_path / "shown.png"
+    assert main(["render", str(out), "-o", str(shown), "-q"]) == 0  # the .hgz knows its size
+    assert psnr(read_image(shown), rgb) > psnr_reported - 3  # 8-bit tables cost little
+    ingp = tmp_path / "ramp.ingp"
+    assert main(["encode", "hashgrid", str(picture), "-o", str(ingp), "--steps", "100", "--levels", "8",
+                 "--log2-table", "12", "-q"]) == 0  # fmt: skip
+    snap = open_snapshot(ingp, image_size=(32, 24))
+    assert snap.mode == "image" and snap.params_type == "__half"
+    assert av is not None
+
+
+def test_encode_trains_a_nerf_from_a_dataset_folder(tmp_path, capsys):
+    from tests.codecs.test_hashgrid_train_nerf import sphere_dataset
+
+    transforms, _ = sphere_dataset(tmp_path / "sphere", n_views=8)
+    out = tmp_path / "sphere.ingp"
+    assert main(["encode", "hashgrid", str(transforms.parent), "-o", str(out), "--steps", "3",
+                 "--log2-table", "12"]) == 0  # fmt: skip
+    assert "NeRF" in capsys.readouterr().out
+    snap = open_snapshot(out)
+    assert snap.mode == "nerf" and snap.document["snapshot"]["density_grid_binary"]
+    still = tmp_path / "still.png"
+    assert main(["render", str(out), "-o", str(still), "--size", "24x24", "-q"]) == 0
