@@ -94,6 +94,15 @@ class Stepping:
             return torch.full_like(t, MIN_STEP)
         return self.from_space(self.to_space(t) + 1.0) - t
 
+    def dt_between(self, t: torch.Tensor) -> torch.Tensor:
+        """:meth:`dt` where every t lies between the fixed-step ends (``at < t``, ``t * (1 + c) < bt``):
+        the same operations on the same values, without the branches that are not taken."""
+        return torch.exp((torch.log(t) / self.log1p_c + 1.0) * self.log1p_c) - t
+
+    def between(self, t_min: float, t_max: float, steps: int) -> bool:
+        """Whether ``steps`` steps from anywhere in [t_min, t_max] stay where :meth:`dt_between` holds."""
+        return self.exponential and t_min > self.at and t_max * (1.0 + self.cone) ** (steps + 2) < 0.999 * self.bt
+
 
 @dataclass
 class RenderBox:
@@ -188,7 +197,6 @@ class Marcher:
         self.identity = bool(np.allclose(box.to_local, np.eye(3)))
         self.to_local = torch.tensor(box.to_local, dtype=torch.float32, device=self.device)
         self.wave_samples = wave_samples
-        self._lattice = torch.arange(MAX_STEPS_PER_WAVE, dtype=torch.float32, device=self.device)
         # rounding room for the box tests on t: positions are good to ~1e-7 of their size
         self._eps = 1e-5 * (1.0 + float(np.abs(np.concatenate([box.lo, box.hi])).max()))
         self._occupied = None  # (lo, hi): no lookup finds a point outside occupied
@@ -366,15 +374,22 @@ class Marcher:
         rays whose last point was empty then skip to their next occupied one. Returns (the state
         after the wave, finished [m])."""
         st, m = self.stepping, state.shape[1]
+        # t += dt in float32, one step after another, as instant-ngp (and its rounding) goes
+        ts = torch.empty((k, m), device=self.device)
+        ts[0] = state[_T]
         if st.exponential:
-            ts = st.from_space(st.to_space(state[_T])[:, None] + self._lattice[:k])  # [m, K]
-            ts[:, 0] = state[_T]
-        else:  # t += dt in float32, one step after another, as instant-ngp (and its rounding) goes
-            ts = torch.empty((k, m), device=self.device)
-            ts[0] = state[_T]
+            t_min, t_max = (float(v) for v in torch.aminmax(state[_T]))
+            step = st.dt_between if st.between(t_min, t_max, k) else st.dt
+            dts = torch.empty((k, m), device=self.device)
+            for j in range(k):
+                dts[j] = step(ts[j])  # calc_dt
+                if j + 1 < k:
+                    torch.add(ts[j], dts[j], out=ts[j + 1])
+            dts = dts.T.contiguous()
+        else:
             for j in range(1, k):
                 torch.add(ts[j - 1], MIN_STEP, out=ts[j])
-            ts = ts.T.contiguous()
+        ts = ts.T.contiguous()  # [m, K]
         pos = state[_O, :, None] + state[_D, :, None] * ts  # [3, m, K]
         if self.grid.everything:
             valid = self._in_box(pos)
@@ -400,8 +415,7 @@ class Marcher:
 
         # front to back: weight = alpha * (1 - opacity before), opacity = the running sum of weights;
         # past 1 - min_transmittance the ray stops there, colour and opacity divided by it
-        dt = MIN_STEP if not st.exponential else st.dt(ts)
-        clear = torch.exp(-sigma * dt)  # 1 - alpha
+        clear = torch.exp(-sigma * (dts if st.exponential else MIN_STEP))  # 1 - alpha
         a0 = state[_A]
         before = torch.cat([(1.0 - a0)[:, None], clear[:, :-1]], dim=1).cumprod(dim=1)
         w = (1.0 - clear) * before
@@ -415,8 +429,7 @@ class Marcher:
         state[_RGB] = torch.where(stop, c / a, c)
 
         # on along the lattice; from an empty last point, skip to the next occupied one
-        last = ts[:, -1]
-        state[_T] = last + (MIN_STEP if not st.exponential else st.dt(last))
+        state[_T] = ts[:, -1] + (dts[:, -1] if st.exponential else MIN_STEP)
         finished = stop | (state[_T] > torch.clamp_max(state[_TEND], MAX_DEPTH)) | (state[_COUNT] >= MARCH_ITER)
         if not self.grid.everything:
             walk = torch.nonzero(~finished & ~valid[:, -1]).squeeze(1)
