@@ -75,6 +75,14 @@ def test_fixed_steps_in_unit_scenes_and_exponential_steps_between_sqrt3_over_102
     np.testing.assert_allclose(s.from_space(s.to_space(t)).numpy(), t.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_calc_dt_without_its_untaken_branches_is_the_same_float32_arithmetic():
+    s = Stepping(1 / 256)
+    t = torch.exp(torch.linspace(math.log(s.at) + 1e-4, math.log(s.bt / (1 + s.cone)) - 1e-3, 200001))
+    assert torch.equal(s.dt_between(t), s.dt(t))
+    assert s.between(0.5, 100.0, 32) and not s.between(0.4, 100.0, 32) and not s.between(0.5, 440.0, 32)
+    assert not Stepping(0.0).between(0.5, 1.0, 32)
+
+
 def _past_cell(stepping, t, pos, dirs, mip):
     """instant-ngp's advance_to_next_voxel: whole steps (at least one) to just past the boundary of
     the cell of cascade ``mip`` the point is in (DDA on 128 / 2^mip cells per unit)."""
