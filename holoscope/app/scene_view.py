@@ -59,11 +59,11 @@ class NeuralSceneView:
         """The snapshot's stored view (NeRF, SDF); None frames the bounds (image mode)."""
         if self.scene.mode == "image":
             return None
-        return self.scene.renderer().default_camera(width, height)
+        return self.scene.renderer(interactive=True).default_camera(width, height)
 
     # Rendering ---------------------------------------------------------------------------
     def _render(self, camera: Camera, cancelled: Callable[[], bool]) -> np.ndarray:
-        renderer = self.scene.renderer()
+        renderer = self.scene.renderer(interactive=True)
         if self.scene.mode == "image":
             return render_image_plane(renderer.evaluate_uv, camera, self.aspect, self.background)
         return renderer.render(camera, cancelled=cancelled)

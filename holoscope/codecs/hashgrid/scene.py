@@ -29,13 +29,16 @@ class HashGridScene:
     def mode(self) -> str:
         return self.snapshot.mode
 
-    def renderer(self, device: str | None = None):
-        """The torch renderer (parameters on the device once); built on first use."""
+    def renderer(self, device: str | None = None, *, interactive: bool = False):
+        """The torch renderer (parameters on the device once); built on first use.
+        ``interactive`` (the app): on a CPU, leave a core to the GUI thread."""
         with self._lock:
             if self._renderer is None:
-                from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer
+                from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer, leave_a_core_free
 
                 self._renderer = SceneRenderer(self.snapshot, device=device)
+                if interactive and self._renderer.device.type == "cpu":
+                    leave_a_core_free()
             return self._renderer
 
     # Framing (NeRF, SDF): what the app's camera orbits and which way is up ------------------

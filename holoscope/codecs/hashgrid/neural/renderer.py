@@ -36,6 +36,18 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def leave_a_core_free() -> int:
+    """Interactive use on a CPU: torch's intra-op threads one fewer than the cores (at least
+    one), so the GUI thread keeps a core. With every core taken, torch's threads wait on each
+    other: measured on a busy 2-core machine, a 200k-element add took 7.7 ms instead of 70 us.
+    Returns the thread count set."""
+    import os
+
+    threads = max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def _numbers(value, n: int, what: str, default: tuple = (), error: type = CorruptStream) -> tuple:
     """``n`` finite numbers (``default`` when None); ``error`` names ``what`` otherwise."""
     if value is None and default:
