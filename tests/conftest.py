@@ -50,3 +50,16 @@ def _builtin_formats() -> None:
     from holoscope.codecs.builtin import register_builtin_formats
 
     register_builtin_formats()
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors on a shared machine: one intra-op thread is many times faster (torch's
+    threads wait on each other when another process holds a core); restored afterwards. Modules
+    use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -250,3 +250,15 @@ def impact_parameters(camera: Camera, snapshot: Snapshot, centre_ngp) -> np.ndar
     to = np.asarray(centre_ngp, np.float64) - origin
     along = dirs @ to
     return np.sqrt(np.maximum(to @ to - along**2, 0.0))
+
+
+def s2l(c):
+    """sRGB -> linear (the reference formula, float64)."""
+    c = np.asarray(c, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def l2s(c):
+    """linear -> sRGB (the reference formula, float64)."""
+    c = np.asarray(c, np.float64)
+    return np.where(c < 0.0031308, 12.92 * c, 1.055 * np.maximum(c, 0) ** (1 / 2.4) - 0.055)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from holoscope.codecs.hashgrid.cameras import camera_rays, scene_transform  # noqa: E402
 from holoscope.codecs.hashgrid import occupancy as occ  # noqa: E402
@@ -25,26 +26,7 @@ from holoscope.codecs.hashgrid.neural.network import parameters  # noqa: E402
 from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer  # noqa: E402
 from holoscope.codecs.hashgrid.occupancy import bitfield_from_density  # noqa: E402
 from holoscope.core.errors import Cancelled  # noqa: E402
-from tests.hashgrid_data import analytic_nerf, camera_at, impact_parameters  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors on a shared machine: one intra-op thread is many times faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def s2l(c):
-    c = np.asarray(c, np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def l2s(c):
-    c = np.asarray(c, np.float64)
-    return np.where(c < 0.0031308, 12.92 * c, 1.055 * np.maximum(c, 0) ** (1 / 2.4) - 0.055)
+from tests.hashgrid_data import analytic_nerf, camera_at, impact_parameters, l2s, s2l  # noqa: E402
 
 
 def marcher_of(snap, **kw):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from holoscope.codecs.hashgrid.cameras import SceneTransform  # noqa: E402
 from holoscope.codecs.hashgrid.neural.network import render_image as network_render_image  # noqa: E402
@@ -16,25 +17,7 @@ from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer, default_dev
 from holoscope.codecs.hashgrid.writer import NerfExtras  # noqa: E402
 from holoscope.core.camera import Camera, look_at  # noqa: E402
 from holoscope.core.errors import Cancelled, CorruptStream, InvalidArgument  # noqa: E402
-from tests.hashgrid_data import analytic_nerf, analytic_sdf, camera_at, image_snapshot  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def s2l(c):
-    c = np.asarray(c, np.float64)
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def l2s(c):
-    c = np.asarray(c, np.float64)
-    return np.where(c < 0.0031308, 12.92 * c, 1.055 * np.maximum(c, 0) ** (1 / 2.4) - 0.055)
+from tests.hashgrid_data import analytic_nerf, analytic_sdf, camera_at, image_snapshot, l2s, s2l  # noqa: E402
 
 
 def test_the_renderer_picks_cuda_when_torch_sees_one_and_reports_its_mode():

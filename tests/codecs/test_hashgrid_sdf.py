@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from holoscope.codecs.hashgrid.cameras import DEFAULT_VIEW, camera_rays, scene_transform  # noqa: E402
 from holoscope.codecs.hashgrid.neural.renderer import SceneRenderer  # noqa: E402
@@ -16,14 +17,6 @@ from holoscope.codecs.hashgrid.neural.sdf import shade  # noqa: E402
 from tests.hashgrid_data import analytic_sdf, camera_at, impact_parameters  # noqa: E402
 
 BG = (0.2, 0.4, 0.6)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

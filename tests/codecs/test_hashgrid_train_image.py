@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 av = pytest.importorskip("av")
 
 from holoscope.codecs.hashgrid.dataset import linear_to_srgb, load_image_target, srgb_to_linear  # noqa: E402
@@ -22,16 +23,6 @@ from holoscope.core.errors import CorruptStream, FormatNotRecognized, InvalidArg
 
 W, H = 32, 24
 SMALL = SnapshotConfig(mode="image", n_levels=8, features=2, log2_table=12, hidden=2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches: one thread spends nothing on OpenMP hand-offs (and a shared machine's other
-    jobs make those expensive)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def synthetic() -> np.ndarray:

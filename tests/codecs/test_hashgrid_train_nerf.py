@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 av = pytest.importorskip("av")
 
 from holoscope.codecs.hashgrid import dataset as ds  # noqa: E402
@@ -278,16 +279,6 @@ def constant_colour_psnr(data, held) -> float:
 
 
 SMALL = dict(config=nerf_config(log2_table=14, levels=8, features=2), rays=256, samples=4096, grid_samples=1 << 15)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small batches: one thread spends nothing on OpenMP hand-offs (and a shared machine's other
-    jobs make those expensive)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_a_sphere_trains_well_above_a_constant_colour(tmp_path):
