@@ -150,3 +150,23 @@ def test_adam_leaves_grid_entries_without_gradient_alone():
     assert params[4].item() == pytest.approx(4 - 1e-2) and params[8].item() == pytest.approx(8 + 1e-2)
     assert learning_rate_at(19_999) == 1e-2 and learning_rate_at(20_000) == pytest.approx(3.3e-3)
     assert learning_rate_at(30_000) == pytest.approx(1e-2 * 0.33**2)
+
+
+@pytest.mark.parametrize("config, size, dims", [(SMALL, (40, 30), 2),
+                                                (SnapshotConfig(aabb_scale=4, log2_table=12), None, 3)])
+def test_the_training_encoding_matches_encode_and_its_gradient(config, size, dims):
+    from holoscope.codecs.hashgrid.neural.encoding import encode
+    from holoscope.codecs.hashgrid.neural.train_encoding import grid_features
+
+    _, levels, features, _, _ = config.layout(size)
+    gen = torch.Generator().manual_seed(0)
+    table = (torch.rand(sum(lv.size for lv in levels) * features, generator=gen) * 2 - 1).requires_grad_()
+    points = torch.rand(3000, dims, generator=gen)
+    reference = encode(points, table, levels, features)
+    upstream = torch.randn(reference.shape, generator=gen)
+    (reference * upstream).sum().backward()
+    expected, table.grad = table.grad.clone(), None
+    ours = grid_features(points, table, levels, features)
+    (ours * upstream).sum().backward()
+    assert torch.equal(ours, reference)
+    assert torch.allclose(table.grad, expected, atol=1e-5)
