@@ -226,8 +226,10 @@ def cmd_encode_hashgrid(args: argparse.Namespace) -> int:
         from holoscope.codecs.hashgrid.neural.train_nerf import fit_nerf
 
         data = load_dataset(dataset, downscale=args.downscale)
+        # A barely trained model's rays never turn opaque, so scoring every held-out view of a
+        # short run costs more than the run: score two views below a few hundred steps.
         result = fit_nerf(data, config=config, steps=steps, seconds=args.seconds, seed=args.seed, device=args.device,
-                          progress=progress)  # fmt: skip
+                          progress=progress, eval_views=None if steps >= 300 else 2)  # fmt: skip
         what = "NeRF (held-out views)"
     size = write_fitted(result.document, out, image_size=result.image_size if mode == "image" else None, bits=args.bits)
     if not args.quiet:

@@ -26,11 +26,14 @@ def test_every_kind_in_the_table_resolves_to_a_view_with_its_capabilities():
     assert caps[MediaKind.SPLATS] == Capabilities(interactive=True, exportable=True)
     assert caps[MediaKind.VIDEO] == Capabilities(timed=True)
     assert caps[MediaKind.SPLAT_SEQUENCE] == Capabilities(interactive=True, timed=True)
-    assert not any(c.progressive for c in caps.values()), "no progressive view yet"
+    assert caps[MediaKind.NEURAL_SCENE] == Capabilities(interactive=True, progressive=True)
+    assert [k for k, c in caps.items() if c.progressive] == [MediaKind.NEURAL_SCENE]
+    assert set(VIEW_TABLE) == set(MediaKind), "every kind of media has a view"
     assert Capabilities.of(None) == Capabilities()
 
 
 def test_a_kind_without_a_view_is_refused_and_entries_are_checked(monkeypatch):
+    monkeypatch.delitem(VIEW_TABLE, MediaKind.NEURAL_SCENE)  # as if no view were registered for it
     with pytest.raises(HoloscopeError, match="neural-scene media cannot be shown yet"):
         view_class_for(MediaKind.NEURAL_SCENE)
     monkeypatch.setitem(VIEW_TABLE, MediaKind.NEURAL_SCENE, VIEW_TABLE[MediaKind.SPLATS])

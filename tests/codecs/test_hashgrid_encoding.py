@@ -189,3 +189,20 @@ def test_run_mlp_in_chunks_matches_the_plain_product():
     x.requires_grad_()
     run_mlp(x, shape, mats).sum().backward()  # autograd (training) takes the whole batch
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_an_encoder_first_built_by_a_render_also_serves_training():
+    """The cache keeps one encoder per grid: one made inside inference mode (a render) must not
+    hold inference tensors that training's autograd then refuses."""
+    from holoscope.codecs.hashgrid.neural import encoding
+
+    levels = grid_levels(3, 2, 9, 4, growth_factor(3, 4, 40))
+    encoding._CACHE.clear()
+    points = torch.rand(64, 2)
+    table = torch.rand(grid_params(levels, 2))
+    with torch.inference_mode():
+        encode(points, table, levels, 2)
+    table.requires_grad_()
+    points.requires_grad_()  # the gradient w.r.t. positions needs the level scales saved
+    encode(points, table, levels, 2).sum().backward()
+    assert table.grad is not None and table.grad.abs().sum() > 0 and points.grad.abs().sum() > 0

@@ -231,7 +231,10 @@ def encoder(levels: tuple[Level, ...], features: int, dims: int, device: str | t
         if enc is not None:
             _CACHE.move_to_end(key)
             return enc
-    enc = GridEncoder(key[0], features, dims, key[3])
+    # Built outside inference mode even when a render asks first: the cached constants must also
+    # serve training, and autograd refuses to save inference tensors for backward.
+    with torch.inference_mode(False):
+        enc = GridEncoder(key[0], features, dims, key[3])
     with _CACHE_LOCK:
         _CACHE[key] = enc
         while len(_CACHE) > _CACHE_SIZE:
