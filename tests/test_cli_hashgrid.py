@@ -61,6 +61,9 @@ def test_info_describes_a_nerf_snapshot(sphere, capsys):
     assert info["levels"] == 8 and info["features_per_level"] == 4 and info["dense_levels"] >= 1
     assert info["density_grid_cascades"] == 1 and 0 < info["occupied_fraction_per_cascade"][0] < 0.2
     assert info["aabb_scale"] == 1 and info["params_type"] == "__half"
+    # the stored view (NGP (0.5, 0.5, 1.6) looking down NGP -z) in the dataset world: (p - 0.5) / 0.33, axes cycled
+    np.testing.assert_allclose(info["stored_camera"]["position"], [1.1 / 0.33, 0.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(info["stored_camera"]["forward"], [-1.0, 0.0, 0.0], atol=1e-6)
 
 
 def test_render_starts_from_the_stored_view(sphere, tmp_path, capsys):

@@ -110,12 +110,26 @@ class HashGridScene:
                 report["dataset_offset"] = dataset.get("offset")
                 report["training_images"] = dataset.get("n_images")
             report.update(_occupancy_report(snap))
+        if snap.mode != "image":
+            report["stored_camera"] = _stored_camera_report(snap)
         if isinstance(stored.get("background_color"), list):
             report["background_color"] = stored["background_color"]
         if isinstance(stored.get("training_step"), int):
             report["training_step"] = stored["training_step"]
         report.update(self.extra_info)
         return report
+
+
+def _stored_camera_report(snap: Snapshot) -> dict[str, Any]:
+    """The stored view in the scene's world (NeRF: the dataset's): where it is, where it looks,
+    and its vertical field of view at 1280x720."""
+    from holoscope.codecs.hashgrid.cameras import stored_camera
+
+    camera = stored_camera(snap, 1280, 720)
+    c2w = camera.camera_to_world
+    return {"position": [round(float(v), 6) for v in c2w[:3, 3]],
+            "forward": [round(float(v), 6) for v in -c2w[:3, 2]],
+            "fov_y_at_1280x720": round(camera.fov_y, 4)}  # fmt: skip
 
 
 def _occupancy_report(snap: Snapshot) -> dict[str, Any]:
