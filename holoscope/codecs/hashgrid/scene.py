@@ -125,7 +125,12 @@ def _stored_camera_report(snap: Snapshot) -> dict[str, Any]:
     and its vertical field of view at 1280x720."""
     from holoscope.codecs.hashgrid.cameras import stored_camera
 
-    camera = stored_camera(snap, 1280, 720)
+    from holoscope.core.errors import CorruptStream
+
+    try:
+        camera = stored_camera(snap, 1280, 720)
+    except CorruptStream as exc:  # info still describes the rest; a render names the problem
+        return {"unusable": str(exc)}
     c2w = camera.camera_to_world
     return {"position": [round(float(v), 6) for v in c2w[:3, 3]],
             "forward": [round(float(v), 6) for v in -c2w[:3, 2]],
