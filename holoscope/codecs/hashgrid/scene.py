@@ -65,7 +65,12 @@ class HashGridScene:
         from holoscope.codecs.hashgrid.cameras import stored_camera
         from holoscope.core.camera import UP_AXES
 
-        camera_up = stored_camera(self.snapshot, 64, 64).camera_to_world[:3, 1]
+        from holoscope.core.errors import CorruptStream
+
+        try:
+            camera_up = stored_camera(self.snapshot, 64, 64).camera_to_world[:3, 1]
+        except CorruptStream:  # an unusable stored view: the scene still opens, Y up
+            return "+y"
         return max(UP_AXES, key=lambda k: float(UP_AXES[k] @ camera_up))
 
     def release(self) -> None:
