@@ -17,6 +17,7 @@ import numpy as np
 
 from holoscope.core.camera import Camera
 from holoscope.core.camera_rig import Bounds
+from holoscope.core.errors import CorruptStream
 from holoscope.core.frames import VideoFrame
 from holoscope.core.media import Media
 from holoscope.render.gl.splat_renderer import RenderSettings
@@ -59,7 +60,10 @@ class NeuralSceneView:
         """The snapshot's stored view (NeRF, SDF); None frames the bounds (image mode)."""
         if self.scene.mode == "image":
             return None
-        return self.scene.renderer(interactive=True).default_camera(width, height)
+        try:
+            return self.scene.renderer(interactive=True).default_camera(width, height)
+        except CorruptStream:  # an unusable stored view: frame the scene's bounds instead
+            return None
 
     # Rendering ---------------------------------------------------------------------------
     def _render(self, camera: Camera, cancelled: Callable[[], bool]) -> np.ndarray:
