@@ -44,6 +44,11 @@ class ProgressiveFrame:
         return self.scale >= 1.0
 
 
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """float [0, 1] sRGB -> uint8, rounded."""
+    return np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
 def image_plane_uv(camera: Camera, aspect: float) -> tuple[np.ndarray, np.ndarray]:
     """For every pixel of ``camera`` (row 0 at the top): where its ray meets the image plane as
     (u, v) in [0, 1] (v = 0 the image's top), and whether it hits the image at all."""
@@ -127,12 +132,11 @@ class ProgressiveRenderer:
             image = self._render(replace(camera, width=w, height=h), lambda: ctx.cancelled)
             seconds = time.perf_counter() - start
             self._seconds_per_pixel = seconds / (w * h)
-            rgb = np.clip(np.rint(np.asarray(image, np.float32) * 255), 0, 255).astype(np.uint8)
-            frame = ProgressiveFrame(camera, scale, rgb, seconds)
+            frame = ProgressiveFrame(camera, scale, to_rgb8(image), seconds)
             if scale < 1.0:
                 ctx.partial(frame)
         assert frame is not None
         return frame
 
 
-__all__ = ["ProgressiveFrame", "ProgressiveRenderer", "image_plane_uv", "render_image_plane"]
+__all__ = ["ProgressiveFrame", "ProgressiveRenderer", "image_plane_uv", "render_image_plane", "to_rgb8"]

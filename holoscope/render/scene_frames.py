@@ -14,19 +14,14 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 
 from holoscope.codecs.video.output import classify_output, open_output
 from holoscope.core.camera import Camera
 from holoscope.core.errors import Cancelled, InvalidArgument
+from holoscope.render.progressive import to_rgb8
 from holoscope.render.video_frames import check_frames_output_size
 
 ProgressFn = Callable[[int, int], None]
-
-
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """float [0, 1] sRGB -> uint8, rounded."""
-    return np.clip(np.rint(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 def render_scene_frames(scene, cameras: Sequence[Camera] | None, output: str | Path, *, fps: float,
@@ -66,4 +61,4 @@ def render_scene_frames(scene, cameras: Sequence[Camera] | None, output: str | P
     return len(frames)
 
 
-__all__ = ["render_scene_frames", "to_rgb8"]
+__all__ = ["render_scene_frames"]
