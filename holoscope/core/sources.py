@@ -12,7 +12,10 @@ keep its fastest path (``np.fromfile`` on the descriptor, FFmpeg opening the fil
 - :class:`FolderSource`: a local folder (unbundled SOG, splat sequences): ``member(name)`` and
   ``names()``.
 
-An HTTP source plugs in later by implementing the same few methods; no reader changes.
+Formats made of several files (a manifest and its segments, a V^3 folder, an unbundled SOG, a
+streamed-LOD scene) reach the other files through :meth:`Source.relative`: a name resolved
+against the source as a URL reference is (a file: against its folder; a folder: inside it), so
+the same reader works on a local folder and on a web server (``holoscope.core.http``).
 :func:`source_for` turns what callers hold (a ``Source``, a ``str``/``Path``, ``bytes``) into one.
 """
 
@@ -66,6 +69,16 @@ class Source:
     def head(self, n: int) -> bytes:
         return self.read_range(0, n)
 
+    def relative(self, name: str) -> Source:
+        """The source ``name`` names relative to this one, as a URL reference resolves: against
+        a file's folder, or inside a folder. Only sources that live somewhere (files, folders,
+        URLs) have neighbours."""
+        raise NotAFile(f"has no neighbouring files to read {name!r} from", path=self.label)
+
+    def exists(self) -> bool:
+        """Whether there is something to read here (a file, a folder, a URL that answers)."""
+        return True
+
     def read_limited(self, limit: int, *, what: str = "file") -> bytes:
         """The whole source, refusing one larger than ``limit`` bytes (the size is not trusted:
         at most ``limit + 1`` bytes are read)."""
@@ -110,6 +123,12 @@ class FileSource(Source):
 
     def open(self) -> BinaryIO:
         return open_regular(self.local_path)  # type: ignore[arg-type]
+
+    def relative(self, name: str) -> Source:
+        return _local_relative(self.local_path.parent, name)  # type: ignore[union-attr]
+
+    def exists(self) -> bool:
+        return self.size is not None
 
 
 class BytesSource(Source):
@@ -160,6 +179,15 @@ class FolderSource(Source):
         """The file ``name`` inside the folder (opened, and so checked, on first read)."""
         return FileSource(self.local_path / name)  # type: ignore[operator]
 
+    def relative(self, name: str) -> Source:
+        return _local_relative(self.local_path, name)  # type: ignore[arg-type]
+
+    def exists(self) -> bool:
+        try:
+            return self.local_path.is_dir()  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            return False
+
     def has(self, name: str) -> bool:
         try:
             return (self.local_path / name).is_file()  # type: ignore[operator]
@@ -172,6 +200,21 @@ class FolderSource(Source):
             return os.listdir(self.local_path)  # type: ignore[arg-type]
         except OSError as exc:
             raise os_error(exc, self.label, action="cannot list the folder") from exc
+
+
+def _local_relative(folder: Path, name: str) -> Source:
+    """``name`` (a relative reference with '/' separators) inside the local ``folder``: a folder
+    gives a FolderSource, anything else a FileSource. An absolute name is refused: a manifest
+    names its files relative to itself."""
+    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
+        raise CorruptStream(f"{name!r} is not a relative file name", path=folder)
+    path = folder.joinpath(*[part for part in name.split("/") if part not in ("", ".")])
+    try:
+        if path.is_dir():
+            return FolderSource(path)
+    except (OSError, ValueError):
+        pass
+    return FileSource(path)
 
 
 def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memoryview) -> Source:
