@@ -25,6 +25,7 @@ import io
 import os
 import stat
 from pathlib import Path
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from holoscope.core.errors import CorruptStream, NotAFile, SourceNotFound
@@ -68,6 +69,17 @@ class Source:
 
     def head(self, n: int) -> bytes:
         return self.read_range(0, n)
+
+    def iter_chunks(self, piece: int = 1 << 20, start: int = 0) -> Iterator[bytes]:
+        """The bytes from ``start`` to the end, in order, as they become available (a download
+        yields each piece as it arrives): what progressive readers consume."""
+        offset = start
+        while True:
+            data = self.read_range(offset, piece)
+            if not data:
+                return
+            yield data
+            offset += len(data)
 
     def relative(self, name: str) -> Source:
         """The source ``name`` names relative to this one, as a URL reference resolves: against
