@@ -8,11 +8,21 @@ zstandard, the WebP decoder or torch.
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 
+from holoscope.core.errors import HoloscopeError
 from holoscope.core.media import MediaKind
 from holoscope.core.registry import FormatSpec, is_registered, lazy, register
+from holoscope.core.sources import Source
+
+
+def _has(folder: Source, name: str) -> bool:
+    """Whether the folder (local, or a URL ending in '/') holds a file ``name``."""
+    try:
+        member = folder.relative(name)
+        return not member.is_folder and member.exists()
+    except (HoloscopeError, OSError):
+        return False
 
 
 # Each loader imports one reader module (a plain import statement, visible to PyInstaller and to
@@ -165,8 +175,8 @@ def _is_sog(head: bytes) -> bool:
     return head.lstrip()[:1] == b"{" and b'"means"' in head
 
 
-def _is_sog_dir(path: Path) -> bool:
-    return (path / "meta.json").is_file()
+def _is_sog_dir(folder: Source) -> bool:
+    return _has(folder, "meta.json")
 
 
 COMPRESSED_PLY = FormatSpec(
@@ -228,11 +238,10 @@ def _is_gsv(head: bytes) -> bool:
     return head[:4] == b"HSGV" or (head.lstrip()[:1] == b"{" and _GSV_MANIFEST_TAG in head)
 
 
-def _is_gsv_dir(path: Path) -> bool:
+def _is_gsv_dir(folder: Source) -> bool:
     try:
-        with open(path / "manifest.json", "rb") as fh:
-            return _GSV_MANIFEST_TAG in fh.read(4096)
-    except OSError:
+        return _GSV_MANIFEST_TAG in folder.relative("manifest.json").head(4096)
+    except (HoloscopeError, OSError):
         return False
 
 
@@ -249,12 +258,9 @@ GSV = FormatSpec(
 )
 
 
-def _is_v3_dir(path: Path) -> bool:
+def _is_v3_dir(folder: Source) -> bool:
     """A V^3 stream folder (VideoGS layout): group_info.json beside viewer_min_max.json."""
-    try:
-        return (path / "group_info.json").is_file() and (path / "viewer_min_max.json").is_file()
-    except OSError:
-        return False
+    return _has(folder, "group_info.json") and _has(folder, "viewer_min_max.json")
 
 
 V3 = FormatSpec(

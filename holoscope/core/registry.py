@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, SourceNotFound
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.sources import FolderSource, Source, source_for
+from holoscope.core.sources import Source, source_for
 
 PEEK_BYTES = 4096
 
@@ -73,7 +73,9 @@ class FormatSpec:
     magic: str = ""  # human-readable signature for listings
     writer: Callable[..., None] | None = None  # (payload, path: Path) -> None
     priority: int = 0  # higher probes first (more specific signatures)
-    directory_probe: Callable[[Path], bool] | None = None  # for formats stored as a folder
+    # For formats stored as a folder: given the folder's Source (local or a URL ending in '/'),
+    # whether it holds this format (it looks for its marker files through ``relative``).
+    directory_probe: Callable[[Source], bool] | None = None
     # Opening options this format's opener takes as keywords (what the file cannot say, such as
     # an image-mode hash grid's image size); open_media passes only these, others are ignored.
     options: tuple[str, ...] = ()
@@ -160,10 +162,10 @@ def resolve(source: Source | str | Path | bytes, forced: str | None = None) -> F
                 f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
             )
         return by_name[forced]
-    if isinstance(source, FolderSource):
+    if source.is_folder:
         # Some formats are folders (an unbundled SOG); any other directory is an error.
         for spec in specs:
-            if spec.directory_probe is not None and spec.directory_probe(source.local_path):
+            if spec.directory_probe is not None and spec.directory_probe(source):
                 return spec
     head = _head(source)
     for spec in specs:
@@ -189,7 +191,7 @@ def open_media(source: Source | str | Path | bytes, forced: str | None = None, *
     names it."""
     source = _as_source(source)
     spec = resolve(source, forced)
-    if forced is not None and not (isinstance(source, FolderSource) and spec.directory_probe is not None):
+    if forced is not None and not (source.is_folder and spec.directory_probe is not None):
         _head(source)
     given = {k: v for k, v in options.items() if k in spec.options and v is not None}
     return spec.opener(source, **given)
