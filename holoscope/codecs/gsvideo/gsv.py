@@ -21,8 +21,8 @@ import itertools
 import threading
 import logging
 import os
+import time
 import zlib
-from pathlib import Path
 from typing import Any, Iterator
 
 from holoscope.codecs.gsvideo import container
@@ -31,9 +31,10 @@ from holoscope.codecs.gsvideo.group_coder import FrameOutput, GroupDecoder
 from holoscope.codecs.gsvideo.planes import HW_TRANSFER_FORMATS, PIXEL_FORMATS, data_planes
 from holoscope.codecs.gsvideo.segment import HardwareUnavailable, decode_segment
 from holoscope.core.budget import require
-from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, display_path
+from holoscope.core.adaptive import AdaptiveController
+from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, SourceUnreadable, display_path
 from holoscope.core.media import Media
-from holoscope.core.sources import FileSource, FolderSource, Source, source_for
+from holoscope.core.sources import BytesSource, FileSource, Source, source_for
 
 log = logging.getLogger("holoscope")
 
@@ -196,7 +197,7 @@ def _fits(picture: Any, spec: Any, entry: container.GroupEntry) -> bool:
 
 
 def _media(header: container.Header, reader: _Reader, path: str, file_bytes: int, missing: list[int],
-           extra: dict) -> Media:  # fmt: skip
+           extra: dict, decode_group: Any = None) -> Media:  # fmt: skip
     stream_bytes = header.extra.get("stream_bytes", {})
     info = {
         "preset": header.preset, "codec": header.codec, "sh_degree": header.sh_degree,
@@ -214,8 +215,8 @@ def _media(header: container.Header, reader: _Reader, path: str, file_bytes: int
     }  # fmt: skip
 
     info["decode_path"] = reader.hardware.path
-    media = grouped_media(groups=[g.span for g in header.groups], decode_group=reader.decode_group, fps=header.fps,
-                          format=FORMAT_NAME, reader=READER_NAME, path=path, info=info)  # fmt: skip
+    media = grouped_media(groups=[g.span for g in header.groups], decode_group=decode_group or reader.decode_group,
+                          fps=header.fps, format=FORMAT_NAME, reader=READER_NAME, path=path, info=info)  # fmt: skip
     reader.hardware.info = media.info  # decode_path and hwdec_fallback follow the hardware choice
     return media
 
@@ -236,11 +237,33 @@ def _first_ok(header: container.Header, missing: list[int]) -> int:
     return next(i for i in range(len(header.groups)) if i not in missing)
 
 
+def _streamed(source: Source) -> bool:
+    """Whether the bytes come over a link (no local file, not memory): such a medium is marked
+    ``info["streamed"]``, and the player then stalls for late frames instead of dropping them."""
+    return source.local_path is None and not isinstance(source, BytesSource)
+
+
+def _read(source: Source, offset: int, length: int, what: str, controller: AdaptiveController | None) -> bytes:
+    """``length`` bytes of ``source`` from ``offset``, timed for the throughput estimate; a
+    failure that is not a holoscope error already (a network error after the source's own
+    retries) becomes one, so playback skips the group instead of stopping."""
+    started = time.perf_counter()
+    try:
+        data = source.read_range(offset, length)
+    except HoloscopeError:
+        raise
+    except (OSError, EOFError) as exc:
+        raise SourceUnreadable(f"{what} cannot be read ({exc})", path=source.label) from exc
+    if controller is not None:
+        controller.record(len(data), time.perf_counter() - started)
+    return data
+
+
 def open_gsv(source: Source | str | os.PathLike) -> Media:
     """Open a .gsv file (see :mod:`.container` for the layout) or a segmented layout's folder
     or manifest."""
     source = source_for(source)
-    if isinstance(source, FolderSource) or source.name.lower().endswith(MANIFEST_FILE):
+    if source.is_folder or source.name.lower().endswith(MANIFEST_FILE):
         return open_manifest(source)
     label = display_path(source.label)
     size = source.size
@@ -251,12 +274,18 @@ def open_gsv(source: Source | str | os.PathLike) -> Media:
         size = max(g.offset + g.length for g in header.groups)
     missing = [i for i, g in enumerate(header.groups) if g.offset + g.length > size]
     _announce_missing(header, missing, source.label, "the file is truncated")
+    streamed = _streamed(source)
+    bitrate = size * 8 * header.fps / header.frames
+    # One level: nothing to choose, but the reads are timed for the info panel's throughput.
+    controller = AdaptiveController([(header.preset, bitrate)], fixed=0) if streamed else None
 
     def read_segment(entry: container.GroupEntry) -> bytes:
-        return source.read_range(entry.offset, entry.length)
+        return _read(source, entry.offset, entry.length, "a segment", controller)
 
     reader = _Reader(header, read_segment, label)
-    return _media(header, reader, os.fspath(source.label), size, missing, {"layout": "file"})
+    media = _media(header, reader, os.fspath(source.label), size, missing, {"layout": "file", "streamed": streamed})
+    media.adaptive = controller  # type: ignore[attr-defined]
+    return media
 
 
 def _announce_missing(header: container.Header, missing: list[int], label: Any, why: str) -> None:
@@ -282,47 +311,97 @@ def _group_list(header: container.Header, indices: list[int]) -> str:
     return f"groups {text} of {len(header.groups)} ({sum(header.groups[i].frames for i in indices)} frames)"
 
 
-def open_manifest(source: Source | str | os.PathLike, level: str | None = None) -> Media:
-    """Open a segmented layout (its folder or ``manifest.json``) at quality ``level`` (a preset
-    name; default: ``$HOLOSCOPE_GSV_LEVEL``, else the best level)."""
+def _same_groups(levels: list[tuple[container.Header, int]]) -> bool:
+    """Whether every level cuts the frames into the same groups (then a switch between levels
+    at a group boundary shows no seam: each group decodes on its own)."""
+    spans = [[(g.start, g.frames) for g in header.groups] for header, _ in levels]
+    return all(s == spans[0] for s in spans[1:]) and len({h.fps for h, _ in levels}) == 1
+
+
+def open_manifest(source: Source | str | os.PathLike, level: str | None = None, *,
+                  adaptive: bool | None = None) -> Media:  # fmt: skip
+    """Open a segmented layout (its folder or ``manifest.json``, local or remote) at quality
+    ``level`` (a preset name; default: ``$HOLOSCOPE_GSV_LEVEL``).
+
+    Without a fixed level, a streamed layout (``adaptive`` None: a source with no local file)
+    with several levels cut into the same groups adapts its level per group
+    (:class:`holoscope.core.adaptive.AdaptiveController`, ``media.adaptive``); a local one
+    plays the best level. Segments are reached through ``source.relative``; a segment that is
+    missing or cannot be read makes its group's frames FailedFrames (a warning names the
+    group) and playback goes on."""
     source = source_for(source)
-    if isinstance(source, FolderSource):
-        if not source.has(MANIFEST_FILE):
-            raise CorruptStream("the folder holds no manifest.json", path=source.label)
-        source = source.member(MANIFEST_FILE)
+    if source.is_folder:
+        folder = source
+        source = folder.relative(MANIFEST_FILE)
+        if not source.exists():
+            raise CorruptStream("the folder holds no manifest.json", path=folder.label)
     manifest = source.read_limited(MAX_MANIFEST_BYTES, what="the manifest")
     levels = container.parse_manifest(manifest, source.label)
     wanted = level or os.environ.get("HOLOSCOPE_GSV_LEVEL")
-    chosen = levels[0]
+    fixed: int | None = None
     if wanted:
-        matches = [lv for lv in levels if lv[0].preset == wanted]
+        matches = [i for i, (h, _) in enumerate(levels) if h.preset == wanted]
         if not matches:
             raise CorruptStream(f"no quality level {wanted!r} (the manifest has {', '.join(h.preset for h, _ in levels)})",
                                 path=source.label)  # fmt: skip
-        chosen = matches[0]
-    header = chosen[0]
-    base = Path(source.local_path).parent if source.local_path is not None else None
-    if base is None:
-        raise CorruptStream("a manifest must be opened from a folder (streaming comes later)", path=source.label)
-    sizes = []
-    for g in header.groups:
-        try:
-            sizes.append(FileSource(base / g.uri).size)
-        except HoloscopeError:
-            sizes.append(None)
-    missing = [i for i, s in enumerate(sizes) if s is None]
-    _announce_missing(header, missing, source.label, "segment files are missing")
+        fixed = matches[0]
+    streamed = _streamed(source)
+    if adaptive is None:
+        adaptive = streamed
+    if adaptive and fixed is None and len(levels) > 1 and not _same_groups(levels):
+        log.info("%s: the quality levels are cut into different groups; playing the best one only",
+                 display_path(source.label))  # fmt: skip
+        adaptive = False
+    if fixed is None and not (adaptive and len(levels) > 1):
+        fixed = 0
+    controller = AdaptiveController([(h.preset, bps) for h, bps in levels], fixed=fixed)
+    header = levels[controller.level][0]  # the level the first group will be fetched at
+    local = source.local_path is not None
+    label = display_path(source.label)
+    segments: dict[str, Source] = {}
+
+    def segment_source(uri: str) -> Source:
+        found = segments.get(uri)
+        if found is None:
+            found = segments[uri] = source.relative(uri)
+        return found
+
+    missing: list[int] = []
+    if local:  # cheap here (a stat); over a link it would cost a request per segment at open
+        sizes = []
+        for g in header.groups:
+            try:
+                sizes.append(segment_source(g.uri).size)
+            except HoloscopeError:
+                sizes.append(None)
+        missing = [i for i, s in enumerate(sizes) if s is None]
+        _announce_missing(header, missing, source.label, "segment files are missing")
+        total = sum(s or 0 for s in sizes)
+    else:
+        total = sum(g.length for g in header.groups)
 
     def read_segment(entry: container.GroupEntry) -> bytes:
-        # Read no more than the file holds: the manifest's length is not trusted to size a buffer.
-        segment = FileSource(base / entry.uri)
-        size = segment.check().st_size
-        if size != entry.length:
-            raise CorruptStream(f"segment is {size:,} bytes, the manifest says {entry.length:,}", path=segment.label)
-        return segment.read_range(0, entry.length)
+        segment = segment_source(entry.uri)
+        if local:
+            # Read no more than the file holds: the manifest's length is not trusted to size a buffer.
+            size = FileSource(segment.local_path).check().st_size if segment.local_path is not None else segment.size
+            if size != entry.length:
+                raise CorruptStream(f"segment is {size:,} bytes, the manifest says {entry.length:,}", path=segment.label)
+        return _read(segment, 0, entry.length, f"segment {entry.uri!r}", controller)
 
-    reader = _Reader(header, read_segment, display_path(source.label))
-    total = sum(s or 0 for s in sizes)
-    return _media(header, reader, os.fspath(source.label), total, missing,
-                  {"layout": "segments", "levels": [f"{h.preset} ({bps / 1e6:.2f} Mbit/s)" for h, bps in levels],
-                   "level": header.preset})  # fmt: skip
+    readers = [_Reader(h, read_segment, label) for h, _ in levels]
+
+    def decode_group(index: int) -> Iterator[Any]:
+        chosen = controller.choose()
+        if media.info.get("level") != levels[chosen][0].preset:
+            media.info["level"] = levels[chosen][0].preset
+        return readers[chosen].decode_group(index)
+
+    media = _media(header, readers[controller.level], os.fspath(source.label), total, missing,
+                   {"layout": "segments", "levels": [f"{h.preset} ({bps / 1e6:.2f} Mbit/s)" for h, bps in levels],
+                    "level": header.preset, "streamed": streamed, "adaptive": controller.adaptive},
+                   decode_group=decode_group)  # fmt: skip
+    for reader in readers:
+        reader.hardware.info = media.info
+    media.adaptive = controller  # type: ignore[attr-defined]
+    return media
