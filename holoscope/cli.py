@@ -78,7 +78,22 @@ def _resolve_input(text: str | None) -> Path:
         from holoscope.assets.demo_hashgrid import demo_hashgrid_path
 
         return demo_hashgrid_path()
+    from holoscope.codecs.inputs import is_url
+
+    if is_url(text):
+        return text  # type: ignore[return-value]  # a URL stays a string: Path would fold its '//'
     return Path(text)
+
+
+def _input_bytes(path: Path | str) -> int:
+    """The size of what was opened: the local file's, or the server's Content-Length."""
+    from holoscope.codecs.inputs import is_url
+
+    if is_url(path):
+        from holoscope.core.sources import source_for
+
+        return source_for(str(path)).size or 0
+    return Path(path).stat().st_size
 
 
 def _open(path: Path | str, forced: str | None, fps: float | None = None, image_size: str | None = None):
@@ -251,7 +266,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
     if probe.kind is MediaKind.NEURAL_SCENE:
         try:
             return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
-                    "file_bytes": path.stat().st_size, **{k: _jsonable(v) for k, v in probe.info.items()}}  # fmt: skip
+                    "file_bytes": _input_bytes(path), **{k: _jsonable(v) for k, v in probe.info.items()}}  # fmt: skip
         finally:
             probe.release()
     if probe.kind is MediaKind.SPLAT_SEQUENCE:
@@ -266,7 +281,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
     if probe.kind is not MediaKind.SPLATS:
         try:
             report = {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
-                      "frames": probe.frame_count, "fps": round(probe.fps, 6), "file_bytes": path.stat().st_size}  # fmt: skip
+                      "frames": probe.frame_count, "fps": round(probe.fps, 6), "file_bytes": _input_bytes(path)}  # fmt: skip
             for key in VIDEO_INFO_KEYS:
                 value = probe.info.get(key)
                 if value is not None:
@@ -276,7 +291,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
             probe.release()
     media, cloud = probe, probe.frame(0)
     lo, hi = cloud.robust_bounds()
-    size = path.stat().st_size
+    size = _input_bytes(path)
     return {
         "file": display_path(path),
         "format": media.format,

@@ -11,11 +11,19 @@ from typing import Any
 from holoscope.codecs.sequence import is_list_file, is_sequence_folder, looks_like_glob, open_sequence
 from holoscope.core.media import Media
 from holoscope.core.registry import open_media
+from holoscope.core.sources import source_for
+
+
+def is_url(text: object) -> bool:
+    """An http(s) URL (checked without importing the network layer)."""
+    return isinstance(text, str) and text[:8].lower().startswith(("http://", "https://"))
 
 
 def is_sequence_input(text: str | os.PathLike) -> bool:
     """A folder of frames (not a folder format such as an unbundled SOG), a glob pattern that
     is not itself an existing name, or a list file (``.txt``, ``.lst``, ``.list``)."""
+    if is_url(text):
+        return False  # a URL names one file or folder format; sequences are local
     path = Path(os.fspath(text))
     try:
         if path.is_dir():
@@ -33,4 +41,6 @@ def open_input(text: str | os.PathLike, forced: str | None = None, *, fps: float
     ``options`` go to the formats that declare them (``image_size`` for hash-grid images)."""
     if forced is None and is_sequence_input(text):
         return open_sequence(text, fps=fps)
+    if is_url(text):
+        return open_media(source_for(text), forced, **options)  # type: ignore[arg-type]
     return open_media(Path(os.fspath(text)), forced, **options)

@@ -78,3 +78,12 @@ class SourceUnreadable(HoloscopeError, PermissionError):
 
 class BudgetExceeded(HoloscopeError, MemoryError):
     """Decoding the input would need more memory than the decode budget allows."""
+
+
+class NetworkError(HoloscopeError, ConnectionError):
+    """A server could not be reached or kept failing (timeouts, resets, 5xx) after the retries."""
+
+
+class UnsafeLocation(HoloscopeError, PermissionError):
+    """A URL holoscope will not follow without the user's consent: another scheme or host named
+    by a manifest, an https → http redirect, a scheme other than http(s)."""

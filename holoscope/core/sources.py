@@ -230,13 +230,18 @@ def _local_relative(folder: Path, name: str) -> Source:
 
 
 def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memoryview) -> Source:
-    """A :class:`Source` for what a caller holds: a Source (returned as is), a local path (a
-    folder gives a :class:`FolderSource`, anything else a :class:`FileSource` whose reads raise
-    the right error) or bytes (a :class:`BytesSource`)."""
+    """A :class:`Source` for what a caller holds: a Source (returned as is), an http(s) URL (an
+    :class:`~holoscope.core.http.HttpSource`), a local path (a folder gives a
+    :class:`FolderSource`, anything else a :class:`FileSource` whose reads raise the right
+    error) or bytes (a :class:`BytesSource`)."""
     if isinstance(value, Source):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return BytesSource(value)
+    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+        from holoscope.core.http import HttpSource  # the network layer only when a URL is opened
+
+        return HttpSource(value)
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         try:
