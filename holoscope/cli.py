@@ -23,7 +23,9 @@ from holoscope.cli_edges import (
     process_edges,
     report,
 )
+from holoscope.cli_network import add_cache_command, add_network_options, apply_network_options
 from holoscope.core.allocator import use_one_malloc_arena
+from holoscope.core.sources import is_url
 from holoscope.core.errors import InvalidArgument, display_path
 
 DEMO = "demo"
@@ -78,8 +80,7 @@ def _resolve_input(text: str | None) -> Path:
         from holoscope.assets.demo_hashgrid import demo_hashgrid_path
 
         return demo_hashgrid_path()
-    from holoscope.codecs.inputs import is_url
-
+    
     if is_url(text):
         return text  # type: ignore[return-value]  # a URL stays a string: Path would fold its '//'
     return Path(text)
@@ -87,8 +88,7 @@ def _resolve_input(text: str | None) -> Path:
 
 def _input_bytes(path: Path | str) -> int:
     """The size of what was opened: the local file's, or the server's Content-Length."""
-    from holoscope.codecs.inputs import is_url
-
+    
     if is_url(path):
         from holoscope.core.sources import source_for
 
@@ -437,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
+    add_network_options(common)
 
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
@@ -510,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     from holoscope.cli_encode import add_encode_parser
 
     add_encode_parser(sub, common)
+    add_cache_command(sub)
     return parser
 
 
@@ -529,7 +531,7 @@ def _glue_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
-COMMANDS = ("render", "info", "convert", "encode")
+COMMANDS = ("render", "info", "convert", "encode", "cache")
 MEMORY_HELP = ("decode budget, e.g. 2G or 512M (default: a share of the memory this process can get; "
                "also $HOLOSCOPE_MAX_MEMORY)")  # fmt: skip
 
@@ -544,11 +546,13 @@ def run_gui(argv: list[str]) -> int:
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)
+    add_network_options(parser)
     parser.add_argument("--install-desktop", action="store_true", help="register holoscope with the desktop (per user)")
     parser.add_argument("--uninstall-desktop", action="store_true", help="undo --install-desktop")
     parser.add_argument("--formats", action="store_true", help="list supported formats and exit")
     args = parser.parse_args(_glue_signed_values(argv))
     _apply_memory_option(args)
+    apply_network_options(args)
     if args.formats:
         return print_formats()
     if args.install_desktop or args.uninstall_desktop:
@@ -559,11 +563,14 @@ def run_gui(argv: list[str]) -> int:
             emit(display_path(path))
         return 0
     from holoscope.core.files import check_regular
+    from holoscope.core.http import check_url
 
     # The demos are made (the video encoded: seconds, once) before the window opens.
     args.files = [str(_resolve_input(n)) if n in DEMOS else n for n in args.files]
     for name in args.files:  # a file the app could never open fails here, before any window
-        if not _is_folder(name):
+        if is_url(name):
+            check_url(name)  # the scheme and form; the server is asked by the app's loader
+        elif not _is_folder(name):
             check_regular(name)
     from holoscope.app.main import run_app
 
@@ -617,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.print_help()
                 return 0
             _apply_memory_option(args)
+            apply_network_options(args)
             code = args.func(args)
             if sys.stdout is not None:
                 sys.stdout.flush()

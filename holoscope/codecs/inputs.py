@@ -11,12 +11,7 @@ from typing import Any
 from holoscope.codecs.sequence import is_list_file, is_sequence_folder, looks_like_glob, open_sequence
 from holoscope.core.media import Media
 from holoscope.core.registry import open_media
-from holoscope.core.sources import source_for
-
-
-def is_url(text: object) -> bool:
-    """An http(s) URL (checked without importing the network layer)."""
-    return isinstance(text, str) and text[:8].lower().startswith(("http://", "https://"))
+from holoscope.core.sources import is_url, source_for
 
 
 def is_sequence_input(text: str | os.PathLike) -> bool:

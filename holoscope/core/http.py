@@ -52,21 +52,16 @@ from holoscope.core.errors import (
     UnsafeLocation,
 )
 from holoscope.core.http_cache import BLOCK, PartCache, resource_key
-from holoscope.core.sources import Source
+from holoscope.core.sources import Source, is_url
+
+__all__ = ["HttpPolicy", "HttpSession", "HttpSource", "check_url", "configure", "default_session", "display_url",
+           "is_url", "origin"]
 
 SCHEMES = ("http", "https")
 USER_AGENT = "holoscope"
 NO_RANGES_LIMIT = 256 << 20  # a server that ignores Range: the most read in one whole download
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the next try
-
-
-def is_url(text: object) -> bool:
-    """Whether ``text`` is an http(s) URL (what the CLI and the app treat as remote)."""
-    if not isinstance(text, str):
-        return False
-    head = text[:8].lower()
-    return head.startswith("http://") or head.startswith("https://")
 
 
 def display_url(url: str) -> str:

@@ -229,6 +229,12 @@ def _local_relative(folder: Path, name: str) -> Source:
     return FileSource(path)
 
 
+def is_url(text: object) -> bool:
+    """Whether ``text`` is an http(s) URL: what the CLI, the app and :func:`source_for` treat
+    as remote (checked without importing the network layer)."""
+    return isinstance(text, str) and text[:8].lower().startswith(("http://", "https://"))
+
+
 def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memoryview) -> Source:
     """A :class:`Source` for what a caller holds: a Source (returned as is), an http(s) URL (an
     :class:`~holoscope.core.http.HttpSource`), a local path (a folder gives a
@@ -238,7 +244,7 @@ def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memo
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
         return BytesSource(value)
-    if isinstance(value, str) and value[:8].lower().startswith(("http://", "https://")):
+    if is_url(value):
         from holoscope.core.http import HttpSource  # the network layer only when a URL is opened
 
         return HttpSource(value)
