@@ -76,6 +76,7 @@ class FramePrefetcher:
         self._next_index = 0  # index the current run will produce next
         self._error: BaseException | None = None
         self._closed = False
+        self._blocked = -1  # the generation of the run waiting for room in a full queue (-1: none)
         self._end: int | None = None  # frame count learnt at the end of a stream
         self._end_at_most: int | None = None  # a run from here found nothing: the end is at or before
         self.frames_decoded = 0
@@ -205,6 +206,24 @@ class FramePrefetcher:
             return end
         with self._cond:
             return self._end_at_most
+
+    def ahead(self, index: int) -> tuple[int, bool]:
+        """``(frames, ended)``: how many decoded frames from ``index`` on the queue holds in an
+        unbroken run (what the player can show without waiting), and whether nothing more will
+        come until the consumer takes a frame (the run reached the end of the medium or failed,
+        or the queue is full: the byte budget may hold fewer frames than the player would like
+        to wait for). The player's streaming buffer is measured with this."""
+        with self._cond:
+            count, expected = 0, index
+            for i, _, _ in self._queue:
+                if i < expected:
+                    continue
+                if i != expected:
+                    break
+                count += 1
+                expected += 1
+            finished = self._run_generation == self._generation and not self._running
+            return count, finished or self._blocked == self._generation or self._error is not None
 
     @property
     def queued(self) -> int:
@@ -346,7 +365,9 @@ class FramePrefetcher:
                     if not self._accept(generation):
                         return
                     while self._full(size):
+                        self._blocked = generation
                         self._cond.wait()
+                        self._blocked = -1
                         if not self._accept(generation):
                             return
                     self._queue.append((index, frame, size))

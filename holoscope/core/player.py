@@ -6,7 +6,7 @@ index, and reports an explicit :class:`PlayerState`. Two ways to consume it:
 
 - real time (a GUI timer): :meth:`Player.poll` returns a new frame to show, or ``None`` to keep
   the current one; late frames are dropped inside the prefetcher, and a frame that is not ready
-  yet makes the state ``BUFFERING`` instead of blocking;
+  yet makes the state ``BUFFERING`` instead of blocking (but see streaming below);
 - every frame (an exporter): :meth:`Player.frame_at` waits for the frame, seeking when the
   wanted index is not on the decoder's way.
 
@@ -19,6 +19,17 @@ without an end until the decode-ahead reaches the end of the stream, which fixes
 frame due is never sought ahead of the decoder (a stream decodes forward), only backwards (a
 seek past the end reads the stream from the start to find its end, then shows the last frame);
 :meth:`Player.frame_at` past the end raises ``IndexError``.
+
+Streaming (``streamed=True``, by default ``media.info["streamed"]``: a medium read over a link):
+the read-ahead holds ``buffer_seconds`` of frames (default :data:`STREAM_BUFFER_S`, converted to
+frames with the frame rate, still bounded by the byte budget), and a frame due that is not
+decoded yet STALLS playback instead of dropping frames: the clock pauses in state
+``BUFFERING`` and resumes by itself once ``resume_seconds`` of frames are ready from the one
+due (or the decode-ahead reached the end). A local file keeps dropping late frames: its decode
+is slow, not its bytes, and stalling would only make it slower than real time. ``stats()``
+reports ``stalls``, ``stalled_s`` and ``buffer_s`` (seconds of frames ready ahead), and, for a
+medium with an adaptive controller (``media.adaptive``, see :mod:`holoscope.core.adaptive`),
+``level``, ``throughput_bps``; the player reports its buffer to that controller on every poll.
 
 A frame that could not be decoded (a :class:`FailedFrame`) is never handed out as a picture: the
 state becomes ``FAILED_FRAME``, :attr:`Player.warning` names it, the previous picture stays, and
@@ -44,6 +55,8 @@ from holoscope.core.media import Media
 from holoscope.core.playback import FramePrefetcher
 
 
+STREAM_BUFFER_S = 2.0  # seconds a streamed medium reads ahead by default
+STREAM_RESUME_S = 0.5  # seconds that must be ready before a stalled stream plays again
 READ_AHEAD_CAP = 512 << 20  # bytes: the most any player reads ahead, whatever the budget
 
 
@@ -63,11 +76,33 @@ class PlayerState(enum.Enum):
 
 class Player:
     def __init__(self, media: Media, *, max_bytes: int | None = None, capacity: int = 16, loop: bool = False,
-                 now: Callable[[], float] = time.monotonic, name: str = "holoscope-player") -> None:  # fmt: skip
+                 now: Callable[[], float] = time.monotonic, name: str = "holoscope-player",
+                 streamed: bool | None = None, buffer_seconds: float | None = None,
+                 resume_seconds: float = STREAM_RESUME_S) -> None:  # fmt: skip
+        """``capacity`` frames are read ahead, or ``buffer_seconds`` of them when given (a
+        streamed medium: :data:`STREAM_BUFFER_S` unless given); see the module doc for
+        ``streamed`` and ``resume_seconds``."""
         if (media.frame_count is not None and media.frame_count < 1) or media.fps <= 0:
             raise ValueError("a player needs a timed medium (frames and a frame rate)")
+        if buffer_seconds is not None and not 0 < buffer_seconds <= 3600:
+            raise ValueError(f"buffer_seconds must be within (0, 3600], got {buffer_seconds}")
+        if not 0 <= resume_seconds <= 3600:
+            raise ValueError(f"resume_seconds must be within [0, 3600], got {resume_seconds}")
         self.media = media
         self.fps = float(media.fps)
+        self.streamed = bool(media.info.get("streamed")) if streamed is None else bool(streamed)
+        if buffer_seconds is None and self.streamed:
+            buffer_seconds = STREAM_BUFFER_S
+        self.buffer_seconds = buffer_seconds
+        if buffer_seconds is not None:
+            capacity = max(1, math.ceil(buffer_seconds * self.fps))
+        # at least a frame, and never more than the buffer holds (else it could never resume)
+        self._resume_frames = max(1, min(math.ceil(resume_seconds * self.fps), capacity))
+        self.adaptive = getattr(media, "adaptive", None)  # the medium's quality controller, if any
+        self._now = now
+        self._stalled_since: float | None = None  # when the clock was paused for a late frame
+        self._stalled_total = 0.0
+        self.stalls = 0
         self._count: int | None = None if media.frame_count is None else int(media.frame_count)
         duration = media.duration
         self.clock = PresentationClock(math.inf if duration is None else duration, loop=loop, now=now)
@@ -93,6 +128,8 @@ class Player:
     def state(self) -> PlayerState:
         if self._failed_now and self.index == self._due():
             return PlayerState.FAILED_FRAME
+        if self._stalled_since is not None:
+            return PlayerState.BUFFERING
         if self.clock.playing:
             return PlayerState.BUFFERING if self._waiting else PlayerState.PLAYING
         count = self.frame_count
@@ -102,13 +139,41 @@ class Player:
         return PlayerState.PAUSED
 
     def play(self) -> None:
-        self.clock.play()
+        if self._stalled_since is None:  # a stalled player plays on by itself
+            self.clock.play()
 
     def pause(self) -> None:
+        self._end_stall()
         self.clock.pause()
 
     def toggle(self) -> None:
-        self.clock.toggle()
+        if self._stalled_since is not None:
+            self.pause()  # it shows as playing (buffering): toggling pauses
+        else:
+            self.clock.toggle()
+
+    @property
+    def stalled(self) -> bool:
+        """Playback waits for a streamed medium's frames (the clock is held)."""
+        return self._stalled_since is not None
+
+    def _stall(self) -> None:
+        if self._stalled_since is None and self.clock.playing:
+            self.clock.pause()
+            self._stalled_since = self._now()
+            self.stalls += 1
+
+    def _end_stall(self) -> bool:
+        """Stop counting a stall; True when there was one."""
+        if self._stalled_since is None:
+            return False
+        self._stalled_total += max(0.0, self._now() - self._stalled_since)
+        self._stalled_since = None
+        return True
+
+    def _buffer_frames(self, due: int) -> tuple[int, bool]:
+        """Frames ready from the one due (after it, once it is on screen) and whether more come."""
+        return self.prefetcher.ahead(due + 1 if self.index == due else due)
 
     @property
     def loop(self) -> bool:
@@ -146,7 +211,7 @@ class Player:
     def settled(self) -> bool:
         """Paused (or ended) with the frame due handed out (or failed): nothing to poll for."""
         due = self._due()  # first: reading the clock at the end stops it
-        return not self.clock.playing and self.index == due
+        return not self.clock.playing and self._stalled_since is None and self.index == due
 
     # Consuming -------------------------------------------------------------------------
     def _due(self) -> int:
@@ -158,6 +223,17 @@ class Player:
         """Real time: the new picture to show for the clock's time, or ``None`` (keep showing
         the current one: nothing new is due, it is not decoded yet, or it failed)."""
         due = self._due()
+        if self.adaptive is not None:
+            self.adaptive.report_buffer(self._buffer_frames(due)[0] / self.fps)
+        if self._stalled_since is not None:
+            ready, ended = self._buffer_frames(due)
+            if ready < self._resume_frames and not ended:
+                if ready == 0 and not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
+                    self.prefetcher.seek(due)  # sought while stalled
+                return None
+            self._end_stall()  # enough is ready: the clock goes on from where it stopped
+            self.clock.play()
+            due = self._due()
         if due == self.index:
             return None
         if self.index is not None and due < self.index and not self.prefetcher.covers(due):
@@ -176,6 +252,8 @@ class Player:
             elif not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
                 self.prefetcher.seek(due)
             self._waiting = True
+            if self.streamed:
+                self._stall()  # hold the clock: a stream's late frames are waited for, not dropped
             return None
         self._waiting = False
         return self._accept(due, frame)
@@ -218,8 +296,24 @@ class Player:
         return frame
 
     def stats(self) -> dict[str, Any]:
+        """Counters for the info panel: the prefetcher's, the state, and the streaming ones
+        (``streamed``, ``buffer_s``, ``stalls``, ``stalled_s``; with an adaptive medium also
+        ``level``, ``throughput_bps``, ``level_switches``)."""
         pre = self.prefetcher.stats()
-        return {"state": self.state.value, "index": self.index, "warning": self.warning, **pre}
+        due = self._due()
+        buffer_s = self._buffer_frames(due)[0] / self.fps
+        stalled = self._stalled_total
+        if self._stalled_since is not None:
+            stalled += max(0.0, self._now() - self._stalled_since)
+        out = {"state": self.state.value, "index": self.index, "warning": self.warning, **pre,
+               "streamed": self.streamed, "buffer_s": round(buffer_s, 3), "buffer_seconds": self.buffer_seconds,
+               "stalls": self.stalls, "stalled_s": round(stalled, 3)}  # fmt: skip
+        if self.adaptive is not None:
+            self.adaptive.report_buffer(buffer_s)
+            ad = self.adaptive.stats()
+            out.update(level=ad["level"], levels=ad["levels"], adaptive=ad["adaptive"],
+                       throughput_bps=ad["throughput_bps"], level_switches=ad["level_switches"])  # fmt: skip
+        return out
 
     def close(self) -> None:
         self.prefetcher.close(timeout=5.0)
