@@ -59,6 +59,18 @@ def _sog() -> ModuleType:
     return sog
 
 
+def _lod() -> ModuleType:
+    from holoscope.codecs.formats import lod
+
+    return lod
+
+
+def _lod_write() -> ModuleType:
+    from holoscope.codecs.formats import lod_write
+
+    return lod_write
+
+
 def _ksplat() -> ModuleType:
     from holoscope.codecs.formats import ksplat
 
@@ -212,6 +224,31 @@ SOG = FormatSpec(
     priority=12,
     directory_probe=_is_sog_dir,
 )
+
+
+def _is_lod(head: bytes) -> bool:
+    # lodLevels comes early in splat-transform's lod-meta.json; "tree" may lie past the peek when
+    # the file list is long, so "filenames" is taken as well.
+    return head.lstrip()[:1] == b"{" and b'"lodLevels"' in head and (b'"tree"' in head or b'"filenames"' in head)
+
+
+def _is_lod_dir(folder: Source) -> bool:
+    return _has(folder, "lod-meta.json")
+
+
+# Above SOG: both claim names ending in meta.json; the longer extension wins for writing.
+LOD = FormatSpec(
+    name="lod",
+    description="PlayCanvas streamed LOD (lod-meta.json + SOG chunks per level, splat-transform's layout)",
+    kind=MediaKind.SPLATS,
+    extensions=("lod-meta.json",),
+    opener=lazy(_lod, "open_lod"),
+    writer=lazy(_lod_write, "write_lod"),
+    probe=_is_lod,
+    magic="JSON with lodLevels + tree/filenames",
+    priority=13,
+    directory_probe=_is_lod_dir,
+)
 KSPLAT = FormatSpec(
     name="ksplat",
     description="mkkellogg GaussianSplats3D .ksplat (compression modes 0-2)",
@@ -329,7 +366,7 @@ HGZ = FormatSpec(
     priority=30,
 )
 
-BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, KSPLAT, SPLAT, GSV, V3, NERV,
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, LOD, KSPLAT, SPLAT, GSV, V3, NERV,
                                            INGP, HGZ)  # fmt: skip
 
 
