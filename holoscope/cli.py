@@ -140,6 +140,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     fps = None if args.fps is None else check_fps(args.fps, "--fps")
     if args.sh_degree is not None and not 0 <= args.sh_degree <= 3:
         raise InvalidArgument(f"--sh-degree must be 0..3, got {args.sh_degree}")
+    if args.splat_budget is not None and args.splat_budget < 1:
+        raise InvalidArgument(f"--splat-budget must be a positive number of splats, got {args.splat_budget}")
     size = parse_size(args.size) if args.size else None
     # Options, the output name and folder, and the output's memory are checked before the
     # scene is read: a mistake costs milliseconds, not a decode.
@@ -170,7 +172,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     if media.kind is not MediaKind.SPLATS:
         media.release()
         raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
-    cloud = media.frame(0)
+    budget = args.splat_budget
+    lod = getattr(media, "lod_scene", None)
+    if budget is not None and lod is None:
+        media.release()
+        raise InvalidArgument("--splat-budget applies to streamed-LOD scenes (lod-meta.json)", path=path)
+    # Under a budget a streamed-LOD scene is framed by its coarsest level, never read whole.
+    cloud = lod.coarsest_cloud() if budget is not None else media.frame(0)
     if cams is None:
         frames = 1 if kind == "image" else (args.orbit or 120)
         if up is None:  # the scene's own default: its format's, or what the file says
@@ -180,7 +188,9 @@ def cmd_render(args: argparse.Namespace) -> int:
                           near=auto_near(orbit.distance))  # fmt: skip
     settings = RenderSettings(background=background, sh_degree_limit=3 if args.sh_degree is None else args.sh_degree)
     progress = TerminalProgress(len(cams), label="rendering ")
-    n = render_to_output(cloud, cams, args.output, ExportOptions(args.codec, args.crf, settings), progress=progress)
+    cloud_for = None if budget is None else (lambda camera: lod.cloud_for_camera(camera, budget))
+    n = render_to_output(cloud, cams, args.output, ExportOptions(args.codec, args.crf, settings), progress=progress,
+                         cloud_for=cloud_for)  # fmt: skip
     if not args.quiet:
         emit(f"wrote {display_path(args.output)}: {n} frame{'s' if n != 1 else ''} of {width}x{height} "
              f"from {display_path(media.path)} ({media.reader})")
@@ -463,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--loop", action="store_true", help="sequences: loop while a longer camera path goes on")
     r.add_argument("--image-size", metavar="WxH", help="Instant-NGP image-mode snapshots: the trained image's size "
                                                        "(not stored in the file; sets the grid's level scales)")
+    r.add_argument("--splat-budget", type=int, metavar="N", help="streamed-LOD scenes (lod-meta.json): at most N "
+                   "splats per frame, coarser levels where the view needs less detail (default: full detail)")
     r.add_argument("--format", help="force the input format instead of probing")
     r.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     r.set_defaults(func=cmd_render)

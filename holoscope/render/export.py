@@ -109,6 +109,12 @@ class SplatFrameRenderer:
     def sort(self, camera: Camera) -> np.ndarray:
         return sort_back_to_front(self.cloud.means, camera.view_matrix, camera.near)
 
+    def upload(self, cloud: SplatCloud) -> None:
+        """Show another cloud (a streamed-LOD scene at other levels): the GPU buffers are reused."""
+        with self.ctx:
+            self.renderer.upload(cloud)
+        self.cloud = cloud
+
     def render(self, camera: Camera, settings: RenderSettings = RenderSettings(), order: np.ndarray | None = None) -> np.ndarray:
         """[H, W, 3] float32 (row 0 at the top), composited over the background."""
         order = self.sort(camera) if order is None else order
@@ -135,8 +141,12 @@ def render_to_output(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     ctx: moderngl.Context | None = None,
+    cloud_for: Callable[[Camera], SplatCloud] | None = None,
 ) -> int:
     """Render every camera of ``path_`` into ``output``; returns the number of frames written.
+
+    ``cloud_for``: the scene each camera needs (a streamed-LOD scene under a splat budget),
+    asked for on the sorting thread one camera ahead; without it every camera sees ``cloud``.
 
     The size is checked against the memory budget and the GL limits, and the output opened (and
     validated), before any rendering. On any error or interruption (KeyboardInterrupt included)
@@ -156,7 +166,7 @@ def render_to_output(
     ctx = ctx or create_headless_context()
     try:
         check_output_size(first.width, first.height, output, options.codec, ctx=ctx)
-        _render_all(cloud, cameras, path_.fps, output, options, ctx, progress, cancel)
+        _render_all(cloud, cameras, path_.fps, output, options, ctx, progress, cancel, cloud_for)
     finally:
         if own_ctx:
             ctx.release()
@@ -165,20 +175,28 @@ def render_to_output(
 
 def _render_all(cloud: SplatCloud, cameras: list[Camera], fps: float, output: str | Path,
                 options: ExportOptions, ctx: moderngl.Context, progress: ProgressFn | None,
-                cancel: threading.Event | None) -> None:  # fmt: skip
+                cancel: threading.Event | None,
+                cloud_for: Callable[[Camera], SplatCloud] | None = None) -> None:  # fmt: skip
     first, total = cameras[0], len(cameras)
+
+    def prepare(camera: Camera) -> tuple[SplatCloud, np.ndarray]:  # the scene for a camera, sorted
+        scene = cloud if cloud_for is None else cloud_for(camera)
+        return scene, sort_back_to_front(scene.means, camera.view_matrix, camera.near)
+
     with open_output(str(output), width=first.width, height=first.height, fps=fps,
                      codec=options.codec, crf=options.crf) as sink:  # fmt: skip
         frames = SplatFrameRenderer(cloud, ctx)
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="holoscope-sort") as pool:
-                pending = pool.submit(frames.sort, cameras[0])
+                pending = pool.submit(prepare, cameras[0])
                 for i, camera in enumerate(cameras):
                     if cancel is not None and cancel.is_set():
                         raise Cancelled("render cancelled; partial output removed", path=output)
-                    order = pending.result()
+                    scene, order = pending.result()
                     if i + 1 < total:  # sort the next view while this one draws and encodes
-                        pending = pool.submit(frames.sort, cameras[i + 1])
+                        pending = pool.submit(prepare, cameras[i + 1])
+                    if scene is not frames.cloud:
+                        frames.upload(scene)
                     rgb = frames.render(camera, options.settings, order)
                     sink.write(to_uint8(rgb))
                     if progress is not None:

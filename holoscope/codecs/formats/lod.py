@@ -274,6 +274,7 @@ class LodScene:
         self.cache: ChunkCache[int, SplatCloud] = ChunkCache(cache_bytes, lambda c: c.nbytes)
         self._lock = threading.Lock()
         self._environment: SplatCloud | None = None
+        self._last: tuple[bytes, SplatCloud] | None = None
         self.files_loaded = 0  # decodes, for tests and statistics
 
     @property
@@ -402,8 +403,18 @@ class LodScene:
         return select_for_camera(self.bound_min, self.bound_max, counts, camera, budget)
 
     def cloud_for_camera(self, camera: Camera, budget: int | None) -> SplatCloud:
-        """What ``camera`` needs under ``budget``: the finest levels that fit it."""
-        return self.cloud_for(self.select(camera, budget).levels)
+        """What ``camera`` needs under ``budget``: the finest levels that fit it. The same choice
+        as the last call gives the same cloud object (a renderer then keeps what it uploaded)."""
+        levels = self.select(camera, budget).levels
+        key = levels.tobytes()
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        cloud = self.cloud_for(levels)
+        with self._lock:
+            self._last = (key, cloud)
+        return cloud
 
     def fetch_plan(self, selection: LodSelection) -> list[int]:
         """Files to fetch, in order (coarse first, then finer by need), for ``selection``."""
