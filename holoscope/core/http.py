@@ -665,6 +665,7 @@ class HttpSource(Source):
                         if res.size is not None and position + len(pending) < res.size:
                             reply.discard()
                             raise _Retry("the connection closed mid-transfer")
+                        _finish(reply, True)
                         break
                     self.session.meter.add(len(data), time.monotonic() - began)
                     self.session._count("bytes", len(data))
@@ -785,11 +786,23 @@ def _read_body(reply: _Response, want: int, session: HttpSession, began: float,
     got = len(out) - start_len
     session._count("bytes", got)
     session.meter.add(got, time.monotonic() - began)
-    if reply.resp.isclosed() is False and (got < want or reply.resp.length not in (0, None)):
-        reply.discard()  # unread body left: this connection cannot be reused
+    _finish(reply, got >= want)
     if got < want and into is not None:
         raise _Retry("the connection closed mid-transfer")
     return bytes(out) if into is None else b""
+
+
+def _finish(reply: _Response, complete: bool) -> None:
+    """Hand the connection back for the next request: http.client's read1 never closes a
+    response whose body has all been read, and a connection with an open response refuses
+    the next request. A body left unread closes the connection instead."""
+    if not complete:
+        reply.discard()  # a cut-off body: the socket is dead or mid-stream either way
+        return
+    if reply.resp.length == 0:
+        reply.resp.read()  # reads nothing; marks the response done
+    if not reply.resp.isclosed():
+        reply.discard()
 
 
 def _runs(blocks: list[int]) -> list[list[int]]:

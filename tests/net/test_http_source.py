@@ -1,0 +1,183 @@
+"""holoscope's HTTP source (holoscope/core/http.py) against a real nginx, through the fault proxy:
+range reads and their parts, the on-disk cache and its validators, retries, redirects, the
+origin rules and the size checks."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import numpy as np
+import pytest
+
+from holoscope.core.errors import CorruptStream, NetworkError, SourceNotFound, SourceUnreadable, UnsafeLocation
+from holoscope.core.http import HttpPolicy, HttpSession, HttpSource
+from holoscope.core.http_cache import BLOCK, PartCache
+
+FAST = HttpPolicy(backoff=0.01, max_backoff=0.05, read_timeout=5.0, connect_timeout=2.0)
+
+
+@pytest.fixture
+def blob(streams_dir):
+    """A 1.3 MB file of known bytes served as /streams/blob-<n>.bin (a fresh name per test:
+    nginx and the sessions must never see an older file of the same name)."""
+    name = f"blob-{time.monotonic_ns()}.bin"
+    data = np.random.default_rng(7).integers(0, 256, 1_300_001, dtype=np.uint8).tobytes()
+    (streams_dir / name).write_bytes(data)
+    yield f"streams/{name}", data
+    (streams_dir / name).unlink(missing_ok=True)
+
+
+def session(tmp_path, policy: HttpPolicy = FAST, limit: int | None = None) -> HttpSession:
+    return HttpSession(policy, PartCache(tmp_path / "cache", limit))
+
+
+def test_ranges_equal_the_file_and_come_in_parts(proxy, blob, tmp_path):
+    path, data = blob
+    src = HttpSource(proxy.url(path), session(tmp_path))
+    assert src.size == len(data)
+    for offset, length in [(0, 10), (BLOCK - 5, 10), (3 * BLOCK + 7, 2 * BLOCK), (len(data) - 3, 100),
+                           (len(data), 10), (0, len(data))]:  # fmt: skip
+        assert src.read_range(offset, length) == data[offset : offset + length]
+    # every byte was fetched once: the probe's first part, then each missing run once
+    assert proxy.body_bytes(path) == len(data)
+    with src.open() as fh:
+        fh.seek(-5, io.SEEK_END)
+        assert fh.read() == data[-5:]
+        fh.seek(1000)
+        assert fh.read(20) == data[1000:1020]
+
+
+def test_a_replay_reads_the_disk_cache_with_one_bodiless_request(proxy, blob, tmp_path):
+    path, data = blob
+    assert HttpSource(proxy.url(path), session(tmp_path)).read_range(0, len(data)) == data
+    proxy.reset()
+    again = session(tmp_path)  # a new program run: same cache folder, empty memory
+    src = HttpSource(proxy.url(path), again)
+    assert src.read_range(0, len(data)) == data
+    log = proxy.requests(path)
+    assert [r.status for r in log] == [304]  # "still this version?" and nothing else
+    assert proxy.body_bytes(path) == 0
+    assert again.stats()["cache_hits"] >= len(data) // BLOCK
+
+
+def test_a_changed_file_is_never_served_from_the_cache(proxy, blob, tmp_path, streams_dir):
+    path, data = blob
+    HttpSource(proxy.url(path), session(tmp_path)).read_range(0, len(data))
+    new = bytes(reversed(data))
+    target = streams_dir / path.split("/", 1)[1]
+    target.write_bytes(new)
+    os.utime(target, (time.time() + 5, time.time() + 5))  # a new Last-Modified, so a new ETag
+    assert HttpSource(proxy.url(path), session(tmp_path)).read_range(0, len(new)) == new
+
+
+def test_a_file_changed_while_read_is_an_error_not_a_mix(proxy, blob, tmp_path, streams_dir):
+    path, data = blob
+    src = HttpSource(proxy.url(path), session(tmp_path))
+    src.read_range(0, 10)
+    target = streams_dir / path.split("/", 1)[1]
+    target.write_bytes(bytes(reversed(data)))
+    os.utime(target, (time.time() + 5, time.time() + 5))
+    with pytest.raises(CorruptStream, match="changed on the server"):
+        src.read_range(2 * BLOCK, 100)
+
+
+def test_dropped_connections_and_503s_are_retried(proxy, blob, tmp_path):
+    path, data = blob
+    sess = session(tmp_path)
+    src = HttpSource(proxy.url(path), sess)
+    assert src.size == len(data)
+    proxy.drop_after(path, 100_000, times=2)
+    proxy.fail(path, 503, times=1, retry_after=0)
+    assert src.read_range(0, len(data)) == data
+    assert sess.stats()["retries"] == 3
+    assert len([r for r in proxy.requests(path) if r.fault]) == 3
+    # a cut-off body is resumed, not fetched again: little more than the file came down
+    assert proxy.body_bytes(path) < len(data) + 250_000
+
+
+def test_a_server_that_keeps_failing_is_a_network_error(proxy, blob, tmp_path):
+    path, _ = blob
+    proxy.fail(path, 503, times=None)
+    with pytest.raises(NetworkError, match=r"503.*gave up after 5 tries"):
+        HttpSource(proxy.url(path), session(tmp_path)).read_range(0, 10)
+
+
+def test_missing_files_are_not_found_at_once(proxy, tmp_path):
+    src = HttpSource(proxy.url("streams/nothing-here.bin"), session(tmp_path))
+    assert not src.exists()
+    with pytest.raises(SourceNotFound, match="404"):
+        src.read_range(0, 1)
+    assert len(proxy.requests("nothing-here")) == 2  # no retries for a 404
+
+
+def test_redirects_are_followed_and_limited(nginx, blob, tmp_path):
+    path, data = blob
+    assert HttpSource(nginx.url("hop/3/" + path), session(tmp_path)).read_range(5, 5) == data[5:10]
+    with pytest.raises(SourceUnreadable, match="too many redirects"):
+        HttpSource(nginx.url("loop/" + path), session(tmp_path)).size
+
+
+def test_relative_names_keep_to_the_origin(nginx, tmp_path):
+    src = HttpSource(nginx.url("streams/a/manifest.json"), session(tmp_path))
+    assert src.relative("seg/1.bin").url == nginx.url("streams/a/seg/1.bin")
+    assert src.relative("../b.bin").url == nginx.url("streams/b.bin")
+    with pytest.raises(UnsafeLocation, match="another host"):
+        src.relative("http://localhost:1/x.bin")
+    with pytest.raises(UnsafeLocation, match="only http and https"):
+        src.relative("file:///etc/passwd")
+    allowed = HttpSource(nginx.url("streams/a/manifest.json"),
+                         session(tmp_path, HttpPolicy(allow_cross_origin=True)))  # fmt: skip
+    assert allowed.relative("http://localhost:1/x.bin").url == "http://localhost:1/x.bin"
+
+
+def test_a_folder_url_reaches_its_files(nginx, blob, tmp_path):
+    path, data = blob
+    folder, name = path.split("/")
+    src = HttpSource(nginx.url(folder + "/"), session(tmp_path))
+    assert src.is_folder
+    assert src.relative(name).read_range(0, 4) == data[:4]
+
+
+def test_read_limited_refuses_by_content_length_before_downloading(proxy, blob, tmp_path):
+    path, data = blob
+    with pytest.raises(CorruptStream, match="larger than"):
+        HttpSource(proxy.url(path), session(tmp_path)).read_limited(1000, what="the manifest")
+    assert proxy.body_bytes(path) <= BLOCK  # the probe's first part at most
+
+
+def test_iter_chunks_streams_in_order_and_resumes_after_a_drop(proxy, blob, tmp_path):
+    path, data = blob
+    proxy.drop_after(path, 400_000, times=2)
+    sess = session(tmp_path)
+    src = HttpSource(proxy.url(path), sess)
+    pieces = list(src.iter_chunks(64 << 10))
+    assert b"".join(pieces) == data
+    assert max(len(p) for p in pieces) <= 64 << 10
+    # every whole part went to the cache on the way: a second pass downloads nothing
+    proxy.reset()
+    assert b"".join(HttpSource(proxy.url(path), session(tmp_path)).iter_chunks()) == data
+    assert proxy.body_bytes(path) == 0
+
+
+def test_a_reader_that_stops_early_leaves_the_session_usable(proxy, blob, tmp_path):
+    path, data = blob
+    sess = session(tmp_path)
+    src = HttpSource(proxy.url(path), sess)
+    stream = src.iter_chunks(1 << 10, start=BLOCK + 3)
+    first = next(stream) + next(stream)
+    assert first == data[BLOCK + 3 : BLOCK + 3 + len(first)]
+    stream.close()
+    assert src.read_range(len(data) - 10, 10) == data[-10:]
+
+
+def test_the_cache_keeps_within_its_limit_dropping_the_least_recently_used(tmp_path):
+    cache = PartCache(tmp_path / "c", limit=10 * 1000)
+    for i in range(8):
+        cache.put("aa" + "0" * 38, i, bytes(2000))
+        time.sleep(0.01)
+    assert cache.size() <= 10 * 1000
+    assert cache.get("aa" + "0" * 38, 7) is not None  # the newest stays
+    assert cache.get("aa" + "0" * 38, 0) is None  # the oldest went first
+    assert cache.clear() > 0 and cache.size() == 0
