@@ -74,7 +74,7 @@ from holoscope.codecs.formats.common import (
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, EmptyMedia, HoloscopeError, InvalidArgument, OutputError, SourceNotFound
 from holoscope.core.files import os_error
-from holoscope.core.sources import FolderSource, Source, source_for
+from holoscope.core.sources import FileSource, Source, source_for
 from holoscope.core.frames import SplatCloud, sh_coeff_count
 from holoscope.core.media import Media
 
@@ -298,26 +298,41 @@ class _ZipSource:
 
 
 class _UnbundledSog:
-    """An unbundled SOG: meta.json and the images in one folder."""
+    """An unbundled SOG: meta.json and the images beside it, local or remote. The images are
+    reached through ``meta.relative(name)`` (a URL resolves as one); meta.json's names are
+    relative, without '..' (:func:`_member_name`), and locally a link may not leave the folder."""
 
-    def __init__(self, folder: FolderSource, meta_name: str = META_NAME) -> None:
-        self.source = folder
-        self.folder = folder.local_path
-        self.path = self.folder / meta_name
-        self.meta_name = meta_name
+    def __init__(self, meta: Source) -> None:
+        self.meta = meta
+        local = meta.local_path
+        self.folder: Path | None = local.parent if local is not None else None
+        self.path: Path | str = local if local is not None else meta.label
         self.total_bytes = 0
 
     def read(self, name: str, limit: int, held: int = 0) -> bytes:
         """File ``name``, at most ``limit`` bytes; ``held``: bytes of members read before it."""
-        member = self.source.member(self.meta_name if name == META_NAME else name)
+        where = self.folder if self.folder is not None else self.path
+        try:
+            member = self.meta if name == META_NAME else self.meta.relative(name)
+        except CorruptStream as exc:
+            raise CorruptStream(f"meta.json names {name!r}, which is not a file beside it ({exc})", path=where) from exc
+        if member.local_path is None:
+            data = self._read_remote(member, name, limit, held)
+        else:
+            data = self._read_local(member, name, limit, held)
+        self.total_bytes += len(data)
+        return data
+
+    def _read_local(self, member: Source, name: str, limit: int, held: int) -> bytes:
         file = member.local_path
-        if name != META_NAME:
+        assert file is not None
+        if name != META_NAME and self.folder is not None:
             # meta.json's names cannot leave the folder ('..' is refused); a link must not either.
             root = os.path.realpath(self.folder)
             if os.path.commonpath([root, os.path.realpath(file)]) != root:
                 raise CorruptStream(f"{name!r} is a link to a file outside the SOG folder", path=file)
         try:
-            fh = member.open()  # a FIFO or device is refused, never waited on
+            fh = FileSource(file).open()  # a FIFO or device is refused, never waited on
         except SourceNotFound as exc:
             raise CorruptStream(f"missing file {name!r} (named in meta.json)", path=self.folder) from exc
         with fh:
@@ -332,7 +347,21 @@ class _UnbundledSog:
                 raise os_error(exc, file) from exc
         if len(data) > limit:
             raise CorruptStream(f"{name!r} grew beyond {limit:,} bytes while reading", path=file)
-        self.total_bytes += len(data)
+        return data
+
+    def _read_remote(self, member: Source, name: str, limit: int, held: int) -> bytes:
+        size = member.size  # a remote source states it (Content-Length) before sending the body
+        if size is not None:
+            if size > limit:
+                raise CorruptStream(f"{name!r} holds {size:,} bytes, more than the {limit:,} its role allows",
+                                    path=member.label)  # fmt: skip
+            _require_member(name, size, held, self.path)
+        try:
+            data = member.read_limited(limit, what=repr(name))
+        except SourceNotFound as exc:
+            raise CorruptStream(f"missing file {name!r} (named in meta.json)", path=self.path) from exc
+        if size is None:
+            _require_member(name, len(data), held, self.path)
         return data
 
     def close(self) -> None:
@@ -341,10 +370,11 @@ class _UnbundledSog:
 
 def _open_source(source: Source) -> _ZipSource | _UnbundledSog:
     path = source.label
-    if isinstance(source, FolderSource):
-        if not source.has(META_NAME):
+    if source.is_folder:
+        meta = source.relative(META_NAME)
+        if not meta.exists():
             raise CorruptStream(f"the folder holds no {META_NAME}: not an unbundled SOG", path=path)
-        return _UnbundledSog(source)
+        return _UnbundledSog(meta)
     fh = source.open()
     try:
         head = fh.read(4)
@@ -355,10 +385,10 @@ def _open_source(source: Source) -> _ZipSource | _UnbundledSog:
     if head.startswith(b"PK") or source.name.lower().endswith(".sog"):
         return _ZipSource(path, fh)
     fh.close()
-    if source.local_path is None:
+    if type(source).relative is Source.relative:  # bytes in memory: no images beside them
         raise CorruptStream(f"a {META_NAME} on its own has no images: open its folder or the .sog zip", path=path)
     # a meta.json (any name) beside its images
-    return _UnbundledSog(FolderSource(source.local_path.parent), source.local_path.name)
+    return _UnbundledSog(source)
 
 
 class _Meta:
