@@ -64,8 +64,21 @@ def proxy(fault_proxy: FaultProxy):
 
 @pytest.fixture(autouse=True)
 def http_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private HTTP cache folder per test (``HOLOSCOPE_CACHE_DIR``), cache enabled."""
+    """A private HTTP cache folder per test (``HOLOSCOPE_CACHE_DIR``), cache enabled, and a
+    fresh program-wide HTTP session (as a new process has: no parts in memory, no policy that
+    an earlier ``--no-cache`` left)."""
     folder = tmp_path / "http-cache"
     monkeypatch.setenv("HOLOSCOPE_CACHE_DIR", str(folder))
     monkeypatch.delenv("HOLOSCOPE_NO_CACHE", raising=False)
-    return folder
+    fresh_session(monkeypatch)
+    yield folder
+    fresh_session(monkeypatch)
+
+
+def fresh_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the program's HTTP session; the next use makes a new one from the environment."""
+    try:
+        import holoscope.core.http as http
+    except ImportError:  # the HTTP source has not landed: nothing to reset
+        return
+    monkeypatch.setattr(http, "_default", None, raising=False)
