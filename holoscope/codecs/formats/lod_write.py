@@ -240,7 +240,7 @@ def plan_lod(levels: list[SplatCloud], *, chunk_count: int = DEFAULT_CHUNK_COUNT
     def walk(node: Any) -> dict:
         if isinstance(node, np.ndarray):
             return leaf(node)
-        children = [walk(node[0]), walk(node[1])]
+        children = [walk(node[0][0]), walk(node[1][0])]  # each child slot holds one entry
         lo = np.minimum(children[0].pop("_lo"), children[1].pop("_lo"))
         hi = np.maximum(children[0].pop("_hi"), children[1].pop("_hi"))
         return {"bound": _bound(lo, hi), "children": children, "_lo": lo, "_hi": hi}
