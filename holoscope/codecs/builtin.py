@@ -158,6 +158,22 @@ VIDEO = FormatSpec(
 )
 
 
+def _is_hls(head: bytes) -> bool:
+    return head.lstrip(b"\xef\xbb\xbf").startswith(b"#EXTM3U")
+
+
+HLS = FormatSpec(
+    name="hls",
+    description="HLS playlist (.m3u8) of a plain video: FFmpeg fetches the playlist and its segments",
+    kind=MediaKind.VIDEO,
+    extensions=(".m3u8",),
+    opener=lazy(_video_decode, "open_video"),
+    probe=_is_hls,
+    magic="#EXTM3U",
+    priority=5,
+)
+
+
 def _is_compressed_ply(head: bytes) -> bool:
     header = head.split(b"end_header")[0]
     return head.startswith((b"ply\n", b"ply\r\n")) and b"element chunk" in header
@@ -366,7 +382,7 @@ HGZ = FormatSpec(
     priority=30,
 )
 
-BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, COMPRESSED_PLY, SPZ, SOG, LOD, KSPLAT, SPLAT, GSV, V3, NERV,
+BUILTIN_FORMATS: tuple[FormatSpec, ...] = (PLY, VIDEO, HLS, COMPRESSED_PLY, SPZ, SOG, LOD, KSPLAT, SPLAT, GSV, V3, NERV,
                                            INGP, HGZ)  # fmt: skip
 
 

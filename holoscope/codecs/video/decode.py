@@ -107,7 +107,7 @@ from holoscope.core.errors import (
 from holoscope.core.files import check_regular
 from holoscope.core.frames import VideoFrame
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.sources import Source, source_for
+from holoscope.core.sources import Source, is_url, source_for
 
 READER_NAME = "holoscope.pyav"
 FORMAT_NAME = "video"
@@ -216,8 +216,13 @@ class VideoDecoder:
     def __init__(self, path: Source | str | os.PathLike[str] | bytes) -> None:
         self.source = source_for(path)
         self.path = self.source.label  # what messages name
-        # What _open_container opens: a local file by name (FFmpeg reads it itself), else the source.
-        self._target: Path | Source = self.source.local_path if self.source.local_path is not None else self.source
+        # What _open_container opens: a local file by name (FFmpeg reads it itself), an HLS
+        # playlist's URL (FFmpeg fetches the playlist and its segments), else the source.
+        self._target: Path | Source | str = (
+            self.source.local_path if self.source.local_path is not None
+            else self.source.uri if is_url(self.source.uri) and _is_playlist(self.source)
+            else self.source
+        )  # fmt: skip
         self._lock = threading.RLock()
         self._closed = False
         self.seek_count = 0
@@ -520,7 +525,13 @@ class VideoDecoder:
         try:
             self._container.seek(int(ts), backward=True, any_frame=False, stream=self._stream)
         except av.FFmpegError as exc:
-            raise CorruptStream(f"cannot seek to frame {index}: {exc}", path=self.path) from exc
+            # FFmpeg's HLS demuxer refuses a target inside the last segment's final frame
+            # duration; a second earlier lands on a keyframe before it, and decoding goes forward.
+            earlier = max(first, int(ts) - (round(1.0 / self._time_base) if self._time_base else 0))
+            try:
+                self._container.seek(earlier, backward=True, any_frame=False, stream=self._stream)
+            except av.FFmpegError:
+                raise CorruptStream(f"cannot seek to frame {index}: {exc}", path=self.path) from exc
         self.seek_count += 1
         self._reset_position()
         self._raw = self._decode_run()
@@ -831,9 +842,14 @@ def _open_container(path: Path | Source, device: str | None = None, read_timeout
 
     ``path`` is a local file (opened by FFmpeg by name) or a :class:`Source` that is not one
     (opened through its file object; each container gets its own)."""
+    network: dict[str, str] = {}
     if isinstance(path, Source):
         what: Any = path.open()
         path = path.label  # type: ignore[assignment]
+    elif isinstance(path, str) and is_url(path):
+        what = path  # an HLS playlist: FFmpeg follows it, over the network protocols only
+        network = {"protocol_whitelist": "http,https,tcp,tls,crypto", "reconnect": "1",
+                   "rw_timeout": str(int(read_timeout * 1e6))}  # fmt: skip
     else:
         check_regular(path)  # FFmpeg would block in open() on a FIFO
         what = str(path)
@@ -843,6 +859,8 @@ def _open_container(path: Path | Source, device: str | None = None, read_timeout
         # Applies to the decoders avformat_find_stream_info opens (it decodes a picture or more).
         "options": {"max_pixels": str(max_pixels())},
     }
+    if network:
+        options["container_options"] = network
     if device is not None:
         # Raises (FFmpegError) when the device cannot be opened: no GPU, no driver, no access.
         options["hwaccel"] = av.codec.hwaccel.HWAccel(device_type=device, allow_software_fallback=True)
@@ -851,6 +869,14 @@ def _open_container(path: Path | Source, device: str | None = None, read_timeout
         return av.open(what, "r", **options)
     except av.FFmpegError as exc:
         raise CorruptStream(f"cannot open as a video: {exc}", path=path) from exc
+
+
+def _is_playlist(source: Source) -> bool:
+    """An HLS playlist (``#EXTM3U``): its segments are other files FFmpeg must fetch itself."""
+    try:
+        return source.head(16).lstrip(b"\xef\xbb\xbf").startswith(b"#EXTM3U")
+    except HoloscopeError:
+        return False
 
 
 def _close_quietly(container: Any) -> None:
