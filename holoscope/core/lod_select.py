@@ -116,7 +116,7 @@ def fetch_order(levels: np.ndarray, need: np.ndarray, available: np.ndarray) -> 
     """(node, level) pairs in the order a streaming loader fetches them: first every node's
     coarsest level (most needed node first), so the whole scene shows early; then the finer
     levels down to each node's selected one, the step that removes the most error first
-    (``need / 2**level``, ties by node and level).
+    (``need * 2**level``; ties: the coarser level, then the lower node).
 
     ``available`` [M, L] bool says which levels each node has; a node shows its selected level
     or, lacking it, its next coarser one."""
@@ -124,7 +124,7 @@ def fetch_order(levels: np.ndarray, need: np.ndarray, available: np.ndarray) -> 
     need = np.asarray(need, np.float64)
     available = np.asarray(available, bool)
     order: list[tuple[int, int]] = []
-    steps: list[tuple[float, int, int]] = []
+    steps: list[tuple[float, int, int]] = []  # (-error removed, -level, node)
     coarse_first = sorted(range(len(levels)), key=lambda m: (-need[m], m))
     for m in coarse_first:
         have = np.flatnonzero(available[m])
@@ -135,9 +135,11 @@ def fetch_order(levels: np.ndarray, need: np.ndarray, available: np.ndarray) -> 
         for level in have[::-1][1:]:
             if level < levels[m]:
                 break
-            steps.append((-float(need[m]) / 2.0 ** int(level), m, int(level)))
+            # Refining to ``level`` removes need * 2**level of error (the selection's cost model),
+            # so a node's coarser steps always come before its finer ones.
+            steps.append((-float(need[m]) * 2.0 ** int(level), -int(level), m))
     steps.sort()
-    order.extend((m, level) for _, m, level in steps)
+    order.extend((m, -negative_level) for _, negative_level, m in steps)
     return order
 
 
