@@ -29,6 +29,8 @@ class Link:
         self.fail: dict[str, BaseException] = {}
         self.rate: float | None = None
         self.lock = threading.Lock()
+        self.active = 0  # reads in progress now
+        self.peak = 0  # the most reads in progress at once
 
     def source(self, name: str = "") -> "RemoteSource":
         return RemoteSource(self, name)
@@ -64,15 +66,22 @@ class RemoteSource(Source):
         path = self._file()
         if not path.is_file():
             raise SourceNotFound("404 Not Found", path=self.name)
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(length)
-        with self.link.lock:
-            self.link.reads.append((self.path_name, offset, length))
-        rate = self.link.rate
-        if rate:
-            time.sleep(len(data) / rate)
-        return data
+        link = self.link
+        with link.lock:
+            link.reads.append((self.path_name, offset, length))
+            link.active += 1
+            link.peak = max(link.peak, link.active)
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(length)
+            rate = link.rate
+            if rate:
+                time.sleep(len(data) / rate)
+            return data
+        finally:
+            with link.lock:
+                link.active -= 1
 
     def open(self) -> io.BytesIO:
         return io.BytesIO(self.read_range(0, self.size or 0))

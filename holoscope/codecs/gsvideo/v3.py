@@ -64,6 +64,7 @@ videos through PyAV's libx264 with the same settings as VideoGS's command line.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -74,6 +75,7 @@ import tempfile
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -87,6 +89,7 @@ from holoscope.codecs.gsvideo.parallel import Lockstep
 from holoscope.codecs.gsvideo.planes import make_frame, read_planes
 from holoscope.codecs.video.decode import OPEN_TIMEOUT, READ_TIMEOUT, max_pixels as default_max_pixels
 from holoscope.core import budget
+from holoscope.core.adaptive import AdaptiveController
 from holoscope.core.errors import (
     CorruptStream,
     EmptyMedia,
@@ -94,6 +97,7 @@ from holoscope.core.errors import (
     InvalidArgument,
     OutputError,
     SourceNotFound,
+    SourceUnreadable,
 )
 from holoscope.core.files import check_regular, os_error, read_limited
 from holoscope.core.frames import Frame, SplatCloud
@@ -136,6 +140,11 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 PICTURES_PER_DECODER = 8
 # Temporaries of one frame's decode, in units of the finished cloud (the float64 positions).
 DECODE_PEAK_FACTOR = 3.0
+# A remote stream's group: its 20 videos are fetched side by side, at most this many at once
+# (a server or CDN answers a few parallel requests faster than one after another; more would
+# only compete for the same link), each at most MAX_VIDEO_BYTES.
+REMOTE_FETCHES = 6
+MAX_VIDEO_BYTES = 256 << 20
 
 
 # The layout ------------------------------------------------------------------------------------
@@ -244,9 +253,13 @@ def dequantize_frame(images: list[np.ndarray], table: np.ndarray, count: int) ->
 class _Layout:
     """What the two JSON tables and the folder say, checked."""
 
-    def __init__(self, folder: Path, groups: list[GroupSpan], names: list[int], counts: np.ndarray,
-                 tables: np.ndarray, keys: str, file_bytes: int, stream_bytes: list[int]) -> None:  # fmt: skip
-        self.folder = folder
+    def __init__(self, folder: Path | str, groups: list[GroupSpan], names: list[int], counts: np.ndarray,
+                 tables: np.ndarray, keys: str, file_bytes: int | None, stream_bytes: list[int] | None,
+                 root: Source | None = None) -> None:  # fmt: skip
+        self.folder = folder  # what messages name: the local folder, or the stream's URL
+        # Where the videos are reached from when they are not local files: a source in the
+        # folder (the folder itself or its group_info.json), resolving names as URLs do.
+        self.root = root
         self.groups = groups
         self.names = names  # per frame: its key in viewer_min_max.json
         self.counts = counts  # per frame: Gaussians
@@ -255,8 +268,17 @@ class _Layout:
         self.file_bytes = file_bytes
         self.stream_bytes = stream_bytes  # per video index, over all groups
 
+    @property
+    def remote(self) -> bool:
+        return self.root is not None
+
     def video(self, group: int, stream: int) -> Path:
+        assert isinstance(self.folder, Path)
         return self.folder / group_dir_name(group) / stream_name(stream)
+
+    def video_source(self, group: int, stream: int) -> Source:
+        assert self.root is not None
+        return self.root.relative(f"{group_dir_name(group)}/{stream_name(stream)}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
@@ -282,6 +304,31 @@ def _load_json(path: Path, limit: int, what: str) -> Any:
         return json.loads(data, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptStream(f"{what} is not valid JSON ({str(exc)[:120]})", path=path.parent) from exc
+
+
+def _load_remote_json(source: Source, limit: int, what: str, folder: str) -> tuple[Any, int]:
+    """A JSON table of a remote stream (size-limited and budgeted before it is fetched, when the
+    server states the size) and its size in bytes."""
+    try:
+        size = source.size
+        if size is not None:
+            if size > limit:
+                raise CorruptStream(f"{what} holds {size:,} bytes, more than the {limit:,} allowed", path=folder)
+            budget.require(JSON_COST * max(size, 1), what=f"{what} ({size:,} bytes of JSON)", path=source.label)
+        data = source.read_limited(limit, what=what)
+    except SourceNotFound as exc:
+        raise CorruptStream(f"missing {what} (a V^3 stream folder holds {GROUP_INFO_NAME} and {MIN_MAX_NAME})",
+                            path=folder) from exc  # fmt: skip
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, HoloscopeError):
+            raise
+        raise SourceUnreadable(f"{what} cannot be read ({exc})", path=source.label) from exc
+    if size is None:
+        budget.require(JSON_COST * max(len(data), 1), what=f"{what} ({len(data):,} bytes of JSON)", path=source.label)
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates), len(data)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptStream(f"{what} is not valid JSON ({str(exc)[:120]})", path=folder) from exc
 
 
 def _integer(value: Any) -> int | None:
@@ -435,11 +482,32 @@ def _check_videos(folder: Path, groups: int) -> tuple[int, list[int]]:
     return total, per_stream
 
 
+def _read_remote_layout(source: Source) -> _Layout:
+    """A V^3 stream on a server (its folder's URL or its group_info.json's): the JSON tables are
+    fetched and checked as locally; the videos are not asked for one by one (a request each),
+    so a missing or damaged one shows when its group plays (skipped with a warning)."""
+    folder = source.label if source.is_folder else source.label.rsplit("/", 1)[0] + "/"
+    info = source.relative(GROUP_INFO_NAME) if source.is_folder else source
+    tail = source.label.rstrip("/").rsplit("/", 1)[-1]
+    if not source.is_folder and tail in (MIN_MAX_NAME, FULL_MIN_MAX_NAME):  # another table of the folder named
+        info = source.relative(GROUP_INFO_NAME)
+    data, info_bytes = _load_remote_json(info, MAX_GROUP_INFO_BYTES, GROUP_INFO_NAME, folder)
+    groups, names = _parse_groups(data, folder)  # type: ignore[arg-type]
+    data, table_bytes = _load_remote_json(info.relative(MIN_MAX_NAME), MAX_MIN_MAX_BYTES, MIN_MAX_NAME, folder)
+    keys, counts, tables, scheme = _parse_tables(data, names, folder)  # type: ignore[arg-type]
+    layout = _Layout(folder, groups, [int(k) for k in keys], counts, tables, scheme, None, None, root=info)
+    _require_group(int(counts.max()), folder)
+    return layout
+
+
 def read_layout(source: Source | str | os.PathLike[str]) -> _Layout:
-    """Check a V^3 folder (or its group_info.json) without decoding a picture; see the module doc."""
+    """Check a V^3 folder (or its group_info.json), local or remote, without decoding a picture;
+    see the module doc."""
     source = source_for(source)
     if source.local_path is None:
-        raise CorruptStream(f"a V^3 {GROUP_INFO_NAME} on its own has no videos: open its folder", path=source.label)
+        if type(source).relative is Source.relative:  # bytes in memory: no videos beside them
+            raise CorruptStream(f"a V^3 {GROUP_INFO_NAME} on its own has no videos: open its folder", path=source.label)
+        return _read_remote_layout(source)
     if isinstance(source, FolderSource):
         folder, info_path = source.local_path, source.local_path / GROUP_INFO_NAME
     else:
@@ -478,19 +546,23 @@ def _require_group(count: int, path: Path | str) -> None:
 # Reading: the videos -----------------------------------------------------------------------------
 
 
-def _open_video(path: Path, max_pixels: int | None = None, probe: bool = False) -> Any:
-    """A group's video opened for decoding, under the plain-video reader's time limits.
+def _open_video(path: Path | str, max_pixels: int | None = None, probe: bool = False, data: bytes | None = None) -> Any:
+    """A group's video opened for decoding, under the plain-video reader's time limits: the local
+    file ``path``, or ``data`` fetched from a server (``path`` then names it in messages).
 
     Unless ``probe``, FFmpeg's stream analysis decodes nothing (``skip_frame``): the MP4 header
     says all a decode needs, and analysing would decode half the group a second time. With
     ``max_pixels`` a larger picture is refused before the decoder allocates it.
     """
-    check_regular(path)  # FFmpeg would block in open() on a FIFO
+    if data is None:
+        check_regular(path)  # FFmpeg would block in open() on a FIFO
+    elif not data:
+        raise CorruptStream("is empty", path=path)
     limit = str(max_pixels or default_max_pixels())
     analysis = {"max_pixels": limit} if probe else {"max_pixels": limit, "skip_frame": "all", "probesize": "32"}
     try:
-        container = av.open(str(path), "r", options=analysis, metadata_errors="replace",
-                            timeout=(OPEN_TIMEOUT, READ_TIMEOUT))  # fmt: skip
+        container = av.open(str(path) if data is None else io.BytesIO(data), "r", options=analysis,
+                            metadata_errors="replace", timeout=(OPEN_TIMEOUT, READ_TIMEOUT))  # fmt: skip
     except av.FFmpegError as exc:
         raise CorruptStream(f"cannot open as a video ({exc.strerror or exc})", path=path) from exc
     try:
@@ -513,7 +585,7 @@ def _open_video(path: Path, max_pixels: int | None = None, probe: bool = False) 
     return container
 
 
-def _pictures(container: Any, path: Path) -> Iterator[Any]:
+def _pictures(container: Any, path: Path | str) -> Iterator[Any]:
     """The decoded pictures of a video's first stream, in display order."""
     stream = container.streams.video[0]
     try:
@@ -533,10 +605,15 @@ def _check_headers(layout: _Layout) -> dict:
     found: dict | None = None
     first_error: HoloscopeError | None = None
     for group, span in enumerate(layout.groups):
-        path = layout.video(group, 0)
+        if layout.remote and found is not None:
+            break  # a remote stream's other groups are checked as they play: a request each
         name = f"{group_dir_name(group)}/{stream_name(0)}"
         try:
-            container = _open_video(path, probe=found is None)
+            if layout.remote:
+                (data,) = _fetch(layout, group, [0])
+                container = _open_video(f"{layout.folder}{name}", probe=found is None, data=data)
+            else:
+                container = _open_video(layout.video(group, 0), probe=found is None)
         except HoloscopeError as exc:
             first_error = first_error or exc
             continue
@@ -574,13 +651,53 @@ def _check_headers(layout: _Layout) -> dict:
     return found
 
 
+def _fetch(layout: _Layout, group: int, streams: list[int], pool: ThreadPoolExecutor | None = None) -> list[bytes]:
+    """The bytes of a remote group's videos ``streams`` (on ``pool`` side by side when given).
+    A missing video or one that cannot be read raises the holoscope error naming it."""
+
+    def one(stream: int) -> bytes:
+        name = f"{group_dir_name(group)}/{stream_name(stream)}"
+        source = layout.video_source(group, stream)
+        try:
+            return source.read_limited(MAX_VIDEO_BYTES, what=name)
+        except SourceNotFound as exc:
+            raise CorruptStream(f"missing {name} (every V^3 group holds 20 videos, 0.mp4 .. 19.mp4)",
+                                path=layout.folder) from exc  # fmt: skip
+        except HoloscopeError:
+            raise
+        except (OSError, EOFError) as exc:  # a network error the source's own retries did not mend
+            raise SourceUnreadable(f"{name} cannot be read ({exc})", path=source.label) from exc
+
+    if pool is None or len(streams) == 1:
+        return [one(stream) for stream in streams]
+    futures = [pool.submit(one, stream) for stream in streams]
+    try:
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()  # after a failure, the fetches not started yet are not wanted
+
+
 class _Decoder:
     """Decodes the groups of one opened stream; :meth:`close` stops the decodes still open."""
 
-    def __init__(self, layout: _Layout) -> None:
+    def __init__(self, layout: _Layout, controller: AdaptiveController | None = None) -> None:
         self.layout = layout
+        self.controller = controller  # times a remote group's fetch (throughput for the info panel)
         self._open: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _fetch_group(self, group: int) -> list[bytes]:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(REMOTE_FETCHES, thread_name_prefix="holoscope-v3-fetch")
+            pool = self._pool
+        started = time.perf_counter()
+        data = _fetch(self.layout, group, list(range(STREAMS)), pool)
+        if self.controller is not None:
+            self.controller.record(sum(len(d) for d in data), time.perf_counter() - started)
+        return data
 
     def group(self, group: int) -> Iterator[SplatCloud]:
         frames = self._decode(group)
@@ -601,15 +718,21 @@ class _Decoder:
         runs: list[Iterator[Any]] = []
         lockstep: Lockstep | None = None
         try:
+            fetched = self._fetch_group(group) if layout.remote else None
+            where: list[Path | str] = []
             for stream in range(STREAMS):
-                path = layout.video(group, stream)
-                containers.append(_open_video(path, max_pixels))
+                if fetched is None:
+                    where.append(layout.video(group, stream))
+                    containers.append(_open_video(where[-1], max_pixels))
+                else:
+                    where.append(f"{layout.folder}{label}/{stream_name(stream)}")
+                    containers.append(_open_video(where[-1], max_pixels, data=fetched[stream]))
                 stated = containers[-1].streams.video[0].frames
                 if stated and stated != span.count:
                     raise CorruptStream(f"{label}/{stream_name(stream)} holds {stated} frames, but "
                                         f"{GROUP_INFO_NAME} gives the group {span.count}",
                                         path=layout.folder)  # fmt: skip
-            runs = [_pictures(c, layout.video(group, s)) for s, c in enumerate(containers)]
+            runs = [_pictures(c, where[s]) for s, c in enumerate(containers)]
             lockstep = Lockstep(runs, name="holoscope-v3")
             size: tuple[int, int] | None = None
             for offset in range(span.count):
@@ -655,6 +778,9 @@ class _Decoder:
     def close(self) -> None:
         with self._lock:
             runs = list(self._open)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         for run in runs:
             try:
                 run.close()
@@ -673,8 +799,12 @@ def open_v3(source: Source | str | os.PathLike[str]) -> Media:
     if not 0 < fps <= 1000:
         fps = DEFAULT_FPS
     frames = layout.groups[-1].end
-    decoder = _Decoder(layout)
+    # A remote stream's fetches are timed (one level: nothing to choose, but the info panel
+    # shows the throughput); its video sizes are not known until played.
+    controller = AdaptiveController([("v3", 0.0)], fixed=0) if layout.remote else None
+    decoder = _Decoder(layout, controller)
     duration = frames / fps
+    file_bytes = layout.file_bytes
     info = {
         "frames": frames,
         "splats_min": int(layout.counts.min()),
@@ -683,17 +813,20 @@ def open_v3(source: Source | str | os.PathLike[str]) -> Media:
         "streams_per_group": STREAMS,
         **probe,
         "image_side": image_side(int(layout.counts.max())),
-        "file_bytes": layout.file_bytes,
-        "bytes_per_frame": round(layout.file_bytes / frames, 1),
+        "file_bytes": file_bytes,
+        "bytes_per_frame": None if file_bytes is None else round(file_bytes / frames, 1),
         "stream_bytes": layout.stream_bytes,
-        "bitrate": round(layout.file_bytes * 8 / duration) if duration > 0 else None,
+        "bitrate": round(file_bytes * 8 / duration) if duration > 0 and file_bytes is not None else None,
+        "streamed": layout.remote,
         "duration": duration,
         "min_max_keys": layout.keys,
         # V^3 trains in COLMAP axes, as INRIA PLY (gaussian-video.md section 1)
         "default_up": DEFAULT_UP["v3"],
     }
-    return grouped_media(groups=layout.groups, decode_group=decoder.group, fps=fps, format=FORMAT_NAME,
-                         reader=READER_NAME, path=str(layout.folder), info=info, close=decoder.close)  # fmt: skip
+    media = grouped_media(groups=layout.groups, decode_group=decoder.group, fps=fps, format=FORMAT_NAME,
+                          reader=READER_NAME, path=str(layout.folder), info=info, close=decoder.close)  # fmt: skip
+    media.adaptive = controller  # type: ignore[attr-defined]
+    return media
 
 
 def read_group_images(folder: str | os.PathLike[str], group: int) -> Iterator[list[np.ndarray]]:
