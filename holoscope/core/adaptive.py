@@ -14,7 +14,11 @@ dash.js's throughput rule with a buffer guard (a "BOLA-lite"):
   estimate times ``safety``, and one level down when the buffer is below ``low_buffer_s``;
 - go up one level at a time, only when the estimate exceeds the next level's bitrate times
   ``up_margin`` and the buffer holds at least ``healthy_buffer_s`` (or is not reported);
-- a ``fixed`` level disables all this (a user's choice, ``HOLOSCOPE_GSV_LEVEL``).
+- a ``fixed`` level disables all this (a user's choice, ``HOLOSCOPE_GSV_LEVEL``);
+- a controller made with ``engaged=False`` stays at its start level until :meth:`engage`:
+  a reader makes it so, and the player engages it on its first real-time poll, so that
+  every-frame consumers (render, convert, info) read the best level of a URL, as of the local
+  file, and only real-time playback adapts.
 
 Levels are listed best first (index 0 is the best), each with its bitrate in bits per second.
 Rates are in bits per second too (``throughput_bps``).
@@ -40,7 +44,7 @@ class AdaptiveController:
 
     def __init__(self, levels: Sequence[tuple[str, float]], *, fixed: int | None = None, start: int | None = None,
                  safety: float = 0.8, up_margin: float = 1.25, low_buffer_s: float = 0.75,
-                 healthy_buffer_s: float = 1.5) -> None:  # fmt: skip
+                 healthy_buffer_s: float = 1.5, engaged: bool = True) -> None:  # fmt: skip
         if not levels:
             raise ValueError("an adaptive controller needs at least one level")
         if fixed is not None and not 0 <= fixed < len(levels):
@@ -54,6 +58,7 @@ class AdaptiveController:
         self.healthy_buffer_s = healthy_buffer_s
         lowest = len(levels) - 1
         self._level = fixed if fixed is not None else (lowest if start is None else min(max(start, 0), lowest))
+        self.engaged = engaged
         self._fast: float | None = None
         self._slow: float | None = None
         self._last_bps: float | None = None
@@ -66,6 +71,15 @@ class AdaptiveController:
     @property
     def adaptive(self) -> bool:
         return self.fixed is None and len(self.bitrates) > 1
+
+    def engage(self) -> None:
+        """Start adapting (real-time playback began). Before any group was fetched, the first
+        one is fetched at the lowest level, the safe start."""
+        with self._lock:
+            if not self.engaged:
+                self.engaged = True
+                if self.adaptive and not self.history:
+                    self._level = len(self.bitrates) - 1
 
     @property
     def level(self) -> int:
@@ -119,7 +133,7 @@ class AdaptiveController:
 
     def _decide(self) -> int:
         current = self._level
-        if not self.adaptive:
+        if not self.adaptive or not self.engaged:
             return current
         estimate = self._estimate()
         if estimate is None:
@@ -145,7 +159,7 @@ class AdaptiveController:
                 "level": self.names[self._level],
                 "level_index": self._level,
                 "levels": len(self.names),
-                "adaptive": self.adaptive,
+                "adaptive": self.adaptive and self.engaged,
                 "throughput_bps": None if estimate is None else round(estimate),
                 "buffer_s": None if self._buffer is None else round(self._buffer, 3),
                 "level_switches": self.switches,

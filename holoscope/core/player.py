@@ -29,7 +29,9 @@ due (or the decode-ahead reached the end). A local file keeps dropping late fram
 is slow, not its bytes, and stalling would only make it slower than real time. ``stats()``
 reports ``stalls``, ``stalled_s`` and ``buffer_s`` (seconds of frames ready ahead), and, for a
 medium with an adaptive controller (``media.adaptive``, see :mod:`holoscope.core.adaptive`),
-``level``, ``throughput_bps``; the player reports its buffer to that controller on every poll.
+``level``, ``throughput_bps``; the player engages that controller on its first :meth:`poll`
+(real-time playback adapts its quality, :meth:`frame_at` export reads the best level) and
+reports its buffer to it on every poll.
 
 A frame that could not be decoded (a :class:`FailedFrame`) is never handed out as a picture: the
 state becomes ``FAILED_FRAME``, :attr:`Player.warning` names it, the previous picture stays, and
@@ -224,6 +226,8 @@ class Player:
         the current one: nothing new is due, it is not decoded yet, or it failed)."""
         due = self._due()
         if self.adaptive is not None:
+            if not self.adaptive.engaged:
+                self.adaptive.engage()  # real-time playback adapts; every-frame export does not
             self.adaptive.report_buffer(self._buffer_frames(due)[0] / self.fps)
         if self._stalled_since is not None:
             ready, ended = self._buffer_frames(due)

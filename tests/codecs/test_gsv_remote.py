@@ -110,7 +110,7 @@ def test_adaptive_level_follows_the_rate(served, local_frames):
     bandwidth = {lv["preset"]: lv["bandwidth"] for lv in levels}  # bits per second
     assert bandwidth["medium"] > bandwidth["low"] * 1.2
     link = Link(served)
-    media = open_manifest(link.source("segs/"))
+    media = open_manifest(link.source("segs/"), adaptive=True)
     adaptive = media.adaptive
     assert adaptive.adaptive and adaptive.level_name == "low"  # starts at the safe level
     # the disk's rate (the controller counts at most 2x medium's bitrate) for groups 1-2, 0.3 of
@@ -134,6 +134,22 @@ def test_adaptive_level_follows_the_rate(served, local_frames):
     stats = adaptive.stats()
     assert stats["level"] == "medium" and stats["throughput_bps"] > 0
     assert media.info["level"] == "medium"
+
+
+def test_a_url_reads_the_best_level_until_a_player_plays_it(served, local_frames):
+    from holoscope.core.player import Player
+
+    link = Link(served)
+    media = open_manifest(link.source("segs/"))
+    assert media.info["adaptive"] and not media.adaptive.engaged and media.info["level"] == "medium"
+    played = [f.payload for f in media.frames_from(0)]  # what render and convert read
+    assert all(same(a, b) for a, b in zip(played, local_frames["medium"], strict=True))
+    media = open_manifest(link.source("segs/"))
+    with Player(media, now=lambda: 0.0) as player:
+        assert player.streamed and player.buffer_seconds == 2.0
+        player.poll()  # real-time playback engages the controller
+        assert media.adaptive.engaged
+        assert {"level", "throughput_bps", "buffer_s", "stalls", "stalled_s"} <= set(player.stats())
 
 
 def test_fixed_level_does_not_adapt(served, monkeypatch):

@@ -86,3 +86,14 @@ def test_stats_for_the_info_panel():
     assert stats["level"] == "low" and stats["level_index"] == 2 and stats["levels"] == 3
     assert stats["throughput_bps"] == 2_000_000 and stats["buffer_s"] == pytest.approx(1.235)
     assert stats["bytes_fetched"] == 250_000
+
+
+def test_a_dormant_controller_holds_its_start_until_engaged():
+    c = AdaptiveController(LEVELS, start=0, engaged=False)
+    measured(c, 0.1e6, 3)  # far too slow for the best level: no matter while dormant
+    assert [c.choose() for _ in range(2)] == [0, 0] and not c.stats()["adaptive"]
+    c.engage()
+    assert c.choose() == 2 and c.stats()["adaptive"]
+    fresh = AdaptiveController(LEVELS, start=0, engaged=False)
+    fresh.engage()  # nothing fetched yet: the first group comes at the safe level
+    assert fresh.level == 2

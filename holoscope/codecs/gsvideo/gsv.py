@@ -323,10 +323,11 @@ def open_manifest(source: Source | str | os.PathLike, level: str | None = None, 
     """Open a segmented layout (its folder or ``manifest.json``, local or remote) at quality
     ``level`` (a preset name; default: ``$HOLOSCOPE_GSV_LEVEL``).
 
-    Without a fixed level, a streamed layout (``adaptive`` None: a source with no local file)
-    with several levels cut into the same groups adapts its level per group
-    (:class:`holoscope.core.adaptive.AdaptiveController`, ``media.adaptive``); a local one
-    plays the best level. Segments are reached through ``source.relative``; a segment that is
+    Without a fixed level, a layout with several levels cut into the same groups can adapt its
+    level per group (:class:`holoscope.core.adaptive.AdaptiveController`, ``media.adaptive``):
+    ``adaptive=True`` from the first group on; ``None`` (the default) for a streamed layout (a
+    source with no local file) once a player's real-time poll engages it (until then, and for
+    a local layout or ``adaptive=False``, the best level plays). Segments are reached through ``source.relative``; a segment that is
     missing or cannot be read makes its group's frames FailedFrames (a warning names the
     group) and playback goes on."""
     source = source_for(source)
@@ -346,15 +347,17 @@ def open_manifest(source: Source | str | os.PathLike, level: str | None = None, 
                                 path=source.label)  # fmt: skip
         fixed = matches[0]
     streamed = _streamed(source)
-    if adaptive is None:
-        adaptive = streamed
-    if adaptive and fixed is None and len(levels) > 1 and not _same_groups(levels):
+    if fixed is None and len(levels) > 1 and adaptive is not False and not _same_groups(levels):
         log.info("%s: the quality levels are cut into different groups; playing the best one only",
                  display_path(source.label))  # fmt: skip
         adaptive = False
-    if fixed is None and not (adaptive and len(levels) > 1):
+    if fixed is None and (len(levels) == 1 or adaptive is False or (adaptive is None and not streamed)):
         fixed = 0
-    controller = AdaptiveController([(h.preset, bps) for h, bps in levels], fixed=fixed)
+    # adaptive None (streamed): dormant at the best level until a player's real-time poll
+    # engages it, so that render and convert read a URL as they read the local file
+    bitrates = [(h.preset, bps) for h, bps in levels]
+    controller = AdaptiveController(bitrates, fixed=fixed, start=0 if adaptive is None else None,
+                                    engaged=adaptive is not None)  # fmt: skip
     header = levels[controller.level][0]  # the level the first group will be fetched at
     local = source.local_path is not None
     label = display_path(source.label)
