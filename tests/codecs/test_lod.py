@@ -318,3 +318,22 @@ def test_chunk_name_through_a_link_out_of_the_scene_is_not_followed(scene_dir, t
     (scene_dir / "lod-meta.json").write_text(json.dumps(meta))
     with pytest.raises(HoloscopeError, match="outside the scene"):
         open_lod(source_for(scene_dir / "lod-meta.json"))
+
+
+def test_invisible_splats_write_and_read_back(tmp_path):
+    # Opacity bytes of 0 amid smoothly varying colours: libwebp then stores predicted colours, not
+    # the zeros written, under alpha 0. Written anyway (those splats are invisible), read back at 0.
+    n = 3000
+    x = np.linspace(-5, 5, n, dtype=np.float32)
+    means = np.stack([x, np.zeros(n, np.float32), np.zeros(n, np.float32)], axis=1)
+    sh = (x[:, None, None] * np.array([0.3, 0.5, 0.7], np.float32)[None, None, :]).astype(np.float32)
+    opacities = np.full(n, 0.8, np.float32)
+    opacities[::4] = 1e-4
+    cloud = SplatCloud(means, np.full((n, 3), 0.01, np.float32), np.tile(np.array([1, 0, 0, 0], np.float32), (n, 1)),
+                       opacities, sh)  # fmt: skip
+    out = tmp_path / "lod-meta.json"
+    write_lod(cloud, out, levels=1)
+    full = read_lod(out).full_cloud()
+    assert full.count == n and int(np.count_nonzero(full.opacities == 0)) == len(opacities[::4])
+    visible = np.sort(full.sh[full.opacities > 0, 0, 0])
+    assert np.allclose(visible, np.sort(sh[opacities > 0.5, 0, 0]), atol=0.03)  # 256-entry codebook
