@@ -30,7 +30,6 @@ VIDEO_SAMPLE = "video/bunny-132f-360p-ffv1.mkv"
 LOCATION_KEYS = {"file", "path", "streamed"}
 # holoscope/codecs/hashgrid/reader.py open_hgz hands ``source.label`` (the URL) to
 # hgz.read_hgz, which reads a local path: a .hgz URL fails with "no such file"
-HGZ_BY_PATH = pytest.mark.xfail(strict=True, reason="open_hgz reads source.label as a local path")
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +128,7 @@ def _first_frames(media, n: int) -> list:
 # -- streams encoded by the tests -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["gsv", "manifest", "nerv", pytest.param("hgz", marks=HGZ_BY_PATH)])
+@pytest.mark.parametrize("kind", ["gsv", "manifest", "nerv", "hgz"])
 def test_info_of_an_encoded_stream_url(kind, encoded, streams_dir: Path, proxy: FaultProxy, capsys) -> None:
     url = proxy.url(_served(streams_dir, encoded[kind]))
     info = assert_same_info(url, encoded[kind], capsys)
@@ -148,7 +147,6 @@ def test_convert_a_gaussian_video_url(kind, encoded, streams_dir: Path, proxy: F
         assert (tmp_path / "remote" / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
 
 
-@HGZ_BY_PATH
 def test_convert_an_hgz_url(encoded, streams_dir: Path, proxy: FaultProxy, tmp_path: Path, capsys) -> None:
     url = proxy.url(_served(streams_dir, encoded["hgz"]))
     assert main(["convert", url, str(tmp_path / "remote.ingp"), "-q"]) == 0, capsys.readouterr().err
@@ -160,7 +158,7 @@ def test_convert_an_hgz_url(encoded, streams_dir: Path, proxy: FaultProxy, tmp_p
     pytest.param("gsv", "64x48", 8, marks=pytest.mark.gl),
     pytest.param("manifest", "64x48", 8, marks=pytest.mark.gl),
     ("nerv", None, 20),
-    pytest.param("hgz", "40x30", 1, marks=HGZ_BY_PATH),
+    ("hgz", "40x30", 1),
 ])
 def test_render_an_encoded_stream_url(kind, size, frames, encoded, streams_dir: Path, proxy: FaultProxy,
                                       tmp_path: Path, capsys) -> None:  # fmt: skip

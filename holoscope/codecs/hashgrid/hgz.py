@@ -75,7 +75,7 @@ from holoscope.codecs.hashgrid.snapshot import GRID_INPUT_DIMS, MODES, PARAM_BYT
 from holoscope.codecs.hashgrid.writer import NerfExtras, SnapshotConfig, snapshot_document
 from holoscope.core import budget
 from holoscope.core.errors import CorruptStream, InvalidArgument
-from holoscope.core.files import check_regular, open_regular, read_limited
+from holoscope.core.sources import Source, source_for
 
 MAGIC = b"HSHG"
 VERSION = 1
@@ -378,19 +378,23 @@ def _parts_of(header: dict) -> list[dict]:
     return out
 
 
-def _load(path: str | Path, *, whole: bool = True) -> tuple[bytes, dict, int, SnapshotConfig, tuple[int, int] | None]:
+def _load(where: Source | str | Path, *, whole: bool = True) -> tuple[bytes, dict, int, SnapshotConfig, tuple[int, int] | None]:
     """(the file's bytes, or only its fixed part and header; the checked header; where the
-    parts start; the writer config; the image size)."""
-    st = check_regular(path)
-    if st.st_size > MAX_FILE_BYTES:
-        raise CorruptStream(f"{st.st_size:,} bytes is larger than any .hgz holoscope reads", path=path)
+    parts start; the writer config; the image size). ``where`` is a Source (a local file, a
+    URL: only the header is read when ``whole`` is false) or a local path."""
+    source = source_for(where)
+    path = source.label
+    data = source.head(framing.FIXED.size)  # a missing or unreadable file fails here, clearly
+    st_size = source.size
+    if st_size is None:
+        raise CorruptStream("cannot tell how large the file is", path=path)
+    if st_size > MAX_FILE_BYTES:
+        raise CorruptStream(f"{st_size:,} bytes is larger than any .hgz holoscope reads", path=path)
     if whole:
-        budget.require(st.st_size, what="a compressed hash-grid scene", path=path)
-        data = read_limited(path, MAX_FILE_BYTES, what="compressed hash-grid scene")
+        budget.require(st_size, what="a compressed hash-grid scene", path=path)
+        data = source.read_limited(MAX_FILE_BYTES, what="compressed hash-grid scene")
     else:
-        with open_regular(path) as fh:
-            data = fh.read(framing.FIXED.size)
-            data += fh.read(framing.needed_bytes(data, MAX_HEADER_BYTES) - len(data))
+        data = source.head(framing.needed_bytes(data, MAX_HEADER_BYTES))
     raw, end = framing.unpack(data, magic=MAGIC, version=VERSION, kind="hash-grid", max_header=MAX_HEADER_BYTES,
                               max_json=MAX_HEADER_JSON, label=path)  # fmt: skip
     try:
@@ -398,7 +402,7 @@ def _load(path: str | Path, *, whole: bool = True) -> tuple[bytes, dict, int, Sn
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise CorruptStream(f"bad header: {exc}", path=path) from None
     stop = end + max(p["offset"] + p["length"] for p in _parts_of(header))
-    size = len(data) if whole else st.st_size
+    size = len(data) if whole else st_size
     if stop > size:
         raise CorruptStream(f"the file is truncated: its parts end at byte {stop:,}, it holds {size:,}", path=path)
     return data, header, end, cfg, image_size
@@ -464,11 +468,12 @@ def _document(header: dict, cfg: SnapshotConfig, params: np.ndarray, occupancy: 
     return doc
 
 
-def read_hgz(path: str | Path) -> Snapshot:
+def read_hgz(where: Source | str | Path) -> Snapshot:
     """The scene as a :class:`Snapshot` (parameters dequantised, ``params_type`` "float"),
     its document in instant-ngp's key layout plus ``snapshot.holoscope_occupancy`` (the packed
     bitfield) and, in image mode, ``snapshot.holoscope_image_size`` ([width, height])."""
-    data, header, end, cfg, image_size = _load(path)
+    data, header, end, cfg, image_size = _load(where)
+    path = source_for(where).label
     n_params, features, bits = header["n_params"], cfg.features, header["bits"]
     cascades = header["occupancy"]["cascades"] if header["occupancy"] else 0
     # the float32 parameters, one level's codes and masks, the document's copy, the density grid
@@ -548,11 +553,11 @@ def describe_header(header: dict, data_start: int, path: Any = None) -> dict:
             "fp16_params_bytes": 2 * n}  # fmt: skip
 
 
-def describe_hgz(path: str | Path) -> dict:
+def describe_hgz(where: Source | str | Path) -> dict:
     """Sizes per part (header, MLPs, each level, occupancy), bits per parameter, quantisation
     bits and kept entries per level, from the header alone."""
-    _, header, end, _, _ = _load(path, whole=False)
-    return describe_header(header, end, path)
+    _, header, end, _, _ = _load(where, whole=False)
+    return describe_header(header, end, source_for(where).label)
 
 
 def header_json(path: str | Path) -> str:

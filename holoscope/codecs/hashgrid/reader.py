@@ -63,10 +63,10 @@ def open_hgz(source: Source | str | os.PathLike) -> Media:
     from holoscope.codecs.hashgrid import hgz
 
     source = source_for(source)
-    snapshot = hgz.read_hgz(source.label)
+    snapshot = hgz.read_hgz(source)
     image_size = (snapshot.document.get("snapshot") or {}).get("holoscope_image_size")
     size = tuple(int(v) for v in image_size) if image_size else None
-    scene = HashGridScene(snapshot, "hgz", source.size or 0, size, {"hgz": hgz.describe_hgz(source.label)})  # type: ignore[arg-type]
+    scene = HashGridScene(snapshot, "hgz", source.size or 0, size, {"hgz": hgz.describe_hgz(source)})  # type: ignore[arg-type]
     return _media(scene, source, "hgz", "holoscope .hgz reader")
 
 
