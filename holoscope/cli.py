@@ -23,7 +23,7 @@ from holoscope.cli_edges import (
     process_edges,
     report,
 )
-from holoscope.cli_network import add_cache_command, add_network_options, apply_network_options
+from holoscope.cli_network import add_cache_command, add_network_options, apply_network_options, network_report
 from holoscope.core.allocator import use_one_malloc_arena
 from holoscope.core.sources import is_url
 from holoscope.core.errors import InvalidArgument, display_path
@@ -426,7 +426,10 @@ def _convert_sequence(args: argparse.Namespace, spec, writer, flip, media) -> in
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = describe(_resolve_input(args.input), args.format, args.fps, image_size=args.image_size)
+    target = _resolve_input(args.input)
+    info = describe(target, args.format, args.fps, image_size=args.image_size)
+    if is_url(target):
+        info.update(network_report())
     if args.json:
         emit(json.dumps(info, indent=2))
         return 0

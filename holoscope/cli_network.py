@@ -31,6 +31,15 @@ def apply_network_options(args: argparse.Namespace) -> None:
         configure(**changes)
 
 
+def network_report() -> dict[str, Any]:
+    """What the program's HTTP session did so far: for ``info`` of a URL."""
+    from holoscope.core.http import default_session
+
+    stats = default_session().stats()
+    return {"downloaded_bytes": stats["bytes_downloaded"], "http_requests": stats["requests"],
+            "http_retries": stats["retries"], "cache_hit_bytes": stats["cache_hit_bytes"]}  # fmt: skip
+
+
 def add_cache_command(sub: Any) -> None:
     c = sub.add_parser("cache", help="show or clear the on-disk cache of parts downloaded from URLs")
     c.add_argument("action", choices=("info", "clear"), help="info: where it is and how large; clear: empty it")

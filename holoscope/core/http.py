@@ -421,7 +421,7 @@ class HttpSource(Source):
 
     local_path = None
 
-    def __init__(self, url: str, session: HttpSession | None = None, *, base_origin: tuple | None = None) -> None:
+    def __init__(self, url: str, session: HttpSession | None = None) -> None:
         check_url(url)
         self.url = url
         self.uri = url
@@ -429,7 +429,6 @@ class HttpSource(Source):
         self._display = display_url(url)
         # ``name`` is what the registry matches extensions on: the path, without query or fragment.
         self.name = urllib.parse.unquote(urllib.parse.urlsplit(url).path) or "/"
-        self._origin = base_origin or origin(url)
         self.res = self.session.resource(url)
 
     @property
@@ -715,13 +714,16 @@ class HttpSource(Source):
     def relative(self, name: str) -> Source:
         if not isinstance(name, str) or not name or any(ord(c) < 32 for c in name) or "\\" in name:
             raise CorruptStream(f"{name!r} is not a usable file name", path=self.label)
-        base = self.url + "/" if self.res.folder and not self.url.endswith("/") else self.url
+        # Against where the file really is (after redirects), as a browser resolves them.
+        base = self.res.final if self.res.probed else self.url
+        if self.res.folder and not base.endswith("/"):
+            base += "/"
         target = urllib.parse.urljoin(base, urllib.parse.quote(name, safe="/:?&=#%@+,;~!$'()*"))
         check_url(target)
-        if origin(target) != self._origin and not self.session.policy.allow_cross_origin:
+        if origin(target) != origin(base) and not self.session.policy.allow_cross_origin:
             raise UnsafeLocation(f"names {display_url(target)}, on another host or scheme than the file it came "
                                  f"from; allow it with --allow-cross-origin", path=self.label)  # fmt: skip
-        return HttpSource(target, self.session, base_origin=self._origin)
+        return HttpSource(target, self.session)
 
 
 class _RangeFile(io.RawIOBase):
