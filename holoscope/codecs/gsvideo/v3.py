@@ -488,7 +488,7 @@ def _read_remote_layout(source: Source) -> _Layout:
     so a missing or damaged one shows when its group plays (skipped with a warning)."""
     folder = source.label if source.is_folder else source.label.rsplit("/", 1)[0] + "/"
     info = source.relative(GROUP_INFO_NAME) if source.is_folder else source
-    tail = source.label.rstrip("/").rsplit("/", 1)[-1]
+    tail = source.name.rstrip("/").rsplit("/", 1)[-1]  # the URL's path (a label may hold a query)
     if not source.is_folder and tail in (MIN_MAX_NAME, FULL_MIN_MAX_NAME):  # another table of the folder named
         info = source.relative(GROUP_INFO_NAME)
     data, info_bytes = _load_remote_json(info, MAX_GROUP_INFO_BYTES, GROUP_INFO_NAME, folder)
