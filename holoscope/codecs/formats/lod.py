@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from holoscope.core import budget
 from holoscope.core.camera import Camera
 from holoscope.core.errors import CorruptStream, EmptyMedia, SourceNotFound
 from holoscope.core.frames import SplatCloud
@@ -266,6 +267,13 @@ class LodScene:
             for level, (_, _, count) in node.lods.items():
                 self.leaf_counts[i, level] = count
                 self.available[i, level] = True
+        # What each leaf shows when asked for a level: that level, or its next coarser one (level
+        # 0 is exactly the finest input); what the selection counts.
+        self.shown_counts = np.zeros_like(self.leaf_counts)
+        for i in range(leaves):
+            for level in range(self.levels):
+                shown = 0 if level == 0 else self.shown_level(i, level)
+                self.shown_counts[i, level] = self.leaf_counts[i, shown] if shown is not None else 0
         # What a file must hold: the end of its last run.
         self.file_needs = [0] * len(self.filenames)
         for node in self.leaves:
@@ -371,8 +379,12 @@ class LodScene:
         for file, offset, count in self.runs_for(levels):
             by_file.setdefault(file, []).append(np.arange(offset, offset + count))
         parts = []
+        total = sum(len(index) for runs in by_file.values() for index in runs)
         for file in sorted(by_file):
             cloud = self.load_file(file)
+            if not parts:  # the files are budgeted as they decode; then the scene built from them
+                budget.require(self.cache.bytes + budget.splat_cloud_bytes(total, cloud.sh_degree),
+                               what=f"a {total:,}-splat scene from the chunk files", path=self.name)  # fmt: skip
             index = np.concatenate(by_file[file])
             parts.append(cloud if len(index) == cloud.count and (index == np.arange(cloud.count)).all()
                          else cloud.subset(index))  # fmt: skip
@@ -395,12 +407,7 @@ class LodScene:
 
     def select(self, camera: Camera, budget: int | None) -> LodSelection:
         """The level per leaf for ``camera`` under ``budget`` splats (None: full detail)."""
-        counts = np.zeros_like(self.leaf_counts)
-        for i in range(len(self.leaves)):  # what each leaf shows at each level (coarser fallback)
-            for level in range(self.levels):
-                shown = 0 if level == 0 else self.shown_level(i, level)
-                counts[i, level] = self.leaf_counts[i, shown] if shown is not None else 0
-        return select_for_camera(self.bound_min, self.bound_max, counts, camera, budget)
+        return select_for_camera(self.bound_min, self.bound_max, self.shown_counts, camera, budget)
 
     def cloud_for_camera(self, camera: Camera, budget: int | None) -> SplatCloud:
         """What ``camera`` needs under ``budget``: the finest levels that fit it. The same choice
