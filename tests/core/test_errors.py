@@ -13,11 +13,13 @@ from holoscope.core.errors import (
     FormatNotRecognized,
     HoloscopeError,
     InvalidArgument,
+    NetworkError,
     NotAFile,
     OutputError,
     SourceNotFound,
     SourceUnreadable,
     BudgetExceeded,
+    UnsafeLocation,
 )
 
 BUILTIN_FOR = {
@@ -31,6 +33,8 @@ BUILTIN_FOR = {
     DecoderUnavailable: ImportError,
     SourceUnreadable: PermissionError,
     BudgetExceeded: MemoryError,
+    NetworkError: ConnectionError,
+    UnsafeLocation: PermissionError,
 }
 
 
