@@ -181,3 +181,17 @@ def test_the_cache_keeps_within_its_limit_dropping_the_least_recently_used(tmp_p
     assert cache.get("aa" + "0" * 38, 7) is not None  # the newest stays
     assert cache.get("aa" + "0" * 38, 0) is None  # the oldest went first
     assert cache.clear() > 0 and cache.size() == 0
+
+
+def test_a_server_that_stops_answering_times_out_and_is_retried(proxy, blob, tmp_path):
+    path, data = blob
+    proxy.delay(path, headers=1.5, times=2)  # longer than the read timeout, twice
+    policy = HttpPolicy(backoff=0.01, max_backoff=0.05, read_timeout=0.4, connect_timeout=1.0)
+    sess = session(tmp_path, policy)
+    began = time.monotonic()
+    assert HttpSource(proxy.url(path), sess).read_range(0, 100) == data[:100]
+    assert sess.stats()["retries"] == 2
+    assert time.monotonic() - began < 5
+    proxy.delay(path, headers=1.5, times=None)
+    with pytest.raises(NetworkError, match="timed out"):
+        HttpSource(proxy.url(path), session(tmp_path / "other", HttpPolicy(retries=1, read_timeout=0.3))).size
