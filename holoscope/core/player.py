@@ -24,8 +24,9 @@ Streaming (``streamed=True``, by default ``media.info["streamed"]``: a medium re
 the read-ahead holds ``buffer_seconds`` of frames (default :data:`STREAM_BUFFER_S`, converted to
 frames with the frame rate, still bounded by the byte budget), and a frame due that is not
 decoded yet STALLS playback instead of dropping frames: the clock pauses in state
-``BUFFERING`` and resumes by itself once ``resume_seconds`` of frames are ready from the one
-due (or the decode-ahead reached the end). A local file keeps dropping late frames: its decode
+``BUFFERING`` (the frame due is shown as soon as it comes: a stream's first picture does not
+wait for the buffer) and resumes by itself once ``resume_seconds`` of frames are ready after
+it (or the decode-ahead reached the end). A local file keeps dropping late frames: its decode
 is slow, not its bytes, and stalling would only make it slower than real time. ``stats()``
 reports ``stalls``, ``stalled_s`` and ``buffer_s`` (seconds of frames ready ahead), and, for a
 medium with an adaptive controller (``media.adaptive``, see :mod:`holoscope.core.adaptive`),
@@ -230,14 +231,21 @@ class Player:
                 self.adaptive.engage()  # real-time playback adapts; every-frame export does not
             self.adaptive.report_buffer(self._buffer_frames(due)[0] / self.fps)
         if self._stalled_since is not None:
+            shown = None
+            if due != self.index and self.prefetcher.ahead(due)[0]:
+                # The frame due has come: show it at once (the first picture of a stream, or
+                # the one after a seek), but hold the clock until the buffer is refilled.
+                shown = self._accept(due, self.prefetcher.take(due))
             ready, ended = self._buffer_frames(due)
             if ready < self._resume_frames and not ended:
-                if ready == 0 and not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
+                if due != self.index and not self.prefetcher.covers(due, max_gap=self.prefetcher.capacity):
                     self.prefetcher.seek(due)  # sought while stalled
-                return None
+                return shown
             self._end_stall()  # enough is ready: the clock goes on from where it stopped
+            self._waiting = False
             self.clock.play()
-            due = self._due()
+            if due == self.index:
+                return shown
         if due == self.index:
             return None
         if self.index is not None and due < self.index and not self.prefetcher.covers(due):
