@@ -8,6 +8,13 @@ checked against its stream's plan (size, sample size, planes), and dequantised
 truncated file, or whose segment file is missing, are announced once when opening and skipped
 while playing; a file or manifest with no playable group is refused.
 
+Any Source serves: a manifest reaches its segments through ``source.relative(uri)``, so a
+folder and a URL read alike. Over a link (``info["streamed"]``) segments are not asked for at
+open; one that is missing, cannot be read after the source's retries, or is damaged turns its
+group into FailedFrames with a warning naming the group, and playback goes on. Every segment
+read is timed for ``media.adaptive`` (:class:`holoscope.core.adaptive.AdaptiveController`),
+which picks a manifest's quality level per group while a player plays a URL.
+
 Hardware decoding: unless ``HOLOSCOPE_HWDEC=no``, a stream plan that a hardware decoder can
 take (4:2:0 8/10-bit HEVC or H.264, the ``hw`` preset) is decoded through PyAV's hwaccel on the
 first device type that works (:func:`holoscope.codecs.video.decode.hwdec_devices`); any failure

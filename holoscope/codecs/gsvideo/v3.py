@@ -55,7 +55,13 @@ tables (a header that cannot be read is left to playback). Frames are decoded pe
 decoded in lockstep, one picture of each per frame (side by side on a small thread pool; PyAV
 decodes without the GIL), read straight from the luma plane, never through swscale. A video
 that is missing, damaged, cut short or the wrong size raises :class:`CorruptStream` naming it;
-playback then skips that group with a warning. The SIBR player reads the same pictures
+playback then skips that group with a warning.
+
+Remote streams (a URL of the folder or of ``group_info.json``): the two tables are fetched and
+checked the same way; the videos are reached through ``source.relative``, not asked for one by
+one at open (only video 0 of the first group, for the header checks), and each group's 20 are
+fetched side by side (at most :data:`REMOTE_FETCHES` at once) and decoded from memory. A video
+that is missing or cannot be read skips its group like a damaged one. The SIBR player reads the same pictures
 through OpenCV (BGR, then grey) and applies the same inverse of the quantisation.
 
 Writing: :func:`write_v3` packs SplatClouds with VideoGS's quantisation and video table, the
