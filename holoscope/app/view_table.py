@@ -66,6 +66,13 @@ def view_class_for(kind: MediaKind) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+# A streamed-LOD scene (lod-meta.json) is SPLATS too, but it streams by need: never read whole.
+LOD_VIEW = "holoscope.app.lod_view:LodView"
+
+
 def make_view(ctx: Any, media: Any, request_repaint: Any) -> Any:
     """Build the view for ``media`` (the GL context current, as the viewport arranges)."""
+    if getattr(media, "lod_scene", None) is not None:
+        module, _, name = LOD_VIEW.partition(":")
+        return getattr(importlib.import_module(module), name)(ctx, media, request_repaint)
     return view_class_for(media.kind)(ctx, media, request_repaint)

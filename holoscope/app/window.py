@@ -149,6 +149,7 @@ class MainWindow(QMainWindow):
         self.reset_action = self._action("&Reset View", self.viewport.reset_view, ("R", "Home"), view_menu)
         self.info_action = self._action("&Info Panel", self.toggle_info, ("I",), view_menu)
         self._action("&Background Colour…", self.choose_background, (), view_menu)
+        self.budget_action = self._action("Splat &Budget…", self.choose_splat_budget, (), view_menu)  # LOD scenes
         self._action("&Next File", self.next_item, ("N", "PgDown"), view_menu)
         self._action("&Previous File", self.previous_item, ("P", "PgUp"), view_menu)
 
@@ -279,6 +280,7 @@ class MainWindow(QMainWindow):
         for action in self.playback_actions:
             action.setEnabled(caps.timed)
         self.export_action.setEnabled(caps.exportable)
+        self.budget_action.setEnabled(hasattr(self.viewport.view, "set_splat_budget"))
 
     def _install(self, media: Media, path: str, view: Any) -> None:
         self.pause()
@@ -437,6 +439,12 @@ class MainWindow(QMainWindow):
         color = QColorDialog.getColor(QColor(r, g, b), self, "Background colour")
         if color.isValid():
             self.set_background((color.redF(), color.greenF(), color.blueF()))
+
+    def choose_splat_budget(self) -> None:
+        if hasattr(self.viewport.view, "set_splat_budget"):  # a streamed-LOD scene (app/lod_view.py)
+            from holoscope.app.lod_view import ask_splat_budget
+
+            ask_splat_budget(self, self.viewport.view)
 
     def toggle_info(self) -> None:
         self.info_panel.setVisible(not self.info_panel.isVisible())
