@@ -162,6 +162,19 @@ def read_ply_header(fh: BinaryIO, path: Path) -> PlyHeader:
         file_size = source_size(fh, path)
         fh.seek(0)
         head = fh.read(MAX_HEADER)
+    return parse_ply_header(head, file_size, path)
+
+
+def header_complete(head: bytes) -> bool:
+    """Whether ``head`` (the first bytes of a file) holds the whole header: the reader of a
+    download waits for this before :func:`parse_ply_header`."""
+    return any(nl + b"end_header" + nl in head for nl in (b"\r\n", b"\n", b"\r"))
+
+
+def parse_ply_header(head: bytes, file_size: int, path: Path | str) -> PlyHeader:
+    """The header in ``head`` (the first bytes of a file of ``file_size`` bytes), checked as
+    :func:`read_ply_header` says."""
+    head = head[:MAX_HEADER]
     newline = next((nl for nl in (b"\r\n", b"\n", b"\r") if head.startswith(b"ply" + nl)), None)
     if newline is None:
         raise CorruptStream("not a PLY file (no 'ply' magic)", path=path)
@@ -398,13 +411,7 @@ def read_ply(path: Source | str | Path | bytes) -> SplatCloud:
                 f"vertex property '{vertex.list_property}' is a list: not a splat or point-cloud PLY", path=path
             )
         fields = vertex.names
-        missing = [name for name in REQUIRED if name not in fields]
-        point_cloud = bool(missing) and all(name in fields for name in POINT_CLOUD_REQUIRED)
-        if missing and not point_cloud:
-            raise CorruptStream(
-                f"not a 3D Gaussian splat PLY: missing vertex properties {', '.join(missing)}", path=path
-            )
-        degree = 0 if point_cloud else _sh_degree_from_fields(fields, path)
+        point_cloud, degree = vertex_kind(vertex, path)
         n = check_count(vertex.count, path=path, what="splats")
         if n == 0:
             raise EmptyMedia(f"the PLY holds zero {'points' if point_cloud else 'splats'}", path=path)
@@ -423,6 +430,30 @@ def read_ply(path: Source | str | Path | bytes) -> SplatCloud:
         log.warning("%s: dropped %d of %d splats with NaN or infinite values", path, dropped, n)
     cloud.metadata.update({"dropped_nonfinite": dropped, "file_sh_degree": degree, "ply_properties": len(fields)})
     return cloud
+
+
+def vertex_kind(vertex: PlyElement, path: Path | str) -> tuple[bool, int]:
+    """(point cloud?, SH degree) of a vertex element; neither splats nor coloured points is
+    :class:`CorruptStream`."""
+    fields = vertex.names
+    missing = [name for name in REQUIRED if name not in fields]
+    point_cloud = bool(missing) and all(name in fields for name in POINT_CLOUD_REQUIRED)
+    if missing and not point_cloud:
+        raise CorruptStream(f"not a 3D Gaussian splat PLY: missing vertex properties {', '.join(missing)}", path=path)
+    return point_cloud, 0 if point_cloud else _sh_degree_from_fields(fields, path)
+
+
+def decode_splat_rows(data: np.ndarray, degree: int, path: Path | str) -> tuple[SplatCloud, int]:
+    """Splat vertex rows -> (activated cloud, rows dropped as non-finite), as :func:`read_ply`
+    decodes them. Each row is decoded on its own, so rows decoded in pieces
+    (``codecs/progressive.py``) give the same arrays as the whole element; all rows non-finite
+    is :class:`EmptyMedia`."""
+    n = len(data)
+    matrix, column = _float_matrix(data, sh_coeff_count(degree) - 1)
+    cloud, finite = _activate(matrix, column, sh_coeff_count(degree) - 1, path)
+    if finite is None:
+        return cloud, 0
+    return cloud.subset(finite), n - int(np.count_nonzero(finite))
 
 
 def _activate(matrix: np.ndarray, column: dict[str, int], rest_count: int,

@@ -84,15 +84,23 @@ def read_splat(path: Source | str | Path | bytes) -> SplatCloud:
             raise os_error(exc, path) from exc
     if len(records) < n:  # the file shrank after its size was read
         raise CorruptStream(f"file ended after {len(records):,} of {n:,} splats while it was read", path=path)
-    rgba = records["rgba"].astype(np.float32) * np.float32(1 / 255)
-    sh = colors_to_sh_dc(rgba[:, :3])[:, None, :]
-    quats = (records["rot"].astype(np.float32) - 128) * np.float32(1 / 128)
-    with np.errstate(invalid="ignore", over="ignore"):
-        cloud = make_cloud(records["position"], records["scale"], quats, rgba[:, 3], sh, path=path)
+    cloud = decode_splat_records(records, path=path)
     dropped = cloud.metadata["dropped_nonfinite"]
     if dropped:
         log.warning("%s: dropped %d of %d splats with NaN or infinite values", path, dropped, n)
     return cloud
+
+
+def decode_splat_records(records: np.ndarray, *, path: Path | str | None) -> SplatCloud:
+    """``SPLAT_DTYPE`` rows -> activated cloud. Each row is decoded on its own, so the rows of a
+    file decoded in pieces (``codecs/progressive.py``) give the same arrays as the whole file.
+    Non-finite rows are dropped (counted in ``metadata['dropped_nonfinite']``); all of them
+    dropped is :class:`EmptyMedia`."""
+    rgba = records["rgba"].astype(np.float32) * np.float32(1 / 255)
+    sh = colors_to_sh_dc(rgba[:, :3])[:, None, :]
+    quats = (records["rot"].astype(np.float32) - 128) * np.float32(1 / 128)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return make_cloud(records["position"], records["scale"], quats, rgba[:, 3], sh, path=path)
 
 
 def open_splat(source: Source) -> Media:
