@@ -84,3 +84,22 @@ def test_a_remote_folder_without_tables_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CorruptStream, match="missing group_info.json"):
         open_v3(Link(tmp_path).source("empty/"))
+
+
+def test_a_remote_group_larger_than_the_budget_is_skipped(served, monkeypatch, caplog):
+    from holoscope.core import budget
+
+    media = open_v3(Link(served).source("stream/"))
+    sizes = sum((served / "stream" / "group1" / f"{s}.mp4").stat().st_size for s in range(STREAMS))
+    real = budget.require
+
+    def tight(nbytes, *, what, path=None):  # the group's decode fits; its 20 videos do not
+        if "videos of" in what and nbytes > sizes // 2:
+            real(10**15, what=what, path=path)
+        real(nbytes, what=what, path=path)
+
+    monkeypatch.setattr(budget, "require", tight)
+    with caplog.at_level(logging.WARNING, logger="holoscope"):
+        played = [f.payload for f in media.frames_from(0)]
+    assert all(isinstance(p, FailedFrame) and "memory budget" in p.message for p in played)
+    media.close()

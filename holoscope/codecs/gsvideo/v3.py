@@ -661,10 +661,20 @@ def _fetch(layout: _Layout, group: int, streams: list[int], pool: ThreadPoolExec
     """The bytes of a remote group's videos ``streams`` (on ``pool`` side by side when given).
     A missing video or one that cannot be read raises the holoscope error naming it."""
 
+    held = [0]  # bytes of this group's videos announced so far (their sizes, before reading)
+    lock = threading.Lock()
+
     def one(stream: int) -> bytes:
         name = f"{group_dir_name(group)}/{stream_name(stream)}"
         source = layout.video_source(group, stream)
         try:
+            size = source.size  # a server states it first (the probe's part is kept for the read)
+            if size is not None:
+                with lock:
+                    held[0] += size
+                    total = held[0]
+                budget.require(total, what=f"the videos of {group_dir_name(group)} ({total:,} bytes so far)",
+                               path=layout.folder)  # fmt: skip
             return source.read_limited(MAX_VIDEO_BYTES, what=name)
         except SourceNotFound as exc:
             raise CorruptStream(f"missing {name} (every V^3 group holds 20 videos, 0.mp4 .. 19.mp4)",
