@@ -115,6 +115,7 @@ def test_a_v3_group_arrives_by_parallel_requests(streams_dir, proxy: FaultProxy)
 
     folder = streams_dir / "adaptive" / "v3"
     if not folder.exists():
+        folder.parent.mkdir(exist_ok=True)
         write_v3([blob_cloud(0.1 * i, n=150, seed=i) for i in range(4)], folder, group_size=2)
     local = [f.payload for f in open_v3(folder).frames_from(0)]
     media = open_v3(source_for(_url(proxy, streams_dir, folder) + "/"))
