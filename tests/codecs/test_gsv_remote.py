@@ -77,6 +77,16 @@ def test_remote_file_plays_like_the_local_one_and_a_seek_reads_only_its_group(se
     assert media.adaptive.stats()["throughput_bps"] > 0
 
 
+def test_a_seek_in_a_remote_layout_reads_only_its_segment(served, local_frames):
+    link = Link(served)
+    media = open_manifest(link.source("segs/manifest.json"), adaptive=False)
+    link.reads.clear()
+    target = 4 * GOF  # the first frame of group 5
+    assert same(media.frame(target), local_frames["medium"][target])
+    length = (served / "segs" / "medium" / "00004.mp4").stat().st_size
+    assert link.reads == [("segs/medium/00004.mp4", 0, length)]
+
+
 @pytest.mark.parametrize("failure", [SourceNotFound("404 Not Found"), ConnectionResetError("connection reset"),
                                      "damaged"])  # fmt: skip
 def test_a_missing_or_failing_segment_is_skipped(served, local_frames, failure, caplog, tmp_path):
