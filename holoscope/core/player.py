@@ -310,7 +310,8 @@ class Player:
     def stats(self) -> dict[str, Any]:
         """Counters for the info panel: the prefetcher's, the state, and the streaming ones
         (``streamed``, ``buffer_s``, ``stalls``, ``stalled_s``; with an adaptive medium also
-        ``level``, ``throughput_bps``, ``level_switches``)."""
+        ``level`` (None for a one-level medium), ``levels``, ``adaptive``, ``throughput_bps``
+        in bits per second, ``level_switches``)."""
         pre = self.prefetcher.stats()
         due = self._due()
         buffer_s = self._buffer_frames(due)[0] / self.fps
@@ -323,7 +324,8 @@ class Player:
         if self.adaptive is not None:
             self.adaptive.report_buffer(buffer_s)
             ad = self.adaptive.stats()
-            out.update(level=ad["level"], levels=ad["levels"], adaptive=ad["adaptive"],
+            # a one-level medium (a .gsv file, V^3) only measures: no level to show
+            out.update(level=ad["level"] if ad["levels"] > 1 else None, levels=ad["levels"], adaptive=ad["adaptive"],
                        throughput_bps=ad["throughput_bps"], level_switches=ad["level_switches"])  # fmt: skip
         return out
 

@@ -180,3 +180,13 @@ def test_the_buffer_is_reported_to_the_adaptive_controller():
         assert stats["buffer_s"] == pytest.approx(1.5)
         assert media.adaptive.stats()["buffer_s"] == pytest.approx(1.5)
         assert stats["level"] == "low" and stats["throughput_bps"] == 4_000_000 and stats["adaptive"]
+
+
+def test_a_one_level_medium_reports_throughput_but_no_level():
+    media = medium(10)
+    media.adaptive = AdaptiveController([("v3", 0.0)], fixed=0)  # what a .gsv or V^3 URL attaches
+    media.adaptive.record(1_000_000, 0.5)
+    with Player(media, now=FakeClock()) as player:
+        stats = player.stats()
+    assert stats["level"] is None and stats["levels"] == 1 and not stats["adaptive"]
+    assert stats["throughput_bps"] == 16_000_000
