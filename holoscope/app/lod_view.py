@@ -190,7 +190,7 @@ class LodView:
     def release(self) -> None:
         self._settle.stop()
         self.job.close()
-        self.streamer.close()
+        self.streamer.close(wait=False)  # a download in flight must not hold up the GUI
         self.renderer.release()
 
 

@@ -221,13 +221,16 @@ class LodStreamer:
                     return False
                 self._cond.wait(min(left, 0.1))
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Stop fetching. ``wait=False`` returns at once (a viewer closing a scene must not wait
+        for a slow download): a loader inside a fetch ends when it returns, keeping nothing."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=30)
+        if wait:
+            for thread in self._threads:
+                if thread is not threading.current_thread():
+                    thread.join(timeout=30)
 
     def __enter__(self) -> "LodStreamer":
         return self
@@ -365,6 +368,8 @@ class LodStreamer:
                 error = f"{type(exc).__name__}: {exc}"
             with self._cond:
                 self._inflight.discard(file)
+                if self._closed:
+                    return
                 if error is not None:
                     name = "the environment" if file == -1 else self.scene.filenames[file]
                     self.warning = f"{name}: {error}"

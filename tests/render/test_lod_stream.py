@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,6 @@ class Gate:
 def settle(streamer: LodStreamer, cam: Camera, timeout: float = 60.0) -> SplatCloud | None:
     """Show ``cam`` as a viewer does: re-select after each arrival until nothing changes. (Files
     a shown leaf holds stay until the view shows something else, which then frees room.)"""
-    import time
-
     deadline = time.monotonic() + timeout
     cloud, version = streamer.cloud_for_view(cam)
     while time.monotonic() < deadline:
@@ -93,8 +92,6 @@ def test_coarsest_level_of_every_leaf_shows_first(scene_path):
         cam = camera_at(-25.0)
         assert streamer.cloud_for_view(cam) == (None, 0)  # nothing has arrived yet: nothing drawn
         assert streamer.wait_idle(0.5) is False  # finer files are held back by the gate
-        import time
-
         deadline = time.monotonic() + 20
         while not coarse_files(scene) <= set(streamer.loaded_files()) and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -140,9 +137,9 @@ def test_a_new_camera_reorders_what_is_fetched_next(scene_path):
     with LodStreamer(scene, budget=None, workers=1) as streamer:
         streamer.set_camera(camera_at(-25.0, distance=6.0))
         streamer.set_camera(camera_at(25.0, distance=6.0))  # the newest camera wins
-        deadline = __import__("time").monotonic() + 20
-        while len(gate.started) <= len(coarse_files(scene)) and __import__("time").monotonic() < deadline:
-            __import__("time").sleep(0.01)
+        deadline = time.monotonic() + 20
+        while len(gate.started) <= len(coarse_files(scene)) and time.monotonic() < deadline:
+            time.sleep(0.01)
         right = scene.select(camera_at(25.0, distance=6.0), None)
         first_finer = gate.started[len(coarse_files(scene))]
         assert first_finer == scene.fetch_plan(right)[len(coarse_files(scene))]
@@ -236,7 +233,7 @@ def test_no_leaf_goes_missing_while_the_camera_moves_during_loading(scene_path):
     load = scene.load_file
 
     def slow(file: int) -> SplatCloud:
-        __import__("time").sleep(0.02)
+        time.sleep(0.02)
         return load(file)
 
     scene.load_file = slow
@@ -252,7 +249,7 @@ def test_no_leaf_goes_missing_while_the_camera_moves_during_loading(scene_path):
             if cloud is not None:
                 assert cloud.count == sum(scene.leaf_counts[i, level] for i, level in enumerate(shown) if level >= 0)
             versions.append(version)
-            __import__("time").sleep(0.01)
+            time.sleep(0.01)
         assert versions == sorted(versions)
 
 
@@ -299,3 +296,20 @@ def test_splat_transform_scene_streams_to_its_full_detail(splat_transform, sampl
         cloud, _ = streamer.cloud_for_view(cam)
     assert set(first) == coarse_files(scene)
     assert clouds_equal(cloud, read_lod(out).full_cloud())
+
+
+def test_closing_does_not_wait_for_a_download_in_flight(scene_path):
+    scene = read_lod(scene_path)
+    gate = Gate(scene, coarse_files(scene))
+    streamer = LodStreamer(scene, budget=None, workers=2)
+    streamer.set_camera(camera_at(0.0))
+    deadline = time.monotonic() + 20
+    while len(gate.started) <= len(coarse_files(scene)) and time.monotonic() < deadline:
+        time.sleep(0.01)  # a loader is now held inside a finer file's fetch
+    start = time.monotonic()
+    streamer.close(wait=False)
+    assert time.monotonic() - start < 0.5
+    gate.released.set()
+    for thread in streamer._threads:
+        thread.join(10)
+        assert not thread.is_alive()  # the held loader ends once its fetch returns
