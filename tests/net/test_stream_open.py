@@ -28,6 +28,8 @@ SPLAT_SAMPLES = [
 VIDEO_SAMPLE = "video/bunny-132f-360p-ffv1.mkv"
 # what legitimately differs between a URL and a local file in ``info --json``
 LOCATION_KEYS = {"file", "path", "streamed"}
+# what ``info`` adds for a URL: the session's traffic
+NETWORK_KEYS = {"downloaded_bytes", "http_requests", "http_retries", "cache_hit_bytes"}
 # holoscope/codecs/hashgrid/reader.py open_hgz hands ``source.label`` (the URL) to
 # hgz.read_hgz, which reads a local path: a .hgz URL fails with "no such file"
 
@@ -57,7 +59,7 @@ def _info(target: str, capsys) -> dict:
 
 def _without_location(value):
     if isinstance(value, dict):
-        return {k: _without_location(v) for k, v in value.items() if k not in LOCATION_KEYS}
+        return {k: _without_location(v) for k, v in value.items() if k not in LOCATION_KEYS | NETWORK_KEYS}
     if isinstance(value, list):
         return [_without_location(v) for v in value]
     return value
@@ -79,6 +81,9 @@ def test_info_of_a_sample_url(name, proxy: FaultProxy, samples_dir: Path, capsys
     assert info["file_bytes"] == (samples_dir / name).stat().st_size
     assert proxy.requests(Path(name).name), "the URL was read through the proxy"
     assert all(r.status in (200, 206) for r in proxy.log)
+    if "downloaded_bytes" in info:  # the traffic info reports is what the server sent
+        assert info["downloaded_bytes"] == proxy.body_bytes()
+        assert info["http_requests"] == len(proxy.requests(method="GET"))
 
 
 @pytest.mark.parametrize("name", SPLAT_SAMPLES)
