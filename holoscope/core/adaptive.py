@@ -108,7 +108,7 @@ class AdaptiveController:
             return
         bps = nbytes * 8.0 / max(float(seconds), MIN_SECONDS)
         best = max(self.bitrates)
-        if best > 0:
+        if best > 0 and self.adaptive:  # a fixed level only measures: the panel shows the real rate
             bps = min(bps, best * SAMPLE_CAP)
         with self._lock:
             self._bytes += nbytes

@@ -69,6 +69,7 @@ def test_a_cached_read_counts_as_at_most_twice_the_best_bitrate():
 def test_a_fixed_level_never_changes():
     c = AdaptiveController(LEVELS, fixed=1)
     measured(c, 100e6, 3)
+    assert c.throughput_bps == pytest.approx(100e6)  # measured, not capped: nothing to decide
     c.report_buffer(0.0)
     assert not c.adaptive and [c.choose() for _ in range(3)] == [1, 1, 1] and c.switches == 0
     with pytest.raises(ValueError):
