@@ -61,6 +61,7 @@ SCHEMES = ("http", "https")
 USER_AGENT = "holoscope"
 NO_RANGES_LIMIT = 256 << 20  # a server that ignores Range: the most read in one whole download
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
+MAX_READ_AHEAD_BLOCKS = 16  # 4 MiB: the most a sequential reader gets ahead in one request
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the next try
 
 
@@ -430,6 +431,8 @@ class HttpSource(Source):
         # ``name`` is what the registry matches extensions on: the path, without query or fragment.
         self.name = urllib.parse.unquote(urllib.parse.urlsplit(url).path) or "/"
         self.res = self.session.resource(url)
+        self._sequential_to = -1  # the part a read continuing the last one starts in
+        self._ahead = 0  # parts fetched ahead by the last sequential read
 
     @property
     def label(self) -> str:
@@ -545,8 +548,21 @@ class HttpSource(Source):
                 missing.append(b)
             else:
                 blocks[b] = data
-        for run in _runs(missing):
+        runs = _runs(missing)
+        if runs and self._sequential_to == first:
+            # A reader going through the file in order (PyAV demuxing, a zip member): fetch the
+            # parts after this read in the same request, more each time, so a high-latency link
+            # is not paid once per part.
+            self._ahead = min(max(2 * self._ahead, 1), MAX_READ_AHEAD_BLOCKS)
+            limit = last + self._ahead if res.size is None else min(last + self._ahead, (res.size - 1) // BLOCK)
+            tail = runs[-1]
+            while tail[-1] < limit and self.session.get_block(res, tail[-1] + 1) is None:
+                tail.append(tail[-1] + 1)
+        elif runs:
+            self._ahead = 0
+        for run in runs:
             blocks.update(self._fetch_blocks(res, run[0], run[-1]))
+        self._sequential_to = last + 1 if end == (last + 1) * BLOCK or res.size == end else last
         joined = b"".join(blocks[b] for b in range(first, last + 1) if b in blocks)
         start = offset - first * BLOCK
         return joined[start : start + (end - offset)]
