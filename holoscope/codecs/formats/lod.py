@@ -256,6 +256,7 @@ class LodScene:
         self.environment: str | None = meta["environment"]
         self.asset: dict = meta["asset"]
         self.nodes = nodes
+        self.bytes_read = 0  # bytes of the chunk files decoded so far
         self.leaves = [n for n in nodes if n.lods]
         leaves = len(self.leaves)
         self.bound_min = np.array([n.bound_min for n in self.leaves], np.float64).reshape(leaves, 3)
@@ -305,6 +306,7 @@ class LodScene:
                 raise CorruptStream(f"{what} {name!r} (named in lod-meta.json) is missing", path=self.name)
             media = open_sog(member)
             cloud = media.frame(0)
+            self.bytes_read += int(media.info.get("file_bytes") or 0)
         except SourceNotFound as exc:
             raise CorruptStream(f"{what} {name!r} (named in lod-meta.json) is missing ({exc})", path=self.name) from exc
         return cloud
@@ -439,6 +441,7 @@ class LodScene:
             "lod_files": len(self.filenames),
             "lod_chunks": len(self.leaves),
             "lod_nodes": len(self.nodes),
+            "lod_chunk_bytes": self.bytes_read,  # of the chunk files decoded so far (all, for the full scene)
             "lod_bounds_min": [round(v, 6) for v in lo],
             "lod_bounds_max": [round(v, 6) for v in hi],
         }
