@@ -171,7 +171,7 @@ def test_a_missing_segment_is_skipped_with_a_warning(big, streams_dir: Path, pro
 
 def test_a_player_goes_on_past_a_missing_segment(big, streams_dir: Path, proxy: FaultProxy) -> None:
     manifest = big["gsv"].parent / "long-segments" / "manifest.json"
-    proxy.fail(r"/00001\.mp4$", 503, times=None)  # the second group stays unavailable
+    proxy.fail(r"/00001\.mp4$", 404, times=None)  # the second group is missing
     media = open_input(_url(proxy, streams_dir, manifest))
     states, shown = set(), []
     try:
