@@ -301,7 +301,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
             probe.release()
     media, cloud = probe, probe.frame(0)
     lo, hi = cloud.robust_bounds()
-    # a streamed-LOD scene: its index file and every chunk file it names
+    # a streamed-LOD scene: its index file and the chunk files the full-detail scene was read from
     size = _input_bytes(path) + int(cloud.metadata.get("format_info", {}).get("lod_chunk_bytes", 0))
     return {
         "file": display_path(path),

@@ -34,8 +34,9 @@ def test_convert_writes_a_scene_info_describes(converted, capsys):
     assert info["lod_levels"] == meta["lodLevels"] == 2
     assert info["lod_counts"] == meta["counts"] == [489, 245]
     assert info["lod_files"] == 2 and info["lod_chunks"] == 1
-    on_disk = sum(p.stat().st_size for p in out.parent.rglob("*") if p.is_file())
-    assert info["file_bytes"] == on_disk  # the index and every chunk file it names
+    # the index and the chunk files of the full-detail scene (level 0: the files of 0_0/)
+    finest = sum(p.stat().st_size for p in (out.parent / "0_0").iterdir()) + out.stat().st_size
+    assert info["file_bytes"] == finest
     assert info["lod_bounds_min"] == [round(v, 6) for v in meta["tree"]["bound"]["min"]]
     # The plain text form names the same things.
     assert main(["info", str(out)]) == 0

@@ -441,7 +441,7 @@ class LodScene:
             "lod_files": len(self.filenames),
             "lod_chunks": len(self.leaves),
             "lod_nodes": len(self.nodes),
-            "lod_chunk_bytes": self.bytes_read,  # of the chunk files decoded so far (all, for the full scene)
+            "lod_chunk_bytes": self.bytes_read,  # of the chunk files decoded so far (level 0's for the full scene)
             "lod_bounds_min": [round(v, 6) for v in lo],
             "lod_bounds_max": [round(v, 6) for v in hi],
         }
