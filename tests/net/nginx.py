@@ -35,10 +35,22 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 MAX_HOPS = 12
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM the nginx master when the test process dies, even by
+    SIGKILL (Linux ``PR_SET_PDEATHSIG``), so no nginx outlives a killed test run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def nginx_binary() -> str | None:
@@ -196,6 +208,7 @@ class NginxServer:
                     [self.binary, "-p", str(self.workdir) + "/", "-c", str(conf),
                      "-e", str(self.workdir / "error.log"), "-g", "daemon off;"],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
                 )
             finally:
                 log.close()

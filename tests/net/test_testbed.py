@@ -116,6 +116,29 @@ def test_stop_leaves_no_process(tmp_path: Path) -> None:
         get(server.url("health"), timeout=2)
 
 
+def test_nginx_dies_with_a_killed_test_process(tmp_path: Path) -> None:
+    """A test run killed outright (SIGKILL: no teardown, no atexit) leaves no nginx behind."""
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from tests.net.nginx import NginxServer; "
+            "s = NginxServer(Path(sys.argv[1]), {'files': Path(sys.argv[1])}).start(); "
+            "print(s.process.pid, *s.worker_pids(), flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "ng")], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) >= 2
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_state(pid) == "alive" for pid in pids):
+        time.sleep(0.05)
+    assert all(_state(pid) != "alive" for pid in pids)
+
+
 def _state(pid: int) -> str:
     try:
         return "zombie" if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z" else "alive"
