@@ -126,3 +126,22 @@ def test_a_changed_file_is_not_served_stale(same_size, proxy: FaultProxy, stream
         assert after["splats"] == 2 * before["splats"]
     bounds = [k for k in before if "bounds" in k and "robust" not in k]
     assert bounds and any(after[k] != before[k] for k in bounds)
+
+
+def test_a_second_process_reads_the_cache(proxy: FaultProxy, http_cache: Path) -> None:
+    """The cache outlives the process: a second ``holoscope info`` downloads no body bytes."""
+    import subprocess
+    import sys
+
+    url = proxy.url(f"samples/{SAMPLE}")
+    env = {**os.environ, "HOLOSCOPE_CACHE_DIR": str(http_cache)}
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "holoscope", "info", url, "--json"], capture_output=True,
+                              text=True, timeout=60, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        runs.append((json.loads(done.stdout), proxy.body_bytes("guitar")))
+    (first, after_first), (second, after_second) = runs
+    assert after_first >= first["file_bytes"]
+    assert after_second == after_first  # nothing more came from the server
+    assert second["splats"] == first["splats"]

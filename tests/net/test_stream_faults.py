@@ -229,3 +229,34 @@ def test_a_manifest_naming_another_host_with_consent(offhost_manifest: str, prox
     rc = main(["convert", proxy.url(offhost_manifest), str(out / "%04d.ply"), "-q", "--allow-cross-origin"])
     assert rc == 0, capsys.readouterr().err
     assert len(list(out.iterdir())) == 8
+
+
+# -- as a real process ------------------------------------------------------------------------------
+
+
+def _run(*argv: str, env_extra: dict[str, str] | None = None, timeout: float = 60):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "holoscope", *argv], capture_output=True, text=True,
+                          timeout=timeout, env=env)  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", ["none", "404", "drop-always"])
+def test_the_command_exits_promptly_whatever_the_server_does(fault, proxy: FaultProxy, local_info) -> None:
+    """In a process of its own (no worker thread may keep it alive): a result, or one line and exit 2."""
+    if fault == "404":
+        proxy.fail(r"guitar", 404, times=None)
+    elif fault == "drop-always":
+        proxy.drop_after(r"guitar", 1000, times=None)
+    start = time.monotonic()
+    done = _run("info", proxy.url(f"samples/{SAMPLE}"), "--json")
+    assert time.monotonic() - start < 40
+    if fault == "none":
+        assert done.returncode == 0, done.stderr
+        assert _same(json.loads(done.stdout), local_info)
+    else:
+        assert done.returncode == 2
+        _one_line_error(done.stderr, proxy.url(f"samples/{SAMPLE}"))
