@@ -9,7 +9,8 @@ URL layout (``server.url(path)``), every root also under ``/rate/<bytes_per_s>/`
 
 - ``/samples/...``: the shared sample folder; ``/streams/...``: a folder the tests write into.
 - ``/rate/<bps>/samples/...``, ``/rate/<bps>/streams/...``: the same files sent at ``bps`` bytes/s
-  per connection (nginx's ``limit_rate``).
+  per connection (nginx's ``limit_rate``; it lets a burst through at the start of a response,
+  so time a whole download rather than dividing by the rate; the fault proxy's limit is exact).
 - ``/hop/<n>/<rest>``: a chain of n redirects (302) ending at ``/<rest>``, n up to ``MAX_HOPS``.
 - ``/loop/<rest>``: redirects to itself forever.
 - ``/offhost/<rest>``: redirects to ``http://localhost:<port>/<rest>`` (another host name).

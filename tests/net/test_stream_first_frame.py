@@ -15,6 +15,7 @@ import pytest
 from holoscope.codecs.inputs import open_input
 from holoscope.core.frames import FailedFrame
 from holoscope.core.player import Player, PlayerState
+from tests.net.client import get
 from tests.net.faultproxy import FaultProxy
 from tests.net.streams import write_gsv
 
@@ -59,13 +60,22 @@ def _warm(path: Path) -> None:
         media.release()
 
 
+@pytest.mark.parametrize("link", ["proxy", "nginx"])
 @pytest.mark.parametrize("kind", ["gsv", "nerv"])
-def test_first_frame_long_before_the_whole_download(kind, big, streams_dir: Path, proxy: FaultProxy) -> None:
+def test_first_frame_long_before_the_whole_download(kind, link, big, streams_dir: Path, nginx, proxy: FaultProxy) -> None:
+    """``proxy``: one rate for the whole link; ``nginx``: its ``limit_rate`` per connection,
+    which lets a burst through first, so the whole download is timed by a plain GET."""
     path = big[kind]
     _warm(path)
-    url = _url(proxy, streams_dir, path)
-    proxy.set_rate(RATE)
-    full = _full_download_s(path.stat().st_size)
+    if link == "proxy":
+        url = _url(proxy, streams_dir, path)
+        proxy.set_rate(RATE)
+        full = _full_download_s(path.stat().st_size)
+    else:
+        url = nginx.url(f"rate/{RATE}/streams/" + path.relative_to(streams_dir).as_posix())
+        whole = get(url)
+        assert len(whole.body) == path.stat().st_size
+        full = whole.seconds
     proxy.clear_log()
     start = time.monotonic()
     media = open_input(url)
