@@ -89,6 +89,9 @@ def test_503_is_retried_after_retry_after(proxy: FaultProxy, local_info, capsys)
 
 
 def test_a_server_that_keeps_failing_is_one_error(proxy: FaultProxy, capsys) -> None:
+    from holoscope.core.http import configure
+
+    configure(backoff=0.02, max_backoff=0.1)  # the same retries, without the seconds of waiting
     proxy.fail(r"guitar", 503, times=None)
     start = time.monotonic()
     rc, _, err = _info(proxy.url(f"samples/{SAMPLE}"), capsys)
