@@ -34,7 +34,7 @@ from holoscope.codecs.formats.lod import LodScene, concat_clouds
 from holoscope.core.camera import Camera
 from holoscope.core.errors import HoloscopeError
 from holoscope.core.frames import SplatCloud
-from holoscope.core.lod_select import LodSelection, check_budget
+from holoscope.core.lod_select import LodSelection, check_budget, fetch_order
 
 log = logging.getLogger("holoscope")
 
@@ -49,6 +49,10 @@ MIN_DEFAULT_BUDGET = 250_000
 DEFAULT_SPLAT_BUDGET = MAX_DEFAULT_BUDGET
 DEFAULT_STREAM_CACHE_BYTES = 2 << 30  # decoded chunk files kept (SplatCloud bytes)
 DEFAULT_WORKERS = 2  # one file downloads while another decodes
+# "steps": every level between a leaf's coarsest and its selected one, coarse to fine (the picture
+# sharpens in steps; up to about twice the bytes of the selected levels alone). "direct": the
+# coarsest level, then the selected one (full detail sooner on a slow link; one larger change).
+REFINE_MODES = ("steps", "direct")
 _GUESS_BYTES_PER_SPLAT = 236  # a decoded SH 3 splat, until a loaded file tells the real figure
 
 
@@ -94,9 +98,12 @@ class LodStreamer:
 
     def __init__(self, scene: LodScene, *, budget: int | None = DEFAULT_SPLAT_BUDGET,
                  cache_bytes: int = DEFAULT_STREAM_CACHE_BYTES, workers: int = DEFAULT_WORKERS,
-                 on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
+                 refine: str = "steps", on_change: Callable[[], None] | None = None) -> None:  # fmt: skip
         if cache_bytes < 0 or workers < 1:
             raise HoloscopeError("the stream cache must not be negative and it needs a loader")
+        if refine not in REFINE_MODES:
+            raise HoloscopeError(f"refine must be one of {', '.join(REFINE_MODES)}, not {refine!r}")
+        self.refine = refine
         self.scene = scene
         # The streamer keeps files by its own priorities: the scene's cache keeps none of them.
         scene.cache.limit = 0
@@ -301,7 +308,7 @@ class LodStreamer:
             return
         self._plan_stamp = stamp
         selection = self._select_locked(self._camera)
-        plan = self.scene.fetch_plan(selection)
+        plan = self.scene.fetch_plan(selection) if self.refine == "steps" else self._direct_plan(selection)
         per_splat = self._bytes_per_splat()
         # Memory holds the shown files (kept) and the plan's first files, as many as fit.
         shown = self._shown_files_locked()
@@ -315,6 +322,19 @@ class LodStreamer:
                 break
             cut += 1
         self._plan, self._cut = plan, cut
+
+    def _direct_plan(self, selection: LodSelection) -> list[int]:
+        """The fetch order without the intermediate levels: each leaf's coarsest, then the level
+        it shows for the selection."""
+        scene = self.scene
+        plan: dict[int, None] = {}
+        for leaf, level in fetch_order(selection.levels, selection.need, scene.available):
+            target = int(selection.levels[leaf])
+            shown = 0 if target == 0 else scene.shown_level(leaf, target)
+            coarsest = int(np.flatnonzero(scene.available[leaf])[-1])
+            if level in (coarsest, shown):
+                plan.setdefault(scene.leaves[leaf].lods[level][0], None)
+        return list(plan)
 
     def _next_file_locked(self) -> int | None:
         if not self._environment_done:

@@ -16,7 +16,7 @@ import pytest
 from holoscope.codecs.formats.lod import read_lod
 from holoscope.codecs.formats.lod_write import write_lod
 from holoscope.core.camera import Camera, look_at
-from holoscope.core.errors import InvalidArgument
+from holoscope.core.errors import HoloscopeError, InvalidArgument
 from holoscope.core.frames import SplatCloud
 from holoscope.render.lod_stream import LodStreamer, default_budget
 from tests.codecs.test_lod import spread_cloud
@@ -313,3 +313,19 @@ def test_closing_does_not_wait_for_a_download_in_flight(scene_path):
     for thread in streamer._threads:
         thread.join(10)
         assert not thread.is_alive()  # the held loader ends once its fetch returns
+
+
+def test_direct_refinement_skips_the_intermediate_levels(scene_path):
+    scene = read_lod(scene_path)
+    cam = camera_at(0.0, distance=30.0)
+    with LodStreamer(scene, budget=None, workers=1, refine="direct") as streamer:
+        streamer.set_camera(cam)
+        assert streamer.wait_idle(60)
+        cloud, _ = streamer.cloud_for_view(cam)
+        log = list(streamer.fetch_log)
+    coarse = coarse_files(scene)
+    assert set(log[: len(coarse)]) == coarse
+    assert set(log) == coarse | set(scene.files_for(0))  # nothing from levels 1..L-2
+    assert clouds_equal(cloud, read_lod(scene_path).full_cloud())
+    with pytest.raises(HoloscopeError, match="refine"):
+        LodStreamer(scene, refine="sideways")
