@@ -162,6 +162,8 @@ def resolve(source: Source | str | Path | bytes, forced: str | None = None) -> F
                 f"unknown format {forced!r}; supported formats: {', '.join(by_name)}"
             )
         return by_name[forced]
+    if not source.is_folder and source.local_path is None:
+        source.exists()  # a URL learns here whether its server calls it a folder (a redirect to '/')
     if source.is_folder:
         # Some formats are folders (an unbundled SOG); any other directory is an error.
         for spec in specs:

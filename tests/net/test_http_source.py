@@ -195,3 +195,21 @@ def test_a_server_that_stops_answering_times_out_and_is_retried(proxy, blob, tmp
     proxy.delay(path, headers=1.5, times=None)
     with pytest.raises(NetworkError, match="timed out"):
         HttpSource(proxy.url(path), session(tmp_path / "other", HttpPolicy(retries=1, read_timeout=0.3))).size
+
+
+def test_a_folder_url_without_its_slash_opens_as_the_folder(proxy, streams_dir):
+    from holoscope.codecs.builtin import register_builtin_formats
+    from holoscope.codecs.gsvideo.v3 import write_v3
+    from holoscope.codecs.inputs import open_input
+    from tests.codecs.helpers import blob_cloud
+
+    register_builtin_formats()
+    folder = streams_dir / "plain-v3"
+    if not folder.exists():
+        write_v3([blob_cloud(0.1 * i, n=100, seed=i) for i in range(2)], folder, group_size=2)
+    media = open_input(proxy.url("streams/plain-v3"))  # nginx answers 301 to "plain-v3/"
+    try:
+        assert media.format == open_input(folder).format and media.frame_count == 2
+        assert media.frame(1).count == 100
+    finally:
+        media.release()
