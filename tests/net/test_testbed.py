@@ -104,7 +104,7 @@ def test_tls_server_and_downgrade(nginx: NginxServer, blob: bytes) -> None:
     assert down.status == 302 and down.headers["location"] == nginx.url("streams/testbed-blob.bin")
 
 
-def test_stop_leaves_no_process(tmp_path: Path) -> None:
+def test_stop_leaves_no_process(nginx: NginxServer, tmp_path: Path) -> None:  # nginx: skipped without it
     server = NginxServer(tmp_path / "ng", {"files": tmp_path}).start()
     master = server.process.pid
     workers = server.worker_pids()
@@ -116,7 +116,7 @@ def test_stop_leaves_no_process(tmp_path: Path) -> None:
         get(server.url("health"), timeout=2)
 
 
-def test_nginx_dies_with_a_killed_test_process(tmp_path: Path) -> None:
+def test_nginx_dies_with_a_killed_test_process(nginx: NginxServer, tmp_path: Path) -> None:
     """A test run killed outright (SIGKILL: no teardown, no atexit) leaves no nginx behind."""
     import signal
     import subprocess
