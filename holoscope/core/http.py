@@ -61,6 +61,7 @@ SCHEMES = ("http", "https")
 USER_AGENT = "holoscope"
 NO_RANGES_LIMIT = 256 << 20  # a server that ignores Range: the most read in one whole download
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
+FAILURE_MEMORY = 2.0  # seconds a "not found" answer is reused before the server is asked again
 MAX_READ_AHEAD_BLOCKS = 16  # 4 MiB: the most a sequential reader gets ahead in one request
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the next try
 
@@ -144,6 +145,7 @@ class _Resource:
         self.ranges = True  # the server honours Range
         self.folder = False  # the URL redirected to itself with a '/': a folder
         self.probed = False
+        self.failure: tuple[float, HoloscopeError] | None = None  # (when, the not-found error)
         self.lock = threading.Lock()
 
     @property
@@ -453,9 +455,16 @@ class HttpSource(Source):
             res.folder = res.probed = True  # a folder is reached through its files, never read
             return res
         with res.lock:
+            failed = res.failure
+            if failed is not None and time.monotonic() - failed[0] < FAILURE_MEMORY:
+                raise failed[1]  # the same answer a moment ago (exists() then open: one request)
             if not res.probed:
-                self.session.retrying(self.label, lambda attempt: self._probe_once(res))
-                res.probed = True
+                try:
+                    self.session.retrying(self.label, lambda attempt: self._probe_once(res))
+                except SourceNotFound as exc:
+                    res.failure = (time.monotonic(), exc)
+                    raise
+                res.probed, res.failure = True, None
         return res
 
     def _probe_once(self, res: _Resource) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, SourceNotFound
 from holoscope.core.media import Media, MediaKind
-from holoscope.core.sources import Source, source_for
+from holoscope.core.sources import Source, is_url, source_for
 
 PEEK_BYTES = 4096
 
@@ -196,7 +196,12 @@ def open_media(source: Source | str | Path | bytes, forced: str | None = None, *
     if forced is not None and not (source.is_folder and spec.directory_probe is not None):
         _head(source)
     given = {k: v for k, v in options.items() if k in spec.options and v is not None}
-    return spec.opener(source, **given)
+    media = spec.opener(source, **given)
+    if is_url(source.uri) and media.frame_count != 1:
+        # Timed media from a server: the player waits for late frames (stalls) instead of
+        # dropping them, and reads ahead by seconds (core/player.py).
+        media.info.setdefault("streamed", True)
+    return media
 
 
 def writer_for(path: str | Path, forced: str | None = None) -> tuple[FormatSpec, Callable[..., None]]:

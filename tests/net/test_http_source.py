@@ -109,7 +109,7 @@ def test_missing_files_are_not_found_at_once(proxy, tmp_path):
     assert not src.exists()
     with pytest.raises(SourceNotFound, match="404"):
         src.read_range(0, 1)
-    assert len(proxy.requests("nothing-here")) == 2  # no retries for a 404
+    assert len(proxy.requests("nothing-here")) == 1  # no retries for a 404, and exists() answered the read
 
 
 def test_redirects_are_followed_and_limited(nginx, blob, tmp_path):

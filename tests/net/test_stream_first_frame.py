@@ -95,11 +95,9 @@ def test_first_frame_long_before_the_whole_download(kind, link, big, streams_dir
     assert first < FIRST_BEFORE * full, (first, full)
 
 
-NOT_MARKED = "the reader does not set info['streamed'] for a URL (the player then drops late frames)"
 
 
-@pytest.mark.parametrize("kind", ["gsv", pytest.param("nerv", marks=pytest.mark.xfail(strict=True, reason=NOT_MARKED)),
-                                  pytest.param("video", marks=pytest.mark.xfail(strict=True, reason=NOT_MARKED))])
+@pytest.mark.parametrize("kind", ["gsv", "nerv", "video"])
 def test_a_url_is_played_as_a_stream(kind, big, streams_dir: Path, samples_dir: Path, proxy: FaultProxy) -> None:
     """A medium read over a link says so, and the player then waits for late frames."""
     if kind == "video":
