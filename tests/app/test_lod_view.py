@@ -120,3 +120,31 @@ def test_budget_changes_the_splats_shown(qtbot, window, lod_scene_path):
 
     assert apply_splat_budget(view, 0) == default  # 0: back to the GPU's default, full detail again
     qtbot.waitUntil(lambda: view.cloud.count == scene.counts[0], timeout=60000)
+
+
+# By URL: nginx on loopback through the fault proxy (the streaming tests' test bed) -----------------
+
+from tests.net.conftest import fault_proxy, http_cache, nginx, proxy, streams_dir  # noqa: E402
+
+_TESTBED = (fault_proxy, http_cache, nginx, proxy, streams_dir)  # fixtures used by name below
+
+
+def test_url_streams_coarse_first(qtbot, window, lod_scene_path, proxy, streams_dir):
+    import shutil
+
+    folder = streams_dir / "app-lod"
+    if not folder.exists():
+        shutil.copytree(lod_scene_path.parent, folder)
+    scene = read_lod(lod_scene_path)
+    coarse = {scene.filenames[f].split("/")[0] for f in scene.files_for(scene.levels - 1)}
+    # The first request of each loader for a finer file waits 1.5 s: the coarse level shows alone first.
+    proxy.delay(rf"/app-lod/[0-{scene.levels - 2}]_[0-9]+/", headers=1.5, times=2)
+    window.open_path(proxy.url("streams/app-lod/lod-meta.json"))
+    qtbot.waitUntil(lambda: type(window.viewport.view).__name__ == "LodView", timeout=20000)
+    view = window.viewport.view
+    qtbot.waitUntil(lambda: view.cloud is not None, timeout=20000)
+    assert view.cloud.count == scene.counts[-1]
+    qtbot.waitUntil(lambda: view.streamer.progress().complete and view.cloud.count == scene.counts[0] and
+                    view.version == view.streamer.version, timeout=60000)  # fmt: skip
+    served = {r.path.split("/app-lod/")[1].split("/")[0] for r in proxy.requests("/app-lod/.+/")}
+    assert coarse <= served == {name.split("/")[0] for name in scene.filenames}
