@@ -122,6 +122,43 @@ def test_budget_changes_the_splats_shown(qtbot, window, lod_scene_path):
     qtbot.waitUntil(lambda: view.cloud.count == scene.counts[0], timeout=60000)
 
 
+
+def expected_levels(scene, camera, budget) -> np.ndarray:
+    """What each leaf shows once everything it needs has arrived: its selected level (or the next
+    coarser one it has)."""
+    selection = scene.select(camera, budget)
+    return np.array([0 if level == 0 else scene.shown_level(i, int(level)) for i, level in enumerate(selection.levels)])
+
+
+def test_moving_the_camera_reselects(qtbot, window, lod_scene_path):
+    from holoscope.app.lod_view import apply_splat_budget
+    from holoscope.core.camera import look_at
+
+    scene = read_lod(lod_scene_path)
+    window.open_path(str(lod_scene_path))
+    wait_for_media(qtbot, window, "lod-meta.json")
+    view, viewport = window.viewport.view, window.viewport
+    budget = apply_splat_budget(view, scene.counts[0] // 3)
+
+    def settled() -> bool:
+        cam = viewport.current_camera()
+        return (view.streamer.progress().complete and view.version == view.streamer.version
+                and np.array_equal(view.streamer.shown_levels, expected_levels(scene, cam, budget)))  # fmt: skip
+
+    for x in (-28.0, 28.0):  # close to one end of the long axis, then the other
+        for step in range(1, 6):  # a move in steps, as a drag makes it
+            eye = np.array([x * step / 5, 0.0, 30.0 - 4.0 * step])
+            viewport.rig.set_camera_to_world(look_at(eye, np.array([x * step / 5, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])))
+            viewport.update()
+            qtbot.wait(30)
+        qtbot.waitUntil(settled, timeout=30000)  # re-selected for where the camera stopped
+        shown = view.streamer.shown_levels
+        centres = (scene.bound_min[:, 0] + scene.bound_max[:, 0]) / 2
+        near, far = int(np.argmin(np.abs(centres - x))), int(np.argmax(np.abs(centres - x)))
+        assert shown[near] < shown[far]  # detail where the camera is
+        assert view.cloud.count <= budget
+
+
 # By URL: nginx on loopback through the fault proxy (the streaming tests' test bed) -----------------
 
 from tests.net.conftest import fault_proxy, http_cache, nginx, proxy, streams_dir  # noqa: E402
