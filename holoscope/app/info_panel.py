@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from html import escape
 from collections import deque
 from typing import Any
 
@@ -29,6 +30,69 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} GB"
 
 
+def human_rate(bits_per_second: float) -> str:
+    for unit, size in (("Gb/s", 1e9), ("Mb/s", 1e6), ("kb/s", 1e3)):
+        if bits_per_second >= size:
+            return f"{bits_per_second / size:.1f} {unit}"
+    return f"{bits_per_second:.0f} b/s"
+
+
+def network_stats() -> dict[str, Any] | None:
+    """The HTTP session's totals (``core/http.py``), or None where there is no network layer."""
+    try:
+        from holoscope.core.http import default_session
+    except ImportError:
+        return None
+    try:
+        return dict(default_session().stats())
+    except Exception:  # the panel must never fail because a counter could not be read
+        return None
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def stream_rows(url: str | None, download: tuple[int, int | None] | None, player: dict[str, Any], *,
+                network: bool = True) -> dict[str, str]:  # fmt: skip
+    """Rows for streamed media: the source URL, the download in progress, the network totals,
+    and the player's ``level``, ``throughput_bps``, ``buffer_s`` and ``stalled_s`` for those of
+    them it reports (a player without them, or with ``None``, gets no row)."""
+    rows: dict[str, str] = {}
+    if url:
+        rows["Source"] = url
+    if download is not None:
+        got, total = download
+        rows["Downloaded"] = f"{human_bytes(got)} of {human_bytes(total)}" if total else human_bytes(got)
+    net = network_stats() if network else None
+    if net:
+        parts = [f"{human_bytes(net.get('bytes_downloaded') or 0)} in {net.get('requests') or 0} requests"]
+        if net.get("retries"):
+            parts.append(f"{net['retries']} retries")
+        if net.get("cache_hits"):
+            parts.append(f"{net['cache_hits']} cache hits")
+        rows["Network"] = ", ".join(parts)
+    rate = _number(player.get("throughput_bps"))
+    if rate is None and net:
+        rate = _number(net.get("throughput_bps"))
+    if rate is not None:
+        rows["Throughput"] = human_rate(rate)
+    buffered = _number(player.get("buffer_s"))
+    if buffered is not None:
+        rows["Buffer"] = f"{buffered:.1f} s ahead"
+    level, levels = player.get("level"), player.get("levels")
+    if level is not None and (not isinstance(levels, (int, list, tuple)) or _count(levels) > 1):
+        rows["Quality level"] = f"{level}" + (f" of {_count(levels)}" if isinstance(levels, (int, list, tuple)) else "")
+    stalled = _number(player.get("stalled_s"))
+    if stalled is not None:
+        rows["Stalled"] = f"{stalled:.1f} s in all"
+    return rows
+
+
+def _count(levels: Any) -> int:
+    return levels if isinstance(levels, int) else len(levels)
+
+
 class InfoPanel(QDockWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__("Info", parent)
@@ -43,7 +107,7 @@ class InfoPanel(QDockWidget):
 
     def show_rows(self, rows: dict[str, str]) -> None:
         self.rows = rows
-        html = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in rows.items())
+        html = "".join(f"<tr><td><b>{escape(k)}</b></td><td>&nbsp;{escape(v)}</td></tr>" for k, v in rows.items())
         self.label.setText(f"<table>{html}</table>")
 
 

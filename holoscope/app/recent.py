@@ -1,4 +1,6 @@
-"""Per-user settings: recent files and the up axis remembered per file (QSettings)."""
+"""Per-user settings: recent files and URLs, and the up axis remembered per file (QSettings).
+
+A URL is kept as typed (never resolved as a local path): it is its own key."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 from holoscope.core.camera import UP_AXES
+from holoscope.core.sources import is_url
 
 MAX_RECENT = 10
 
@@ -16,19 +19,41 @@ def settings() -> QSettings:
     return QSettings("holoscope", "holoscope")
 
 
-def recent_files() -> list[str]:
-    value = settings().value("recent", [])
+def _strings(key: str) -> list[str]:
+    value = settings().value(key, [])
     if isinstance(value, str):  # QSettings returns a bare string for a one-item list
         value = [value]
     return [v for v in (value or []) if isinstance(v, str)]
 
 
-def add_recent(path: str) -> list[str]:
-    path = str(Path(path).resolve())
-    items = [path] + [p for p in recent_files() if p != path]
-    items = items[:MAX_RECENT]
-    settings().setValue("recent", items)
+def _push(key: str, item: str) -> list[str]:
+    items = ([item] + [p for p in _strings(key) if p != item])[:MAX_RECENT]
+    settings().setValue(key, items)
     return items
+
+
+def _key_of(path: str) -> str:
+    return path if is_url(path) else str(Path(path).resolve())
+
+
+def recent_files() -> list[str]:
+    return _strings("recent")
+
+
+def add_recent(path: str) -> list[str]:
+    """Remember an opened file, folder or URL (a URL also goes to :func:`recent_urls`)."""
+    if is_url(path):
+        add_recent_url(path)
+    return _push("recent", _key_of(path))
+
+
+def recent_urls() -> list[str]:
+    """The URLs opened last, newest first (what File > Open URL offers)."""
+    return [u for u in _strings("recent_urls") if is_url(u)]
+
+
+def add_recent_url(url: str) -> list[str]:
+    return _push("recent_urls", url.strip())
 
 
 def clear_recent() -> None:
@@ -36,7 +61,7 @@ def clear_recent() -> None:
 
 
 def _file_key(path: str) -> str:
-    return hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    return hashlib.sha1(_key_of(path).encode()).hexdigest()[:16]
 
 
 def remembered_up(path: str) -> str | None:

@@ -38,10 +38,26 @@ class SplatView:
         self.cloud: SplatCloud = media.frame(0)
         self.renderer = GlSplatRenderer(ctx)
         self.renderer.upload(self.cloud)
+        self._request_repaint = request_repaint
         self.sorter = SortWorker(self.cloud.means, near=0.0, on_result=lambda _result: request_repaint())
         self._last_view: np.ndarray | None = None
         self._drawn_id = 0
         self._last_request = 0
+        self._shown_order: np.ndarray | None = None  # the order on the GPU (kept across a grow)
+
+    def update_cloud(self, cloud: SplatCloud) -> None:
+        """Show ``cloud``, a larger prefix of the scene on screen (a file still downloading),
+        with the GL context current. The order drawn so far indexes the splats the view had,
+        which the new cloud begins with, so it keeps being drawn until the new sort lands: the
+        picture never goes blank and the GUI thread never waits for a sort."""
+        self.cloud = cloud
+        self.renderer.upload(cloud)
+        if self._shown_order is not None:
+            self.renderer.set_order(self._shown_order)
+        old, self.sorter = self.sorter, SortWorker(cloud.means, near=0.0, on_result=lambda _r: self._request_repaint())
+        old.close()
+        self._last_view = None  # sort again at the next paint
+        self._drawn_id = 0
 
     def bounds(self) -> Bounds:
         lo, hi = self.cloud.robust_bounds()
@@ -53,11 +69,11 @@ class SplatView:
             self._last_request = self.sorter.submit(view)
             self._last_view = view
         result = self.sorter.latest()
-        if result is None:  # nothing sorted yet: wait once so the first frame is not empty
+        if result is None and self._shown_order is None:  # wait once so the first frame is not empty
             result = self.sorter.wait(self._last_request, FIRST_SORT_TIMEOUT)
-        if result.request_id != self._drawn_id:
+        if result is not None and result.request_id != self._drawn_id:
             self.renderer.set_order(result.order)
-            self._drawn_id = result.request_id
+            self._drawn_id, self._shown_order = result.request_id, result.order
         self.renderer.draw(camera, settings)
 
     def pick(self, camera: Camera, x: float, y: float, radius_px: float = 6.0) -> np.ndarray | None:

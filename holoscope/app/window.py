@@ -8,10 +8,18 @@ pause, seek, step, loop, speed), polls it on a timer and hands each new frame to
 ``present``. The player's state and warnings go to the status bar and the info panel. The view
 comes from the table in ``view_table.py``; which controls are shown or enabled follows the
 view's declared capabilities (interactive, timed, progressive, exportable), never the media kind.
+
+URLs (the command line, File > Open URL, a link dropped from a browser) open on a download
+thread of their own (``streaming.py``; the newest request wins, as for files): a row-ordered
+splat file is shown from its first rows and grows as it downloads; anything else shows a
+download bar in the status bar and opens once complete. A newer open request cancels the
+download. A player waiting for data (``BUFFERING``) shows an
+overlay on the viewport and the buffer fill in the status bar until it plays on by itself.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +35,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressBar,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -34,7 +43,9 @@ from PySide6.QtWidgets import (
 
 from holoscope.app import recent
 from holoscope.app.export import ExportDialog, ExportJob, ExportRequest, cameras_for, default_export_name
-from holoscope.app.info_panel import InfoPanel, RenderRate, human_bytes, process_memory_bytes
+from holoscope.app.info_panel import InfoPanel, RenderRate, human_bytes, process_memory_bytes, stream_rows
+from holoscope.app.streaming import open_url_media
+from holoscope.app.url_dialog import OpenUrlDialog, dropped_urls
 from holoscope.app.timeline import Timeline
 from holoscope.app.view_table import Capabilities, make_view
 from holoscope.app.viewport import QtViewport
@@ -45,6 +56,7 @@ from holoscope.core.media import Media
 from holoscope.core.player import Player, PlayerState
 from holoscope.codecs.inputs import is_sequence_input, open_input
 from holoscope.core.registry import formats, supported_summary
+from holoscope.core.sources import is_url
 
 UP_CHOICES = ("+y", "-y", "+z")
 
@@ -61,6 +73,8 @@ def file_filters() -> str:
 
 class MainWindow(QMainWindow):
     _opened = Signal(int, str, object)  # request id, path, Future (queued from the loader thread)
+    _partial = Signal()  # a downloading scene's newer prefix waits in _latest_partial
+    _progress = Signal(int, object, object)  # request id, bytes received, bytes announced (or None)
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,6 +95,20 @@ class MainWindow(QMainWindow):
         self.info_panel.hide()
         self.status_label = QLabel(self)
         self.statusBar().addPermanentWidget(self.status_label)
+        self.download_bar = QProgressBar(self)
+        self.download_bar.setMaximumWidth(260)
+        self.download_bar.setTextVisible(True)
+        self.download_bar.hide()
+        self.statusBar().addPermanentWidget(self.download_bar)
+        self.download: tuple[int, int | None] | None = None  # (received, total) of the open request
+        # Over the viewport while the player waits for data; transparent to the mouse.
+        self.buffering_label = QLabel(self.viewport)
+        self.buffering_label.setObjectName("buffering-indicator")
+        self.buffering_label.setStyleSheet(
+            "background: rgba(0, 0, 0, 160); color: white; padding: 6px 12px; border-radius: 6px; font-size: 15px")
+        self.buffering_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.buffering_label.hide()
+        self.url_dialog: OpenUrlDialog | None = None
 
         self.media: Media | None = None
         self.media_path: str | None = None
@@ -92,6 +120,15 @@ class MainWindow(QMainWindow):
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="holoscope-open")
         self._open_id = 0
         self._opened.connect(self._on_opened, Qt.ConnectionType.QueuedConnection)
+        self._partial.connect(self._on_partial, Qt.ConnectionType.QueuedConnection)
+        self._progress.connect(self._on_progress, Qt.ConnectionType.QueuedConnection)
+        self._partial_lock = threading.Lock()
+        self._latest_partial: tuple[int, str, Any] | None = None  # (request id, url, Partial)
+        # The prefix view on screen: its request id and the camera it was framed with.
+        self._streaming: tuple[int, Any] | None = None
+        # Prefixes after the first are shown at most this often (each one is a full upload).
+        self._partial_timer = QTimer(self, singleShot=True, interval=250, timeout=self._apply_partial)
+        self._closing = False
         self.player: Player | None = None  # the timed view's player (one per opened timed medium)
         self._idle_clock = PresentationClock()  # what `clock` answers while nothing timed is open
         self._last_warning: str | None = None
@@ -128,6 +165,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.open_action = self._action("&Open…", self.open_dialog, (QKeySequence.StandardKey.Open,), file_menu)
+        self.open_url_action = self._action("Open &URL…", self.open_url_dialog, ("Ctrl+L",), file_menu)
         self._action("Open &Folder…", self.open_folder_dialog, ("Ctrl+Shift+O",), file_menu)
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
@@ -217,7 +255,10 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path, *, locate: Callable[[], Path] | None = None) -> None:
         """Open in the background; the newest request wins. Errors keep the current media.
         ``locate``, when given, finds (or first makes) the file on the loader thread; ``path``
-        then names it until it is known."""
+        then names it until it is known. An http(s) URL opens through :meth:`open_url`."""
+        if locate is None and is_url(str(path)):
+            self.open_url(str(path))
+            return
         self._open_id += 1
         request_id, where = self._open_id, [str(path)]
 
@@ -229,6 +270,120 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {display_path(Path(where[0]).name)}…")
         future = self._loader.submit(job)
         future.add_done_callback(lambda f: self._opened.emit(request_id, where[0], f))
+
+    def open_url(self, url: str) -> None:
+        """Open ``url`` in the background (the newest request wins and cancels an older
+        download): a row-ordered splat file is shown while it downloads, anything else once it
+        has arrived, with the download's progress in the status bar."""
+        self._open_id += 1
+        request_id = self._open_id
+
+        def cancelled() -> bool:  # asked by the loader thread between pieces
+            return self._closing or self._open_id != request_id
+
+        def on_partial(part: Any) -> None:
+            with self._partial_lock:
+                self._latest_partial = (request_id, url, part)
+            _emit_if_alive(self._partial)
+
+        def job() -> Media:
+            return open_url_media(url, cancelled=cancelled, on_partial=on_partial,
+                                  on_progress=lambda got, total: _emit_if_alive(self._progress, request_id, got, total))  # fmt: skip
+
+        self.statusBar().showMessage(f"Opening {url}…")
+        self._show_download(request_id, 0, None)
+        # A thread of its own, not the loader: a read the server holds up cannot be interrupted,
+        # only abandoned (it ends at its next piece or its timeout), and the next file must
+        # not queue behind it. A daemon, so that a stalled server never holds up quitting.
+        future: Future = Future()
+        future.add_done_callback(lambda f: _emit_if_alive(self._opened, request_id, url, f))
+
+        def run() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:  # noqa: BLE001 - reported on the GUI thread
+                    future.set_exception(exc)
+
+        threading.Thread(target=run, name="holoscope-download", daemon=True).start()
+
+    def _show_download(self, request_id: int, received: int, total: int | None) -> None:
+        if request_id != self._open_id:
+            return
+        self.download = (int(received), None if total is None else int(total))
+        bar = self.download_bar
+        if total:
+            bar.setRange(0, 1000)
+            bar.setValue(int(1000 * min(received / total, 1.0)))
+            bar.setFormat(f"{human_bytes(received)} / {human_bytes(total)}")
+        else:
+            bar.setRange(0, 0)  # busy: the length is not known
+            bar.setFormat(human_bytes(received))
+        bar.setToolTip(f"Downloaded {received:,} of {total:,} bytes" if total else f"Downloaded {received:,} bytes")
+        bar.show()
+
+    def _on_progress(self, request_id: int, received: int, total: int | None) -> None:
+        self._show_download(request_id, received, total)
+
+    def _on_partial(self) -> None:
+        """A newer prefix of the scene being downloaded: the first is shown at once, later ones
+        at most every ``_partial_timer`` interval (the newest one then)."""
+        if self._streaming is None or self._streaming[0] != self._open_id:
+            self._apply_partial()
+        elif not self._partial_timer.isActive():
+            self._partial_timer.start()
+
+    def _apply_partial(self) -> None:
+        with self._partial_lock:
+            item, self._latest_partial = self._latest_partial, None
+        if item is None:
+            return
+        request_id, url, part = item
+        if request_id != self._open_id or part.cloud is None:
+            return
+        from holoscope.codecs.progressive import prefix_media
+
+        if self._streaming is not None and self._streaming[0] == request_id:
+            view = self.viewport.view
+            self.viewport.with_context(lambda _ctx: view.update_cloud(part.cloud))
+            self.viewport.update()
+        else:
+            media = prefix_media(part)
+            try:
+                view = self.viewport.with_context(lambda ctx: self._make_view(ctx, media))
+            except Exception as exc:  # e.g. a GPU too small: the download goes on, its end says
+                self.show_error(url, exc)
+                return
+            self._install(media, url, view, complete=False)
+            self._streaming = (request_id, self._camera_state())
+        total = f" of {part.total // 32:,}" if part.format == "splat" and part.total else ""
+        self.statusBar().showMessage(f"Loading {display_path(Path(url).name)}: {part.cloud.count:,}{total} splats so far")
+        self.refresh_info()
+
+    def _camera_state(self) -> tuple[Any, float]:
+        return self.viewport.rig.camera(64, 64).camera_to_world.copy(), self.viewport.rig.fov_y
+
+    def _finish_stream(self, media: Media, url: str) -> None:
+        """The whole scene has arrived: it replaces the prefix in the same view. The camera is
+        framed for the whole scene unless the user has moved it meanwhile."""
+        import numpy as np
+
+        view, (_, (pose, fov)) = self.viewport.view, self._streaming
+        self._streaming = None
+        self.viewport.with_context(lambda _ctx: view.update_cloud(media.frame(0)))
+        old, self.media, view.media = self.media, media, media
+        if old is not None and old is not media:
+            old.release()
+        now_pose, now_fov = self._camera_state()
+        if np.allclose(now_pose, pose) and now_fov == fov:
+            w, h = self.viewport.device_size()
+            self.viewport.rig.aspect = w / h
+            self.viewport.rig.set_bounds(view.bounds())
+        self.viewport.update()
+        recent.add_recent(url)
+        self.update_title()
+        self.statusBar().showMessage(f"Opened {display_path(Path(url).name)} ({media.reader})", 4000)
+        self.refresh_info()
 
     def open_demo(self, video: bool = False, neural: bool = False, hashgrid: bool = False) -> None:
         """The built-in demo scene, demo Gaussian video, demo neural video or demo hash-grid
@@ -253,18 +408,34 @@ class MainWindow(QMainWindow):
             if error is None:
                 future.result().release()
             return
+        with self._partial_lock:  # a prefix still queued is older than the result
+            self._latest_partial = None
+        self._partial_timer.stop()
+        self.download_bar.hide()
+        self.download = None
+        streamed = self._streaming is not None and self._streaming[0] == request_id
         if error is not None:
+            self._streaming = None  # a prefix on screen stays (the rows that arrived are good)
             self.statusBar().clearMessage()
             self.show_error(path, error)
             return
         media: Media = future.result()
+        if streamed:
+            self._finish_stream(media, path)
+            return
+        self.show_media(media, path)
+
+    def show_media(self, media: Media, path: str) -> bool:
+        """Show an opened medium (on the GUI thread): its view is built and installed, or the
+        reason it cannot be shown is reported and the current media stays."""
         try:
             view = self.viewport.with_context(lambda ctx: self._make_view(ctx, media))
         except Exception as exc:  # e.g. a GPU too small for the scene
             media.release()
             self.show_error(path, exc)
-            return
+            return False
         self._install(media, path, view)
+        return True
 
     def _make_view(self, ctx: Any, media: Media) -> Any:
         """The view the table names for the media's kind (an unknown kind is a HoloscopeError)."""
@@ -282,7 +453,9 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(caps.exportable)
         self.budget_action.setEnabled(hasattr(self.viewport.view, "set_splat_budget"))
 
-    def _install(self, media: Media, path: str, view: Any) -> None:
+    def _install(self, media: Media, path: str, view: Any, *, complete: bool = True) -> None:
+        """Show ``view`` of ``media``; ``complete`` is False for the first prefix of a scene
+        still downloading (remembered as recent once it has all arrived)."""
         self.pause()
         old = self.media
         self.media, self.media_path = media, path
@@ -313,9 +486,11 @@ class MainWindow(QMainWindow):
             self.timeline.configure(media.frame_count, media.duration)
             self._play_timer.start()  # polls until frame 0 is decoded: the GUI thread never waits
         self.apply_capabilities(caps)
-        recent.add_recent(path)
+        self._show_buffering(None)
         self.update_title()
-        self.statusBar().showMessage(f"Opened {display_path(Path(path).name)} ({media.reader})", 4000)
+        if complete:
+            recent.add_recent(path)
+            self.statusBar().showMessage(f"Opened {display_path(Path(path).name)} ({media.reader})", 4000)
         self.refresh_info()
 
     def show_error(self, path: str, error: BaseException) -> None:
@@ -342,6 +517,15 @@ class MainWindow(QMainWindow):
         names, _ = QFileDialog.getOpenFileNames(self, "Open", str(Path.home()), file_filters())
         if names:
             self.open_paths(names)
+
+    def open_url_dialog(self) -> None:
+        """File > Open URL (Ctrl+L): the recent URLs offered, any http(s) URL accepted."""
+        if self.url_dialog is not None:
+            self.url_dialog.close()
+        dialog = OpenUrlDialog(self)
+        dialog.accepted.connect(lambda: self.open_paths([dialog.url()]))
+        self.url_dialog = dialog
+        dialog.open()  # window-modal, without a nested event loop
 
     def open_folder_dialog(self) -> None:
         """A folder of per-frame splat files plays as a sequence, a V^3 stream or .gsv segment
@@ -380,7 +564,7 @@ class MainWindow(QMainWindow):
 
     # Drag and drop ---------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if event.mimeData().hasUrls():
+        if event.mimeData().hasUrls() or dropped_urls(event.mimeData()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
@@ -388,6 +572,11 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_dropped(paths)
+            return
+        urls = dropped_urls(event.mimeData())  # a link dragged from a browser
+        if urls:
+            event.acceptProposedAction()
+            self.open_paths(urls)
 
     def open_dropped(self, paths: list[str]) -> None:
         """Open the first supported file; the rest become the playlist (next/previous)."""
@@ -535,8 +724,29 @@ class MainWindow(QMainWindow):
             self._last_state = state
             self.timeline.set_playing(player.clock.playing)
             self.refresh_info()
+        self._show_buffering(player if state is PlayerState.BUFFERING else None)
         if player.settled:
             self._play_timer.stop()
+
+    def _show_buffering(self, player: Player | None) -> None:
+        """The buffering indicator: an overlay on the viewport and the buffer fill in the status
+        bar while ``player`` waits for data; gone (``None``) once it plays on."""
+        label = self.buffering_label
+        if player is None:
+            if label.isVisible():
+                label.hide()
+                if self.statusBar().currentMessage().startswith("Buffering"):
+                    self.statusBar().clearMessage()
+            return
+        fill = buffer_fill(player.stats())
+        text = "Buffering…" if fill is None else f"Buffering… {fill:.0%}"
+        if label.text() != text or not label.isVisible():
+            label.setText(text)
+            label.adjustSize()
+            label.move(12, 12)
+            label.show()
+            label.raise_()
+            self.statusBar().showMessage(text)
 
     # Screenshot, export, camera path ---------------------------------------------------
     def save_screenshot(self, path: str | Path) -> None:
@@ -655,6 +865,12 @@ class MainWindow(QMainWindow):
             rows["Frame"] = stats["frame"]
         if "prefetched" in stats:
             rows["Read ahead"] = stats["prefetched"]
+        remote = self.media_path is not None and is_url(self.media_path)
+        if remote or self.download is not None:
+            rows.update(stream_rows(self.media_path if remote else None, self.download,
+                                    self.player.stats() if self.player is not None else {}))  # fmt: skip
+        elif self.player is not None:  # a local medium may still report its buffer and level
+            rows.update(stream_rows(None, None, self.player.stats(), network=False))
         warning = self.playback_error or (self.player.warning if self.player is not None else None)
         warning = warning or stats.get("warning")
         if warning:
@@ -668,6 +884,8 @@ class MainWindow(QMainWindow):
 
     # Shutdown --------------------------------------------------------------------------
     def closeEvent(self, event: Any) -> None:
+        self._closing = True  # a download on the loader thread stops at its next piece
+        self._partial_timer.stop()
         self.pause()
         self._play_timer.stop()
         self.player = None  # closed with its view below
@@ -683,3 +901,25 @@ class MainWindow(QMainWindow):
         if self.error_box is not None:
             self.error_box.close()
         super().closeEvent(event)
+
+
+def buffer_fill(stats: dict[str, Any]) -> float | None:
+    """How full the player's buffer is (0..1) from what its ``stats()`` report: the seconds
+    buffered over the seconds wanted when both are there, else the decoded frames queued over
+    the queue's capacity."""
+    have, want = stats.get("buffer_s"), stats.get("buffer_target_s") or stats.get("buffer_goal_s")
+    if isinstance(have, (int, float)) and isinstance(want, (int, float)) and want > 0:
+        return max(0.0, min(have / want, 1.0))
+    queued, capacity = stats.get("queued"), stats.get("capacity")
+    if isinstance(queued, int) and isinstance(capacity, int) and capacity > 0:
+        return max(0.0, min(queued / capacity, 1.0))
+    return None
+
+
+def _emit_if_alive(signal: Any, *args: Any) -> None:
+    """Emit from a download thread that may outlive its window (an abandoned download ends
+    after the window is gone): a deleted window has nothing to tell."""
+    try:
+        signal.emit(*args)
+    except RuntimeError:
+        pass

@@ -19,8 +19,9 @@ allocated, and the decode budget (``core/budget.py``) applies to the count, as f
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,12 +29,15 @@ from holoscope.codecs.formats.common import check_count
 from holoscope.core import budget
 from holoscope.core.errors import Cancelled, CorruptStream, EmptyMedia, HoloscopeError
 from holoscope.core.frames import SplatCloud, sh_coeff_count
+from holoscope.core.media import Media
 from holoscope.core.registry import PEEK_BYTES, resolve
 from holoscope.core.sources import BytesSource, Source
 
 PIECE = 1 << 16  # bytes asked of the source at a time
 MIN_ROWS = 1 << 12  # rows decoded together (fewer only at the end)
-MIN_INTERVAL = 0.1  # seconds between two yielded prefixes (the last one always comes)
+# Seconds between two yielded prefixes (the last one always comes). 0: every group, so the rows
+# that arrived before a stall are shown during it; a consumer that shows fewer takes the newest.
+MIN_INTERVAL = 0.0
 START_ROWS = 1 << 16  # capacity when the length is not announced (doubled as rows arrive)
 # Memory over the finished cloud while reading: one piece of rows decoded at a time.
 PEAK_FACTOR = 1.1
@@ -49,6 +53,7 @@ class Partial:
     received: int  # bytes arrived
     total: int | None  # bytes announced (None: unknown)
     final: bool = False  # the whole file has arrived; ``cloud`` is the scene
+    format: str = ""  # the registry's name of the format being read ("splat", "ply")
 
     @property
     def fraction(self) -> float | None:
@@ -60,15 +65,16 @@ class Partial:
 
 
 def iter_prefixes(source: Source, *, piece: int = PIECE, min_rows: int = MIN_ROWS,
-                  min_interval: float = MIN_INTERVAL,
-                  cancelled: Callable[[], bool] | None = None) -> Iterator[Partial]:  # fmt: skip
+                  min_interval: float = MIN_INTERVAL, cancelled: Callable[[], bool] | None = None,
+                  progress: Callable[[int, int | None], None] | None = None) -> Iterator[Partial]:  # fmt: skip
     """Growing clouds of ``source`` as its bytes arrive; the last one has ``final`` set.
 
     Raises :class:`NotRowOrdered` (after the first bytes or the header) for files without a
     row-ordered layout, :class:`Cancelled` when ``cancelled()`` turns true between pieces, and
-    the holoscope error of the whole-file reader for damaged files.
+    the holoscope error of the whole-file reader for damaged files. ``progress(received,
+    total)`` is called after each piece (rows wait for a whole group: bytes show sooner).
     """
-    reader = _Reader(source, piece, cancelled)
+    reader = _Reader(source, piece, cancelled, progress)
     try:
         head = reader.read_until(lambda buf: len(buf) >= PEEK_BYTES)
         if not head:
@@ -83,9 +89,39 @@ def iter_prefixes(source: Source, *, piece: int = PIECE, min_rows: int = MIN_ROW
             rows = _ply_rows(reader)
         else:
             raise NotRowOrdered(f"{spec.name} files open once downloaded", path=source.label)
-        yield from rows.run(reader, min_rows, min_interval)
+        for part in rows.run(reader, min_rows, min_interval):
+            yield replace(part, format=spec.name)
     finally:
         reader.close()
+
+
+def prefix_media(part: Partial, source: Source | None = None) -> Media:
+    """A static scene of ``part``'s cloud, as the whole-file reader of its format wraps one
+    (the same format name, reader name and default up axis)."""
+    from holoscope.codecs.formats import ply_inria, splat
+    from holoscope.codecs.formats.common import static_splat_media
+
+    if part.cloud is None:
+        raise ValueError("no splats have arrived yet")
+    reader = {"splat": splat.READER_NAME, "ply": ply_inria.READER_NAME}[part.format]
+    return static_splat_media(part.cloud, source=source, fmt=part.format, reader=reader)
+
+
+class DownloadedSource(BytesSource):
+    """A downloaded file held in memory that still answers as the remote one: its name (the
+    registry matches extensions on it), label and neighbours (``relative``) are the original's."""
+
+    def __init__(self, data: bytes, origin: Source) -> None:
+        super().__init__(data, name=origin.name)
+        self.origin = origin
+        self.uri = origin.uri
+
+    @property
+    def label(self) -> str | Path:  # type: ignore[override]
+        return self.origin.label
+
+    def relative(self, name: str) -> Source:
+        return self.origin.relative(name)
 
 
 def download(source: Source, *, piece: int = PIECE, limit: int | None = None,
@@ -98,7 +134,7 @@ def download(source: Source, *, piece: int = PIECE, limit: int | None = None,
     total = source.size
     if total is not None and total > limit:
         budget.require(total, what=f"a {total:,}-byte download", path=source.label)
-    reader = _Reader(source, piece, cancelled)
+    reader = _Reader(source, piece, cancelled, progress)
     parts, received = [], 0
     try:
         for data in reader.pieces():
@@ -106,8 +142,6 @@ def download(source: Source, *, piece: int = PIECE, limit: int | None = None,
             received += len(data)
             if received > limit:
                 budget.require(received, what="the download", path=source.label)
-            if progress is not None:
-                progress(received, total)
     finally:
         reader.close()
     if total is not None and received < total:
@@ -118,8 +152,10 @@ def download(source: Source, *, piece: int = PIECE, limit: int | None = None,
 class _Reader:
     """The source's pieces, with a byte buffer the layouts take rows from."""
 
-    def __init__(self, source: Source, piece: int, cancelled: Callable[[], bool] | None) -> None:
+    def __init__(self, source: Source, piece: int, cancelled: Callable[[], bool] | None,
+                 progress: Callable[[int, int | None], None] | None = None) -> None:  # fmt: skip
         self.source = source
+        self._progress = progress
         self.total = source.size
         self.received = 0
         self.buffer = bytearray()
@@ -136,6 +172,8 @@ class _Reader:
                 self.ended = True
                 return
             self.received += len(data)
+            if self._progress is not None:
+                self._progress(self.received, self.total)
             yield data
 
     def fill(self) -> bool:
