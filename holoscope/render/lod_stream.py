@@ -179,6 +179,10 @@ class LodStreamer:
                     self._files.move_to_end(file)
             cloud = _build(runs, files, environment)
             with self._cond:
+                for file, loaded in files.items():  # evicted meanwhile (a loader's turn): shown files stay
+                    if file not in self._files:
+                        self._files[file] = loaded
+                        self._bytes += loaded.nbytes
                 self._shown = levels
                 self._shown_environment = environment is not None
                 self._shown_cloud = cloud

@@ -228,16 +228,20 @@ def test_complete_stream_equals_the_whole_scene_and_versions_are_stable(scene_pa
     assert clouds_equal(cloud, read_lod(scene_path).full_cloud())
 
 
-def test_no_leaf_goes_missing_while_the_camera_moves_during_loading(scene_path):
+@pytest.mark.parametrize("tight", [False, True], ids=["roomy cache", "tight cache"])
+def test_no_leaf_goes_missing_while_the_camera_moves_during_loading(scene_path, tight):
     scene = read_lod(scene_path)
     load = scene.load_file
+    sizes = [load(f).nbytes for f in range(len(scene.filenames))]
+    # Tight: about the coarse levels and two finer files, so loaders evict while the view builds.
+    limit = sum(sizes) // 2 if tight else 1 << 30
 
     def slow(file: int) -> SplatCloud:
         time.sleep(0.02)
         return load(file)
 
     scene.load_file = slow
-    with LodStreamer(scene, budget=scene.counts[0] // 2, workers=2) as streamer:
+    with LodStreamer(scene, budget=scene.counts[0] // 2, workers=2, cache_bytes=limit) as streamer:
         ever = np.zeros(len(scene.leaves), bool)
         versions = []
         for step in range(60):
@@ -248,9 +252,14 @@ def test_no_leaf_goes_missing_while_the_camera_moves_during_loading(scene_path):
             ever |= shown >= 0
             if cloud is not None:
                 assert cloud.count == sum(scene.leaf_counts[i, level] for i, level in enumerate(shown) if level >= 0)
+            shown_files = {scene.leaves[i].lods[int(level)][0] for i, level in enumerate(shown) if level >= 0}
+            assert shown_files <= set(streamer.loaded_files()), "a shown file was evicted"
             versions.append(version)
             time.sleep(0.01)
         assert versions == sorted(versions)
+        assert ever.all()
+        if tight:
+            assert streamer.evicted > 0
 
 
 def test_a_missing_chunk_file_is_skipped_with_a_warning(scene_path, tmp_path):
