@@ -9,6 +9,7 @@ viewport) when new work has landed.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import moderngl
@@ -55,7 +56,8 @@ class SplatView:
         if self._shown_order is not None:
             self.renderer.set_order(self._shown_order)
         old, self.sorter = self.sorter, SortWorker(cloud.means, near=0.0, on_result=lambda _r: self._request_repaint())
-        old.close()
+        # Closing waits for a sort in progress: not on the GUI thread.
+        threading.Thread(target=old.close, name="holoscope-sort-close", daemon=True).start()
         self._last_view = None  # sort again at the next paint
         self._drawn_id = 0
 

@@ -59,6 +59,7 @@ from holoscope.core.registry import formats, supported_summary
 from holoscope.core.sources import is_url
 
 UP_CHOICES = ("+y", "-y", "+z")
+PARTIAL_INTERVAL_MS = 250  # the least time between two uploads of a scene still downloading
 
 
 def file_filters() -> str:
@@ -127,7 +128,7 @@ class MainWindow(QMainWindow):
         # The prefix view on screen: its request id and the camera it was framed with.
         self._streaming: tuple[int, Any] | None = None
         # Prefixes after the first are shown at most this often (each one is a full upload).
-        self._partial_timer = QTimer(self, singleShot=True, interval=250, timeout=self._apply_partial)
+        self._partial_timer = QTimer(self, singleShot=True, interval=PARTIAL_INTERVAL_MS, timeout=self._apply_partial)
         self._closing = False
         self.player: Player | None = None  # the timed view's player (one per opened timed medium)
         self._idle_clock = PresentationClock()  # what `clock` answers while nothing timed is open
@@ -345,7 +346,11 @@ class MainWindow(QMainWindow):
 
         if self._streaming is not None and self._streaming[0] == request_id:
             view = self.viewport.view
+            started = time.perf_counter()
             self.viewport.with_context(lambda _ctx: view.update_cloud(part.cloud))
+            # A large scene costs more per upload: it grows less often, the GUI stays fluid.
+            cost_ms = (time.perf_counter() - started) * 1e3
+            self._partial_timer.setInterval(int(max(PARTIAL_INTERVAL_MS, 4 * cost_ms)))
             self.viewport.update()
         else:
             media = prefix_media(part)
