@@ -356,7 +356,9 @@ class MainWindow(QMainWindow):
             media = prefix_media(part)
             try:
                 view = self.viewport.with_context(lambda ctx: self._make_view(ctx, media))
-            except Exception as exc:  # e.g. a GPU too small: the download goes on, its end says
+            except Exception as exc:  # e.g. a GPU too small: stop the download, keep the old view
+                self._open_id += 1
+                self.download_bar.hide()
                 self.show_error(url, exc)
                 return
             self._install(media, url, view, complete=False)

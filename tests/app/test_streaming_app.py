@@ -283,6 +283,24 @@ def test_opening_another_file_cancels_a_download(window, qtbot, served, tmp_path
     assert window.viewport.view.cloud.count == read_ply(samples_dir / "splats" / "lod5.ply").count
 
 
+def test_a_video_url_plays_without_downloading_it_whole(window, qtbot, served, samples_dir, monkeypatch):
+    """Timed media open on the URL itself (the player reads ahead by range requests), never
+    through the app's whole-file download."""
+    import holoscope.app.streaming as streaming
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a video must not be downloaded whole before it plays")
+
+    monkeypatch.setattr(streaming, "download", no_download)
+    video = samples_dir / "video" / "bunny-132f-360p-ffv1.mkv"
+    served.files["/v/bunny.mkv"] = video.read_bytes()
+    window.open_paths([served.url("/v/bunny.mkv")])
+    wait_for_media(qtbot, window, "bunny.mkv", timeout=30000)
+    assert window.media.kind is MediaKind.VIDEO and window.player is not None
+    qtbot.waitUntil(lambda: window.player.index == 0, timeout=20000)
+    assert not window.download_bar.isVisible()
+
+
 def test_the_command_line_passes_urls_to_the_app(monkeypatch):
     import holoscope.app.main as app_main
     from holoscope.cli import main
