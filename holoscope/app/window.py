@@ -60,6 +60,7 @@ from holoscope.core.sources import is_url
 
 UP_CHOICES = ("+y", "-y", "+z")
 PARTIAL_INTERVAL_MS = 250  # the least time between two uploads of a scene still downloading
+BUFFERING_GRACE_S = 0.25  # a player waits this long before the buffering indicator shows
 
 
 def file_filters() -> str:
@@ -110,6 +111,7 @@ class MainWindow(QMainWindow):
         self.buffering_label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.buffering_label.hide()
         self.url_dialog: OpenUrlDialog | None = None
+        self._buffering_since: float | None = None  # when the player last started waiting
 
         self.media: Media | None = None
         self.media_path: str | None = None
@@ -739,6 +741,13 @@ class MainWindow(QMainWindow):
         """The buffering indicator: an overlay on the viewport and the buffer fill in the status
         bar while ``player`` waits for data; gone (``None``) once it plays on."""
         label = self.buffering_label
+        if player is not None:  # a frame late by a few ms is no stall: no flicker on local files
+            now = time.monotonic()
+            self._buffering_since = self._buffering_since or now
+            if now - self._buffering_since < BUFFERING_GRACE_S:
+                return
+        else:
+            self._buffering_since = None
         if player is None:
             if label.isVisible():
                 label.hide()
