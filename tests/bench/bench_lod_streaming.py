@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -58,24 +57,10 @@ from holoscope.core.frames import SplatCloud  # noqa: E402
 from holoscope.render.lod_stream import LodStreamer  # noqa: E402
 from holoscope.render.sort import sort_back_to_front  # noqa: E402
 from tests.codecs.helpers import random_cloud  # noqa: E402
-from tests.net import faultproxy  # noqa: E402
 from tests.net.faultproxy import FaultProxy  # noqa: E402
 from tests.net.nginx import NginxServer, nginx_binary  # noqa: E402
 
 SIZE = (640, 360)
-
-
-def _no_nagle() -> None:
-    """The proxy writes headers and body pieces separately: with Nagle's algorithm on its socket
-    each response waits for the client's delayed ACK (about 40 ms on Linux), a latency no real
-    server adds. Off here, so the link is the rate limit (plus ``--rtt``, when asked)."""
-    setup = faultproxy._Handler.setup
-
-    def nodelay(self) -> None:
-        setup(self)
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    faultproxy._Handler.setup = nodelay
 
 
 def synthetic_scene(n: int, seed: int = 7) -> SplatCloud:
@@ -195,7 +180,6 @@ def main() -> int:
             print(f"  {what}: {n / 1e6:.1f} MB")
         server = NginxServer(temp / "nginx", {"streams": meta.parent.parent})
         server.start()
-        _no_nagle()
         proxy = FaultProxy("127.0.0.1", server.port).start()
         proxy.set_rate(args.rate)
         if args.rtt > 0:

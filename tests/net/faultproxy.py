@@ -125,6 +125,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: the log is ours
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body pieces go out in separate writes: with Nagle's algorithm each
+        # response would wait for the client's delayed ACK (~40 ms), a latency no real server adds.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._proxy()
 
