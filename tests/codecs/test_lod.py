@@ -197,7 +197,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OutputError("disk full (simulated)")
 
-    monkeypatch.setattr(lod_write, "encode_webp_lossless", broken)
+    monkeypatch.setattr(lod_write, "encode_sog", broken)
     out = tmp_path / "new" / "lod-meta.json"
     with pytest.raises(OutputError):
         write_lod(spread_cloud(600, degree=0), out)

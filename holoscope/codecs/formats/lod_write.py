@@ -46,17 +46,8 @@ from typing import Any
 import numpy as np
 
 from holoscope.codecs.formats.common import output_error
-from holoscope.codecs.formats.sog import (
-    META_NAME as SOG_META,
-    MAX_WEBP_SIDE,
-    SH_COEFFS,
-    decode_webp_rgba,
-    encode_webp_lossless,
-    morton_order,
-    palette_size,
-    quantize_1d,
-    sh_palette,
-)
+from holoscope.codecs.formats.sog import META_NAME as SOG_META
+from holoscope.codecs.formats.sog import encode_sog, morton_order
 from holoscope.core.errors import EmptyMedia, HoloscopeError, InvalidArgument, OutputError
 from holoscope.core.frames import SplatCloud
 from holoscope.core.splat_math import quats_to_rotmats
@@ -70,7 +61,6 @@ DEFAULT_CHUNK_MIN = 8  # K splats below which a node is not split for extent (--
 DEFAULT_MAX_LEVELS = 6
 MIN_LEVEL_SPLATS = 128
 LEAF_SIZE = 256  # splat-transform's kd-tree leaves
-_QUAT_SLOTS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]], np.intp)
 
 
 # Decimation ----------------------------------------------------------------------------------
@@ -272,101 +262,10 @@ def plan_lod(levels: list[SplatCloud], *, chunk_count: int = DEFAULT_CHUNK_COUNT
 # SOG in the given row order ------------------------------------------------------------------
 
 
-def _texture_size(count: int) -> tuple[int, int]:
-    width = int(math.ceil(math.sqrt(count) / 4) * 4)
-    return width, int(math.ceil(count / width / 4) * 4)
-
-
-def _image(pixels: np.ndarray, width: int, height: int) -> np.ndarray:
-    image = np.zeros((width * height, 4), np.uint8)
-    image[:, 3] = 255
-    image[: len(pixels)] = pixels
-    return image.reshape(height, width, 4)
-
-
 def encode_sog_rows(cloud: SplatCloud, *, iterations: int = 6, level: int = 4, seed: int = 0) -> dict[str, bytes]:
     """The files of an unbundled SOG v2 holding ``cloud``'s splats in its own order (meta.json
-    first). Every image is decoded again and compared with what was meant."""
-    n = cloud.count
-    if n == 0:
-        raise EmptyMedia("cannot write a SOG with zero splats")
-    width, height = _texture_size(n)
-    if width > MAX_WEBP_SIDE or height > MAX_WEBP_SIDE:
-        raise InvalidArgument(f"{n:,} splats need {width}x{height} images, beyond the WebP limit")
-    images: dict[str, np.ndarray] = {}
-    logm = np.sign(cloud.means.astype(np.float64)) * np.log1p(np.abs(cloud.means.astype(np.float64)))
-    mins, maxs = logm.min(axis=0), logm.max(axis=0)
-    span = maxs - mins
-    u = np.where(span > 0, np.rint((logm - mins) / np.where(span > 0, span, 1) * 65535), 0)
-    u = np.clip(u, 0, 65535).astype(np.uint16)
-    lo = np.full((n, 4), 255, np.uint8)
-    hi = np.full((n, 4), 255, np.uint8)
-    lo[:, :3], hi[:, :3] = u & 0xFF, u >> 8
-    images["means_l.webp"], images["means_u.webp"] = _image(lo, width, height), _image(hi, width, height)
-
-    q = cloud.quats.astype(np.float64)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    largest = np.argmax(np.abs(q), axis=1)
-    rows = np.arange(n)
-    q *= np.where(q[rows, largest] < 0, -1.0, 1.0)[:, None]
-    small = q[rows[:, None], _QUAT_SLOTS[largest]] * math.sqrt(2.0)
-    packed = np.empty((n, 4), np.uint8)
-    packed[:, :3] = np.clip(np.rint((small * 0.5 + 0.5) * 255), 0, 255)
-    packed[:, 3] = 252 + largest
-    images["quats.webp"] = _image(packed, width, height)
-
-    log_scales = np.log(np.maximum(np.abs(cloud.scales), np.float32(np.exp(-80.0))))
-    scale_cb, scale_idx = quantize_1d(log_scales)
-    px = np.full((n, 4), 255, np.uint8)
-    px[:, :3] = scale_idx
-    images["scales.webp"] = _image(px, width, height)
-
-    dc_cb, dc_idx = quantize_1d(cloud.sh[:, 0])
-    px = np.empty((n, 4), np.uint8)
-    px[:, :3] = dc_idx
-    px[:, 3] = np.clip(np.rint(cloud.opacities.astype(np.float64) * 255), 0, 255)
-    px[px[:, 3] == 0, :3] = 0  # libwebp zeroes RGB under alpha 0 (see sog.py)
-    images["sh0.webp"] = _image(px, width, height)
-
-    meta: dict[str, Any] = {
-        "version": 2,
-        "asset": {"generator": "holoscope"},
-        "count": n,
-        "means": {"mins": mins.tolist(), "maxs": maxs.tolist(), "files": ["means_l.webp", "means_u.webp"]},
-        "scales": {"codebook": [float(v) for v in scale_cb], "files": ["scales.webp"]},
-        "quats": {"files": ["quats.webp"]},
-        "sh0": {"codebook": [float(v) for v in dc_cb], "files": ["sh0.webp"]},
-    }
-    bands = cloud.sh_degree
-    if bands > 0:
-        coeffs = SH_COEFFS[bands]
-        rest = cloud.sh[:, 1:].reshape(n, coeffs * 3)
-        centroids, labels = sh_palette(rest, palette_size(n), iterations=iterations, seed=seed)
-        shn_cb, shn_idx = quantize_1d(centroids)
-        palette = len(centroids)
-        rows_needed = math.ceil(palette / 64)
-        cimg = np.zeros((rows_needed * 64, coeffs, 4), np.uint8)
-        cimg[..., 3] = 255
-        cimg[:palette, :, :3] = shn_idx.reshape(palette, coeffs, 3)
-        images["shN_centroids.webp"] = cimg.reshape(rows_needed, 64 * coeffs, 4)
-        lab = np.zeros((n, 4), np.uint8)
-        lab[:, 0], lab[:, 1], lab[:, 3] = labels & 0xFF, labels >> 8, 255
-        images["shN_labels.webp"] = _image(lab, width, height)
-        meta["shN"] = {"count": palette, "bands": bands, "codebook": [float(v) for v in shn_cb],
-                       "files": ["shN_centroids.webp", "shN_labels.webp"]}  # fmt: skip
-    files = {SOG_META: json.dumps(meta, separators=(",", ":")).encode()}
-    for name, image in images.items():
-        data = encode_webp_lossless(image, level=level)
-        back = decode_webp_rgba(data, name=name)
-        if name == "sh0.webp":
-            # libwebp may store any RGB under alpha 0 (it predicts them); those splats are
-            # invisible (opacity 0), so only their alpha has to come back.
-            hidden = image[..., 3] == 0
-            back[hidden, :3] = image[hidden, :3]
-        if not np.array_equal(back, image):
-            raise OutputError(f"{name}: the lossless WebP does not decode back to the same pixels")
-        files[name] = data
-    return files
+    first): lod-meta.json addresses a chunk by its row offset in the file."""
+    return encode_sog(cloud, iterations=iterations, level=level, seed=seed, morton=False)
 
 
 # Writing -------------------------------------------------------------------------------------
