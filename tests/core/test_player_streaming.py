@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
@@ -18,18 +17,7 @@ from holoscope.core.media import Media, MediaKind
 from holoscope.core.player import STREAM_BUFFER_S, Player, PlayerState
 
 
-@dataclass(frozen=True)
-class Pic:
-    index: int
-    nbytes: int = 100
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
+from tests.core.test_player import FakeClock, Pic  # the same fakes as the plain player's tests
 
 
 def medium(count: int, fps: float = 10.0, *, streamed: bool = True,
