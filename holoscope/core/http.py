@@ -328,6 +328,12 @@ class HttpSession:
                     raise UnsafeLocation(f"redirected from https to {display_url(new)}: refused", path=label)
                 url = new
                 continue
+            encoding = (resp.getheader("Content-Encoding") or "identity").strip().lower()
+            if resp.status in (200, 206) and encoding not in ("identity", ""):
+                # asked for identity: compressed bytes would be taken for the file's own
+                self._drop_connection(url)
+                raise SourceUnreadable(f"the server sent the file {encoding}-encoded although asked not to",
+                                       path=label)  # fmt: skip
             return _Response(conn, resp, url)
 
     # Retries ----------------------------------------------------------------------------

@@ -213,3 +213,32 @@ def test_a_folder_url_without_its_slash_opens_as_the_folder(proxy, streams_dir):
         assert media.frame(1).count == 100
     finally:
         media.release()
+
+
+def test_a_body_sent_compressed_against_the_request_is_refused(tmp_path):
+    import gzip
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = gzip.compress(b"ply\n" * 100)
+
+    class Gzipping(BaseHTTPRequestHandler):
+        def do_GET(self):  # ignores Accept-Encoding: identity, as a misconfigured server might
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gzipping)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        src = HttpSource(f"http://127.0.0.1:{server.server_address[1]}/x.ply", session(tmp_path))
+        with pytest.raises(SourceUnreadable, match="gzip-encoded"):
+            src.head(4)
+    finally:
+        server.shutdown()
+        server.server_close()
