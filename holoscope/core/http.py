@@ -61,6 +61,7 @@ SCHEMES = ("http", "https")
 USER_AGENT = "holoscope"
 NO_RANGES_LIMIT = 256 << 20  # a server that ignores Range: the most read in one whole download
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
+REVALIDATE_S = 10.0  # seconds a probed URL's size and version are trusted for new sources
 FAILURE_MEMORY = 2.0  # seconds a "not found" answer is reused before the server is asked again
 MAX_READ_AHEAD_BLOCKS = 16  # 4 MiB: the most a sequential reader gets ahead in one request
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the next try
@@ -76,21 +77,43 @@ def display_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_url(url: str) -> urllib.parse.SplitResult:
-    """Split ``url``, refusing anything but an absolute http(s) URL with a host."""
+_PATH_SAFE = "/%:@!$&'()*+,;=~-._"  # kept as they are: reserved characters and existing escapes
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def normalize_url(url: str) -> str:
+    """``url`` as it goes on the wire: spaces and non-ASCII characters of the path and query
+    percent-encoded (UTF-8, as browsers send them), a non-ASCII host in IDNA, the fragment
+    dropped. Existing escapes are kept. Refuses what is not an absolute http(s) URL."""
+    if not isinstance(url, str):
+        raise SourceNotFound(f"not a URL: {url!r}")
     try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+        host = parts.hostname or ""
+        if any(ord(c) < 33 or c == "\x7f" for c in host):
+            raise ValueError("the host name holds spaces or control characters")
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
         raise SourceNotFound(f"not a valid URL ({exc})", path=display_url(url)) from exc
     if parts.scheme.lower() not in SCHEMES:
         raise UnsafeLocation(f"only http and https URLs are opened, not {parts.scheme or 'a bare name'!r}",
                              path=display_url(url))  # fmt: skip
-    if not parts.hostname:
+    if not host:
         raise SourceNotFound("the URL names no host", path=display_url(url))
-    if any(ord(c) < 33 or c == "\x7f" for c in url):
-        raise SourceNotFound("the URL holds spaces or control characters", path=display_url(url))
-    return parts
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = (userinfo + "@" if userinfo else "") + (f"[{host}]" if ":" in host else host)
+    netloc += f":{port}" if port is not None else ""
+    path = urllib.parse.quote(parts.path, safe=_PATH_SAFE, encoding="utf-8", errors="surrogatepass")
+    query = urllib.parse.quote(parts.query, safe=_QUERY_SAFE, encoding="utf-8", errors="surrogatepass")
+    return urllib.parse.urlunsplit((parts.scheme.lower(), netloc, path or "/", query, ""))
+
+
+def check_url(url: str) -> urllib.parse.SplitResult:
+    """Split ``url`` (normalised, see :func:`normalize_url`), refusing anything but an absolute
+    http(s) URL with a host."""
+    return urllib.parse.urlsplit(normalize_url(url))
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -144,7 +167,10 @@ class _Resource:
         self.last_modified: str | None = None
         self.ranges = True  # the server honours Range
         self.folder = False  # the URL redirected to itself with a '/': a folder
+        self.whole: bytes | None = None  # the file, from a server that ignores Range
+        self.previous: dict[str, Any] | None = None  # what an earlier probe of the URL found
         self.probed = False
+        self.probed_at = 0.0
         self.failure: tuple[float, HoloscopeError] | None = None  # (when, the not-found error)
         self.lock = threading.Lock()
 
@@ -155,6 +181,14 @@ class _Resource:
     @property
     def key(self) -> str:
         return resource_key(self.final, self.validator or "")
+
+    @property
+    def if_range(self) -> str | None:
+        """The validator a range request may carry: If-Range takes a strong ETag or a date,
+        never a weak ETag (W/"..." never matches: every answer would be the whole file)."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
 
 
 class _Response:
@@ -216,14 +250,24 @@ class HttpSession:
 
     # Resources and parts ------------------------------------------------------------------
     def resource(self, url: str) -> _Resource:
+        """What is known of ``url``: reused while fresh (the parts of one opening, a manifest's
+        segments read again and again), asked again (a conditional request: a 304 without a body
+        when nothing changed) once older than :data:`REVALIDATE_S`, so a URL reopened later is
+        never served an old version."""
         with self._lock:
             res = self._resources.get(url)
-            if res is None:
+            if res is None or (res.probed and time.monotonic() - res.probed_at > REVALIDATE_S):
+                old = res
                 res = self._resources[url] = _Resource(url)
+                if old is not None and old.validator and old.ranges and not old.folder:
+                    res.previous = {"final": old.final, "size": old.size, "etag": old.etag,
+                                    "last_modified": old.last_modified}  # fmt: skip
             return res
 
     def _cache_key(self, res: _Resource) -> str:
-        return res.key if res.validator else "nocache:" + res.final
+        # without a validator a new version cannot be told apart: its parts belong to this
+        # resource object alone (a reopened URL gets a new one, see resource())
+        return res.key if res.validator else f"nocache:{id(res)}:{res.final}"
 
     def get_block(self, res: _Resource, block: int) -> bytes | None:
         key = self._cache_key(res)
@@ -238,6 +282,14 @@ class HttpSession:
         if data is not None:
             self._remember_block(key, block, data)
         return data
+
+    def has_block(self, res: _Resource, block: int) -> bool:
+        """Whether a part is at hand, without reading it (nor counting a cache hit)."""
+        key = self._cache_key(res)
+        with self._lock:
+            if (key, block) in self._memory:
+                return True
+        return self.cache is not None and bool(res.validator) and self.cache.has(key, block)
 
     def put_block(self, res: _Resource, block: int, data: bytes) -> None:
         key = self._cache_key(res)
@@ -308,6 +360,9 @@ class HttpSession:
             except ssl.SSLCertVerificationError as exc:
                 self._drop_connection(url)
                 raise SourceUnreadable(f"TLS certificate rejected ({exc.verify_message or exc})", path=label) from exc
+            except socket.gaierror as exc:  # a name that does not resolve will not on a retry
+                self._drop_connection(url)
+                raise NetworkError(_reason(exc), path=label) from exc
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection(url)
                 raise _Retry(_reason(exc)) from exc
@@ -322,8 +377,7 @@ class HttpSession:
                 seen += 1
                 if seen > self.policy.max_redirects:
                     raise SourceUnreadable(f"too many redirects (more than {self.policy.max_redirects})", path=label)
-                new = urllib.parse.urljoin(url, location.strip())
-                check_url(new)
+                new = normalize_url(urllib.parse.urljoin(url, location.strip()))
                 if origin(url)[0] == "https" and origin(new)[0] != "https":
                     raise UnsafeLocation(f"redirected from https to {display_url(new)}: refused", path=label)
                 url = new
@@ -431,7 +485,7 @@ class HttpSource(Source):
     local_path = None
 
     def __init__(self, url: str, session: HttpSession | None = None) -> None:
-        check_url(url)
+        url = normalize_url(url)
         self.url = url
         self.uri = url
         self.session = session or default_session()
@@ -470,12 +524,13 @@ class HttpSource(Source):
                 except SourceNotFound as exc:
                     res.failure = (time.monotonic(), exc)
                     raise
-                res.probed, res.failure = True, None
+                res.probed, res.failure, res.probed_at = True, None, time.monotonic()
         return res
 
     def _probe_once(self, res: _Resource) -> None:
         session = self.session
         known = session.cache.remembered(self.url) if session.cache is not None else None
+        known = known or res.previous
         headers = {"Range": f"bytes=0-{BLOCK - 1}"}
         if known and known.get("final"):
             if known.get("etag"):
@@ -496,8 +551,15 @@ class HttpSource(Source):
             if session.get_block(res, 0) is not None or res.size == 0:
                 return
             # The cache lost the first part: ask again, unconditionally.
-            session.cache.remember(self.url, {})  # type: ignore[union-attr]
+            if session.cache is not None:
+                session.cache.remember(self.url, {})
+            res.previous = None
             raise _Retry("the cache lost its first part")
+        if reply.status == 416 and (reply.header("Content-Range") or "").replace(" ", "").lower() == "bytes*/0":
+            reply.discard()
+            res.size = 0  # an empty file: the readers say so
+            res.etag, res.last_modified = reply.header("ETag"), reply.header("Last-Modified")
+            return
         if reply.status not in (200, 206):
             raise _status_error(reply, self.label)
         res.etag = reply.header("ETag")
@@ -520,16 +582,17 @@ class HttpSource(Source):
                                        f"{res.size:,} bytes (more than {NO_RANGES_LIMIT:,})", path=self.label)  # fmt: skip
             want = res.size if res.size is not None else NO_RANGES_LIMIT + 1
         data = _read_body(reply, want, session, started)
-        if res.ranges and len(data) != want:
-            raise _Retry("the connection closed mid-transfer")
+        if len(data) < want and (res.ranges or res.size is not None):
+            raise _Retry("the connection closed mid-transfer")  # never a cut-off body taken for the file
         if not res.ranges:
             if len(data) > NO_RANGES_LIMIT:
                 raise SourceUnreadable("the server does not support range requests and the file is too large",
                                        path=self.label)  # fmt: skip
             res.size = len(data)
-        for i in range(0, max(len(data), 1), BLOCK):
-            session.put_block(res, i // BLOCK, data[i : i + BLOCK])
-        if session.cache is not None and res.validator:
+            res.whole = data  # kept whole: its parts could not be asked for again
+        elif len(data) == BLOCK or len(data) == res.size:
+            session.put_block(res, 0, data)  # only a whole first part (a server may cap ranges)
+        if session.cache is not None and res.validator and res.ranges:
             session.cache.remember(self.url, {"final": res.final, "size": res.size, "etag": res.etag,
                                               "last_modified": res.last_modified})  # fmt: skip
 
@@ -554,6 +617,8 @@ class HttpSource(Source):
         end = offset + length if res.size is None else min(offset + length, res.size)
         if end <= offset:
             return b""
+        if res.whole is not None:
+            return res.whole[offset:end]
         first, last = offset // BLOCK, (end - 1) // BLOCK
         blocks: dict[int, bytes] = {}
         missing: list[int] = []
@@ -571,7 +636,7 @@ class HttpSource(Source):
             self._ahead = min(max(2 * self._ahead, 1), MAX_READ_AHEAD_BLOCKS)
             limit = last + self._ahead if res.size is None else min(last + self._ahead, (res.size - 1) // BLOCK)
             tail = runs[-1]
-            while tail[-1] < limit and self.session.get_block(res, tail[-1] + 1) is None:
+            while tail[-1] < limit and not self.session.has_block(res, tail[-1] + 1):
                 tail.append(tail[-1] + 1)
         elif runs:
             self._ahead = 0
@@ -592,7 +657,19 @@ class HttpSource(Source):
         got = bytearray()
 
         def attempt(_: int) -> None:
-            self._range_into(res, start + len(got), stop, got)
+            # A server may answer a range with less than asked (CDNs cap them): ask for the
+            # rest at once while each answer brings something; a failure that brought
+            # nothing new is a retry (with back-off).
+            while start + len(got) < stop:
+                before = len(got)
+                try:
+                    done = self._range_into(res, start + len(got), stop, got)
+                except _Retry:
+                    if len(got) > before:
+                        continue
+                    raise
+                if done or len(got) == before:
+                    break
 
         self.session.retrying(self.label, attempt)
         out = {}
@@ -603,21 +680,24 @@ class HttpSource(Source):
                 out[b] = part
         return out
 
-    def _range_into(self, res: _Resource, start: int, stop: int, into: bytearray) -> None:
-        """Append bytes ``start..stop`` to ``into``; a body cut off keeps what arrived and
-        raises :class:`_Retry` (the retry asks for the rest)."""
+    def _range_into(self, res: _Resource, start: int, stop: int, into: bytearray) -> bool:
+        """Append bytes from ``start`` (up to ``stop``) to ``into``: what one range answer holds,
+        which may be less than asked. True at the end of the file. A body cut off keeps what
+        arrived and raises :class:`_Retry` (the caller asks for the rest)."""
         if start >= stop:
-            return
+            return True
         headers = {"Range": f"bytes={start}-{stop - 1}"}
-        if res.validator:
-            headers["If-Range"] = res.validator
+        if res.if_range:
+            headers["If-Range"] = res.if_range
         began = time.monotonic()
         reply = self.session.open_response(res.final, headers, label=self.label)
         if reply.status == 416:
             reply.discard()
-            return
+            return True
         if reply.status == 200:
             reply.discard()
+            if not res.if_range:
+                raise SourceUnreadable("the server stopped answering range requests", path=self.label)
             raise CorruptStream("the file changed on the server while it was being read; open it again",
                                 path=self.label)  # fmt: skip
         if reply.status != 206:
@@ -636,13 +716,16 @@ class HttpSource(Source):
                                 path=self.label)  # fmt: skip
         want = int(match.group(2)) + 1 - start
         _read_body(reply, want, self.session, began, into=into)
-        if int(match.group(2)) + 1 < stop:
-            raise _Retry("the server sent less than asked")
+        return total is not None and int(match.group(2)) + 1 >= total
 
     def iter_chunks(self, piece: int = 1 << 20, start: int = 0) -> Iterator[bytes]:
         """One streaming GET from ``start``: pieces as they arrive (at most ``piece`` bytes),
         parts already cached first; a dropped connection resumes where it stopped."""
         res = self._probe()
+        if res.whole is not None:
+            for i in range(start, len(res.whole), piece):
+                yield res.whole[i : i + piece]
+            return
         offset = start
         while res.size is None or offset < res.size:
             block = offset // BLOCK
@@ -670,11 +753,11 @@ class HttpSource(Source):
         while res.size is None or position + len(pending) < res.size:
             at = position + len(pending)  # the next byte to receive
             headers = {"Range": f"bytes={at}-"}
-            if res.validator:
-                headers["If-Range"] = res.validator
+            if res.if_range:
+                headers["If-Range"] = res.if_range
             try:
                 reply = self.session.open_response(res.final, headers, label=self.label)
-                if reply.status == 200 and res.validator:
+                if reply.status == 200 and res.if_range:
                     reply.discard()
                     raise CorruptStream("the file changed on the server while it was being read; open it again",
                                         path=self.label)  # fmt: skip
@@ -684,6 +767,7 @@ class HttpSource(Source):
                 if reply.status not in (200, 206):
                     raise _status_error(reply, self.label)
                 skip = at if reply.status == 200 else 0  # a server without ranges starts at 0
+                capped = False  # a complete answer that ends before the file does
                 while True:
                     began = time.monotonic()
                     try:
@@ -693,8 +777,11 @@ class HttpSource(Source):
                         raise _Retry(_reason(exc)) from exc
                     if not data:
                         if res.size is not None and position + len(pending) < res.size:
-                            reply.discard()
-                            raise _Retry("the connection closed mid-transfer")
+                            if reply.status == 206 and reply.resp.length == 0:
+                                capped = True  # the server caps ranges: ask for the rest now
+                            else:
+                                reply.discard()
+                                raise _Retry("the connection closed mid-transfer")
                         _finish(reply, True)
                         break
                     self.session.meter.add(len(data), time.monotonic() - began)
@@ -718,6 +805,8 @@ class HttpSource(Source):
                         self.session.put_block(res, position // BLOCK, bytes(pending[:BLOCK]))
                         del pending[:BLOCK]
                         position += BLOCK
+                if capped:
+                    continue
                 break
             except _Retry as exc:
                 tries += 1

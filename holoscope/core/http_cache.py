@@ -84,6 +84,9 @@ class PartCache:
             self.hit_bytes += len(data)
         return data
 
+    def has(self, key: str, block: int) -> bool:
+        return self._block_path(key, block).is_file()
+
     def put(self, key: str, block: int, data: bytes) -> None:
         if self.limit <= 0 or len(data) > self.limit:
             return
@@ -124,8 +127,9 @@ class PartCache:
     def _parts(self) -> list[tuple[float, int, Path]]:
         found = []
         for dirpath, dirnames, filenames in os.walk(self.root):
-            if Path(dirpath) == self.root and META in dirnames:
-                dirnames.remove(META)
+            if Path(dirpath) == self.root:
+                dirnames[:] = [d for d in dirnames if _is_shard(d)]  # only the cache's own folders
+                continue
             for name in filenames:
                 path = Path(dirpath) / name
                 try:
@@ -164,12 +168,24 @@ class PartCache:
         return freed
 
     def clear(self) -> int:
-        """Remove everything; returns the bytes freed."""
+        """Remove every part and record; returns the bytes freed. Only what the cache writes
+        goes (its two-hex-digit folders and ``meta/``): a cache folder pointed at a folder that
+        holds other things leaves them alone."""
         with self._lock:
             freed = sum(size for _, size, _ in self._parts())
-            shutil.rmtree(self.root, ignore_errors=True)
+            try:
+                entries = list(os.scandir(self.root))
+            except OSError:
+                entries = []
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False) and (entry.name == META or _is_shard(entry.name)):
+                    shutil.rmtree(entry.path, ignore_errors=True)
             self._total = 0
         return freed
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
