@@ -63,6 +63,7 @@ class AdaptiveController:
         self._slow: float | None = None
         self._last_bps: float | None = None
         self._buffer: float | None = None
+        self._buffer_full = False
         self._bytes = 0
         self.switches = 0
         self.history: list[int] = []  # the level chosen for each group fetched, in order
@@ -116,10 +117,13 @@ class AdaptiveController:
             self._fast = bps if self._fast is None else FAST_ALPHA * bps + (1 - FAST_ALPHA) * self._fast
             self._slow = bps if self._slow is None else SLOW_ALPHA * bps + (1 - SLOW_ALPHA) * self._slow
 
-    def report_buffer(self, seconds: float | None) -> None:
-        """The player's buffer: seconds of decoded frames ready ahead of the one due."""
+    def report_buffer(self, seconds: float | None, *, full: bool = False) -> None:
+        """The player's buffer: seconds of decoded frames ready ahead of the one due; ``full``:
+        the read-ahead holds all it may (its byte budget, or the end of the stream), which
+        counts as healthy however few seconds that is (large frames fill the budget first)."""
         with self._lock:
             self._buffer = None if seconds is None else max(0.0, float(seconds))
+            self._buffer_full = bool(full)
 
     def choose(self) -> int:
         """The level for the next group (see the module doc); remembered as :attr:`level`."""
@@ -140,7 +144,7 @@ class AdaptiveController:
             return current  # nothing measured yet: stay at the start level
         lowest = len(self.bitrates) - 1
         fits = next((i for i, rate in enumerate(self.bitrates) if rate <= estimate * self.safety), lowest)
-        buffer = self._buffer
+        buffer = None if self._buffer_full else self._buffer  # a full read-ahead is healthy
         if fits > current:  # the link cannot carry this level: down to one it can
             return fits
         if buffer is not None and buffer < self.low_buffer_s:

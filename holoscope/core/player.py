@@ -109,12 +109,28 @@ class Player:
         self._count: int | None = None if media.frame_count is None else int(media.frame_count)
         duration = media.duration
         self.clock = PresentationClock(math.inf if duration is None else duration, loop=loop, now=now)
-        self.prefetcher = FramePrefetcher(media, capacity, start=0, max_bytes=max_bytes, name=name)
+        self._prefetcher: FramePrefetcher | None = None
+        self._prefetcher_args = (capacity, max_bytes, name)
+        if self.adaptive is None or not self.adaptive.adaptive or self.adaptive.engaged:
+            self._start_prefetcher()  # decoding starts now: frame 0 arrives as soon as it can
+        # else on first use: the first poll engages the quality controller before the first
+        # group is fetched (at the safe lowest level), while every-frame export reads the best
         self.index: int | None = None  # the index on screen (or failed) last
         self.frame: Any = None  # the last picture handed out
         self.warning: str | None = None
         self._waiting = False  # the frame due was not ready at the last poll
         self._failed_now = False  # the frame at ``index`` could not be decoded
+
+    def _start_prefetcher(self) -> FramePrefetcher:
+        if self._prefetcher is None:
+            capacity, max_bytes, name = self._prefetcher_args
+            self._prefetcher = FramePrefetcher(self.media, capacity, start=0, max_bytes=max_bytes, name=name)
+        return self._prefetcher
+
+    @property
+    def prefetcher(self) -> FramePrefetcher:
+        """The decode-ahead (started on first use for a medium whose quality adapts)."""
+        return self._prefetcher if self._prefetcher is not None else self._start_prefetcher()
 
     @property
     def frame_count(self) -> int | None:
@@ -225,11 +241,12 @@ class Player:
     def poll(self) -> Any | None:
         """Real time: the new picture to show for the clock's time, or ``None`` (keep showing
         the current one: nothing new is due, it is not decoded yet, or it failed)."""
+        if self.adaptive is not None and not self.adaptive.engaged:
+            self.adaptive.engage()  # real-time playback adapts; every-frame export does not
         due = self._due()
         if self.adaptive is not None:
-            if not self.adaptive.engaged:
-                self.adaptive.engage()  # real-time playback adapts; every-frame export does not
-            self.adaptive.report_buffer(self._buffer_frames(due)[0] / self.fps)
+            ready, full = self._buffer_frames(due)
+            self.adaptive.report_buffer(ready / self.fps, full=full)
         if self._stalled_since is not None:
             shown = None
             if due != self.index and self.prefetcher.ahead(due)[0]:
@@ -322,7 +339,7 @@ class Player:
                "streamed": self.streamed, "buffer_s": round(buffer_s, 3), "buffer_seconds": self.buffer_seconds,
                "stalls": self.stalls, "stalled_s": round(stalled, 3)}  # fmt: skip
         if self.adaptive is not None:
-            self.adaptive.report_buffer(buffer_s)
+            self.adaptive.report_buffer(buffer_s, full=self._buffer_frames(due)[1])
             ad = self.adaptive.stats()
             # a one-level medium (a .gsv file, V^3) only measures: no level to show
             out.update(level=ad["level"] if ad["levels"] > 1 else None, levels=ad["levels"], adaptive=ad["adaptive"],
@@ -330,7 +347,8 @@ class Player:
         return out
 
     def close(self) -> None:
-        self.prefetcher.close(timeout=5.0)
+        if self._prefetcher is not None:
+            self._prefetcher.close(timeout=5.0)
 
     def __enter__(self) -> "Player":
         return self

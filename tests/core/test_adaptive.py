@@ -98,3 +98,15 @@ def test_a_dormant_controller_holds_its_start_until_engaged():
     fresh = AdaptiveController(LEVELS, start=0, engaged=False)
     fresh.engage()  # nothing fetched yet: the first group comes at the safe level
     assert fresh.level == 2
+
+
+def test_a_full_read_ahead_counts_as_a_healthy_buffer():
+    # frames so large that the read-ahead's byte budget holds 0.2 s: still room to go up
+    thin = AdaptiveController(LEVELS)
+    measured(thin, 20e6, 3)
+    thin.report_buffer(0.2)
+    assert thin.choose() == 2  # a thin buffer that is not full: one step down, no step up
+    full = AdaptiveController(LEVELS)
+    measured(full, 20e6, 3)
+    full.report_buffer(0.2, full=True)
+    assert [full.choose() for _ in range(2)] == [1, 0]

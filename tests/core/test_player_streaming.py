@@ -178,3 +178,24 @@ def test_a_one_level_medium_reports_throughput_but_no_level():
         stats = player.stats()
     assert stats["level"] is None and stats["levels"] == 1 and not stats["adaptive"]
     assert stats["throughput_bps"] == 16_000_000
+
+
+def test_a_player_fetches_the_first_group_at_the_lowest_level_of_a_dormant_controller():
+    # A multi-level URL's controller sleeps (export reads the best level); playing engages it
+    # before the first group is fetched, so that group comes at the safe lowest level.
+    media = medium(10)
+    controller = AdaptiveController([("high", 4e6), ("low", 1e6)], start=0, engaged=False)
+    media.adaptive = controller
+    chosen = []
+    frames = media.frames_from
+
+    def frames_from(start):
+        chosen.append(controller.choose())
+        return frames(start)
+
+    media.frames_from = frames_from
+    with Player(media, now=FakeClock()) as player:
+        assert chosen == []  # nothing fetched before the first poll
+        player.poll()
+        wait_ready(player, 0, 1)
+    assert chosen[0] == 1
