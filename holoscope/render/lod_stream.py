@@ -32,7 +32,7 @@ import numpy as np
 
 from holoscope.codecs.formats.lod import LodScene, concat_clouds
 from holoscope.core.camera import Camera
-from holoscope.core.errors import HoloscopeError
+from holoscope.core.errors import HoloscopeError, NetworkError
 from holoscope.core.frames import SplatCloud
 from holoscope.core.lod_select import LodSelection, check_budget, fetch_order
 
@@ -49,6 +49,7 @@ MIN_DEFAULT_BUDGET = 250_000
 DEFAULT_SPLAT_BUDGET = MAX_DEFAULT_BUDGET
 DEFAULT_STREAM_CACHE_BYTES = 2 << 30  # decoded chunk files kept (SplatCloud bytes)
 DEFAULT_WORKERS = 2  # one file downloads while another decodes
+RETRY_FAILED_S = 2.0  # a file that failed on the network is tried again after this, doubling (at most 60 s)
 # "steps": every level between a leaf's coarsest and its selected one, coarse to fine (the picture
 # sharpens in steps; up to about twice the bytes of the selected levels alone). "direct": the
 # coarsest level, then the selected one (full detail sooner on a slow link; one larger change).
@@ -123,7 +124,8 @@ class LodStreamer:
         self._bytes = 0
         self._sizes: dict[int, int] = {}  # decoded bytes of every file seen (kept after eviction)
         self._inflight: set[int] = set()
-        self._failed: dict[int, str] = {}
+        self._failed: dict[int, str] = {}  # files that cannot be read (damaged, missing): skipped
+        self._retry: dict[int, tuple[float, int]] = {}  # network failures: (when to try again, tries)
         self._environment_done = scene.environment is None  # taken by a loader (or none to fetch)
         self._environment: SplatCloud | None = None  # once it has arrived
         self._shown_environment = False
@@ -225,8 +227,9 @@ class LodStreamer:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                if self._camera is not None and not self._inflight and self._next_file_locked() is None:
-                    return True
+                if (self._camera is not None and not self._inflight and self._next_file_locked() is None
+                        and not any(f in self._retry for f in self._plan[: self._cut])):  # fmt: skip
+                    return True  # (a file to try again after a network failure is still to come)
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:
                     return False
@@ -344,10 +347,18 @@ class LodStreamer:
         if not self._environment_done:
             return -1  # the environment (background splats) comes before any chunk
         self._update_plan_locked()
+        now = time.monotonic()
         for file in self._plan[: self._cut]:
             if file not in self._files and file not in self._inflight and file not in self._failed:
+                if file in self._retry and self._retry[file][0] > now:
+                    continue  # a network failure a moment ago: its turn comes again later
                 return file
         return None
+
+    def _wait_locked(self) -> None:
+        """Sleep until notified, or until a file that failed on the network may be tried again."""
+        pending = [when for when, _ in self._retry.values()]
+        self._cond.wait(None if not pending else max(0.05, min(pending) - time.monotonic()))
 
     def _evict_locked(self) -> None:
         if self._bytes <= self.cache_limit:
@@ -373,18 +384,20 @@ class LodStreamer:
         while True:
             with self._cond:
                 while not self._closed and (file := self._next_file_locked()) is None:
-                    self._cond.wait()
+                    self._wait_locked()
                 if self._closed:
                     return
                 self._inflight.add(file)
                 if file == -1:
                     self._environment_done = True  # taken by this loader (the others move on)
-            cloud, error = None, None
+            cloud, error, transient = None, None, False
             try:
                 if file == -1:
                     cloud = self.scene.environment_cloud()
                 else:
                     cloud = self.scene.load_file(file)
+            except NetworkError as exc:  # the link, not the file: tried again with back-off
+                error, transient = str(exc), True
             except HoloscopeError as exc:
                 error = str(exc)
             except Exception as exc:  # a loader must survive anything a file does to the reader
@@ -397,12 +410,16 @@ class LodStreamer:
                 if error is not None:
                     name = "the environment" if file == -1 else self.scene.filenames[file]
                     self.warning = f"{name}: {error}"
-                    if file != -1:
+                    if file != -1 and transient:
+                        tries = self._retry.get(file, (0.0, 0))[1] + 1
+                        self._retry[file] = (time.monotonic() + min(RETRY_FAILED_S * 2 ** (tries - 1), 60.0), tries)
+                    elif file != -1:
                         self._failed[file] = error
                     log.warning("LOD scene %s: %s", self.scene.name, self.warning)
                 elif file == -1:
                     self._environment = cloud
                 elif cloud is not None:
+                    self._retry.pop(file, None)
                     self._files[file] = cloud
                     self._sizes[file] = cloud.nbytes
                     self._bytes += cloud.nbytes

@@ -285,6 +285,29 @@ def test_a_missing_chunk_file_is_skipped_with_a_warning(scene_path, tmp_path):
         assert all(t.is_alive() for t in streamer._threads)  # the loaders survived
 
 
+def test_a_file_that_failed_on_the_network_is_fetched_again(scene_path, monkeypatch):
+    import holoscope.render.lod_stream as lod_stream
+    from holoscope.core.errors import NetworkError
+
+    monkeypatch.setattr(lod_stream, "RETRY_FAILED_S", 0.05)
+    scene = read_lod(scene_path)
+    fine = scene.files_for(0)[0]
+    load, failures = scene.load_file, []
+
+    def flaky(file: int) -> SplatCloud:
+        if file == fine and len(failures) < 2:
+            failures.append(file)
+            raise NetworkError("connection reset by the server (gave up after 5 tries)")
+        return load(file)
+
+    scene.load_file = flaky
+    cam = camera_at(0.0, distance=30.0)
+    with LodStreamer(scene, budget=None) as streamer:
+        cloud = settle(streamer, cam)
+        assert failures == [fine, fine] and streamer.progress().failed == 0
+        assert clouds_equal(cloud, read_lod(scene_path).cloud_for(0))  # full detail in the end
+
+
 # A scene written by splat-transform ------------------------------------------------------------
 
 

@@ -282,6 +282,7 @@ class LodScene:
                 self.file_needs[file] = max(self.file_needs[file], offset + count)
         self.cache: ChunkCache[int, SplatCloud] = ChunkCache(cache_bytes, lambda c: c.nbytes)
         self._lock = threading.Lock()
+        self._file_locks: dict[int, threading.Lock] = {}
         self._environment: SplatCloud | None = None
         self._last: tuple[bytes, SplatCloud] | None = None
         self.files_loaded = 0  # decodes, for tests and statistics
@@ -306,7 +307,8 @@ class LodScene:
                 raise CorruptStream(f"{what} {name!r} (named in lod-meta.json) is missing", path=self.name)
             media = open_sog(member)
             cloud = media.frame(0)
-            self.bytes_read += int(media.info.get("file_bytes") or 0)
+            with self._lock:
+                self.bytes_read += int(media.info.get("file_bytes") or 0)
         except SourceNotFound as exc:
             raise CorruptStream(f"{what} {name!r} (named in lod-meta.json) is missing ({exc})", path=self.name) from exc
         return cloud
@@ -315,17 +317,27 @@ class LodScene:
         """Chunk file ``file`` decoded (from the cache when it is there), its runs checked."""
         if not 0 <= file < len(self.filenames):
             raise IndexError(f"file {file} out of range 0..{len(self.filenames) - 1}")
+        # One lock per file for the download and decode, the scene's lock only around the
+        # cache: two loaders fetch two files at once, never the same file twice.
         with self._lock:
             cloud = self.cache.get(file)
+            if cloud is not None:
+                return cloud
+            file_lock = self._file_locks.setdefault(file, threading.Lock())
+        with file_lock:
+            with self._lock:
+                cloud = self.cache.get(file)
             if cloud is None:
                 cloud = self._load_file(file)
-                self.cache.put(file, cloud)
+                with self._lock:
+                    self.cache.put(file, cloud)
         return cloud
 
     def _load_file(self, file: int) -> SplatCloud:
         name = self.filenames[file]
         cloud = self._read_sog(name, "chunk file")
-        self.files_loaded += 1
+        with self._lock:
+            self.files_loaded += 1
         dropped = int(cloud.metadata.get("dropped_nonfinite", 0))
         if dropped:
             raise CorruptStream(f"chunk file {name!r} holds {dropped} splats with non-finite values; the offsets "
