@@ -33,7 +33,14 @@ def _push(key: str, item: str) -> list[str]:
 
 
 def _key_of(path: str) -> str:
-    return path if is_url(path) else str(Path(path).resolve())
+    # a URL is remembered without its user and password: QSettings is a plain-text file
+    return _without_credentials(path) if is_url(path) else str(Path(path).resolve())
+
+
+def _without_credentials(url: str) -> str:
+    from holoscope.core.http import display_url
+
+    return display_url(url.strip())
 
 
 def recent_files() -> list[str]:
@@ -53,7 +60,7 @@ def recent_urls() -> list[str]:
 
 
 def add_recent_url(url: str) -> list[str]:
-    return _push("recent_urls", url.strip())
+    return _push("recent_urls", _without_credentials(url))
 
 
 def clear_recent() -> None:

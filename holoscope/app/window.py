@@ -56,6 +56,7 @@ from holoscope.core.media import Media
 from holoscope.core.player import Player, PlayerState
 from holoscope.codecs.inputs import is_sequence_input, open_input
 from holoscope.core.registry import formats, supported_summary
+from holoscope.core.http import display_url
 from holoscope.core.sources import is_url
 
 UP_CHOICES = ("+y", "-y", "+z")
@@ -293,7 +294,7 @@ class MainWindow(QMainWindow):
             return open_url_media(url, cancelled=cancelled, on_partial=on_partial,
                                   on_progress=lambda got, total: _emit_if_alive(self._progress, request_id, got, total))  # fmt: skip
 
-        self.statusBar().showMessage(f"Opening {url}…")
+        self.statusBar().showMessage(f"Opening {display_url(url)}…")  # never a password on screen
         self._show_download(request_id, 0, None)
         # A thread of its own, not the loader: a read the server holds up cannot be interrupted,
         # only abandoned (it ends at its next piece or its timeout), and the next file must
@@ -921,9 +922,9 @@ class MainWindow(QMainWindow):
 
 def buffer_fill(stats: dict[str, Any]) -> float | None:
     """How full the player's buffer is (0..1) from what its ``stats()`` report: the seconds
-    buffered over the seconds wanted when both are there, else the decoded frames queued over
-    the queue's capacity."""
-    have, want = stats.get("buffer_s"), stats.get("buffer_target_s") or stats.get("buffer_goal_s")
+    buffered over the seconds at which playback resumes when both are there, else the decoded
+    frames queued over the queue's capacity."""
+    have, want = stats.get("buffer_s"), stats.get("resume_s")  # playback resumes at want
     if isinstance(have, (int, float)) and isinstance(want, (int, float)) and want > 0:
         return max(0.0, min(have / want, 1.0))
     queued, capacity = stats.get("queued"), stats.get("capacity")

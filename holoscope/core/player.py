@@ -337,7 +337,8 @@ class Player:
             stalled += max(0.0, self._now() - self._stalled_since)
         out = {"state": self.state.value, "index": self.index, "warning": self.warning, **pre,
                "streamed": self.streamed, "buffer_s": round(buffer_s, 3), "buffer_seconds": self.buffer_seconds,
-               "stalls": self.stalls, "stalled_s": round(stalled, 3)}  # fmt: skip
+               "stalls": self.stalls, "stalled_s": round(stalled, 3),
+               "resume_s": round(self._resume_frames / self.fps, 3)}  # fmt: skip
         if self.adaptive is not None:
             self.adaptive.report_buffer(buffer_s, full=self._buffer_frames(due)[1])
             ad = self.adaptive.stats()

@@ -378,3 +378,19 @@ def test_static_media_helper_is_what_the_stream_installs():
     media = prefix_media(Partial(cloud, 320, 320, final=True, format="splat"))
     reference = static_splat_media(cloud, source=None, fmt="splat", reader="holoscope.splat")
     assert (media.format, media.reader, media.info) == (reference.format, reference.reader, reference.info)
+
+
+def test_the_buffering_fill_counts_towards_where_playback_resumes():
+    from holoscope.app.window import buffer_fill
+
+    assert buffer_fill({"buffer_s": 0.25, "resume_s": 0.5, "queued": 15, "capacity": 60}) == 0.5
+    assert buffer_fill({"buffer_s": 2.0, "resume_s": 0.5}) == 1.0
+    assert buffer_fill({"queued": 15, "capacity": 60}) == 0.25  # a player that reports no seconds
+
+
+def test_a_url_is_remembered_without_its_password(window):
+    from holoscope.app import recent
+
+    recent.add_recent("https://ann:secret@example.org/scenes/a.ply")
+    assert recent.recent_urls()[0] == "https://example.org/scenes/a.ply"
+    assert all("secret" not in u for u in recent.recent_files() + recent.recent_urls())
