@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QMimeData
+from PySide6.QtCore import QMimeData, QUrl
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QLabel, QVBoxLayout
 
 from holoscope.app import recent
@@ -52,7 +52,9 @@ class OpenUrlDialog(QDialog):
 def dropped_urls(mime: QMimeData) -> list[str]:
     """The http(s) URLs a drop carries: its URL list (text/uri-list), else plain text holding
     one URL (some browsers drag a link as text only)."""
-    found = [url.toString() for url in mime.urls() if url.scheme().lower() in ("http", "https")]
+    # fully encoded: a decoded %2F or %23 would change which file the URL names
+    found = [url.toString(QUrl.ComponentFormattingOption.FullyEncoded) for url in mime.urls()
+             if url.scheme().lower() in ("http", "https")]
     if found:
         return found
     if mime.hasText():

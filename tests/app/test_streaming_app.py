@@ -394,3 +394,13 @@ def test_a_url_is_remembered_without_its_password(window):
     recent.add_recent("https://ann:secret@example.org/scenes/a.ply")
     assert recent.recent_urls()[0] == "https://example.org/scenes/a.ply"
     assert all("secret" not in u for u in recent.recent_files() + recent.recent_urls())
+
+
+def test_a_dropped_link_keeps_its_escapes():
+    from PySide6.QtCore import QMimeData, QUrl
+
+    from holoscope.app.url_dialog import dropped_urls
+
+    mime = QMimeData()
+    mime.setUrls([QUrl("https://example.org/a%20b/%E2%82%AC.ply?part=%2F1")])
+    assert dropped_urls(mime) == ["https://example.org/a%20b/%E2%82%AC.ply?part=%2F1"]
