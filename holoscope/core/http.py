@@ -60,6 +60,9 @@ __all__ = ["HttpPolicy", "HttpSession", "HttpSource", "check_url", "configure", 
 SCHEMES = ("http", "https")
 USER_AGENT = "holoscope"
 NO_RANGES_LIMIT = 256 << 20  # a server that ignores Range: the most read in one whole download
+# The first request asks for this much: enough for every format's sniffing and headers, and
+# small, so the first picture of a slow link is not held up by a whole part.
+PROBE_BYTES = 16 << 10
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
 REVALIDATE_S = 10.0  # seconds a probed URL's size and version are trusted for new sources
 FAILURE_MEMORY = 2.0  # seconds a "not found" answer is reused before the server is asked again
@@ -168,6 +171,7 @@ class _Resource:
         self.ranges = True  # the server honours Range
         self.folder = False  # the URL redirected to itself with a '/': a folder
         self.whole: bytes | None = None  # the file, from a server that ignores Range
+        self.head: bytes | None = None  # the first bytes, from the probe
         self.previous: dict[str, Any] | None = None  # what an earlier probe of the URL found
         self.probed = False
         self.probed_at = 0.0
@@ -531,7 +535,7 @@ class HttpSource(Source):
         session = self.session
         known = session.cache.remembered(self.url) if session.cache is not None else None
         known = known or res.previous
-        headers = {"Range": f"bytes=0-{BLOCK - 1}"}
+        headers = {"Range": f"bytes=0-{PROBE_BYTES - 1}"}
         if known and known.get("final"):
             if known.get("etag"):
                 headers["If-None-Match"] = known["etag"]
@@ -590,8 +594,10 @@ class HttpSource(Source):
                                        path=self.label)  # fmt: skip
             res.size = len(data)
             res.whole = data  # kept whole: its parts could not be asked for again
-        elif len(data) == BLOCK or len(data) == res.size:
-            session.put_block(res, 0, data)  # only a whole first part (a server may cap ranges)
+        elif len(data) == res.size:
+            session.put_block(res, 0, data)  # the whole (small) file
+        else:
+            res.head = data  # the file's start: sniffing and headers need no more
         if session.cache is not None and res.validator and res.ranges:
             session.cache.remember(self.url, {"final": res.final, "size": res.size, "etag": res.etag,
                                               "last_modified": res.last_modified})  # fmt: skip
@@ -619,6 +625,8 @@ class HttpSource(Source):
             return b""
         if res.whole is not None:
             return res.whole[offset:end]
+        if res.head is not None and end <= len(res.head):
+            return res.head[offset:end]
         first, last = offset // BLOCK, (end - 1) // BLOCK
         blocks: dict[int, bytes] = {}
         missing: list[int] = []
@@ -738,16 +746,23 @@ class HttpSource(Source):
                     yield tail[i : i + piece]
                 offset += len(tail)
                 continue
-            gen = self._stream_from(res, block, offset, piece)
+            head = res.head if block == 0 and res.head is not None else b""
+            if offset < len(head):
+                for i in range(offset, len(head), piece):
+                    yield head[i : i + piece]
+                offset = len(head)
+            gen = self._stream_from(res, block, offset, piece, head)
             for data in gen:
                 offset += len(data)
                 yield data
             return
 
-    def _stream_from(self, res: _Resource, block: int, offset: int, piece: int) -> Iterator[bytes]:
-        """Stream from part ``block`` to the end, storing every whole part; yield from ``offset``."""
+    def _stream_from(self, res: _Resource, block: int, offset: int, piece: int,
+                     have: bytes = b"") -> Iterator[bytes]:  # fmt: skip
+        """Stream from part ``block`` to the end, storing every whole part; yield from ``offset``.
+        ``have``: the start of that part, already here (the probe's bytes)."""
         position = block * BLOCK  # where the part being filled starts
-        pending = bytearray()  # the bytes of that part received so far
+        pending = bytearray(have)  # the bytes of that part received so far
         sent = offset  # bytes before this were given out already
         tries = 0
         while res.size is None or position + len(pending) < res.size:
