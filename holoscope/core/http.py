@@ -606,6 +606,22 @@ class HttpSource(Source):
     def size(self) -> int | None:
         return self._probe().size
 
+    def at_hand(self, offset: int, length: int) -> bool:
+        res = self.res
+        if not res.probed and self.session.cache is not None:
+            # not asked yet: what the disk cache holds of the version seen last (no request)
+            known = self.session.cache.remembered(self.url)
+            if known and known.get("final") and isinstance(known.get("size"), int):
+                res = _Resource(self.url)
+                res.final, res.size = known["final"], known["size"]
+                res.etag, res.last_modified = known.get("etag"), known.get("last_modified")
+        if res.size is None or (res is self.res and not res.probed):
+            return False
+        end = min(offset + length, res.size)
+        if res.whole is not None or end <= offset or (res.head is not None and end <= len(res.head)):
+            return True
+        return all(self.session.has_block(res, b) for b in range(offset // BLOCK, (end - 1) // BLOCK + 1))
+
     def exists(self) -> bool:
         try:
             self._probe()

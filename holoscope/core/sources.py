@@ -91,6 +91,11 @@ class Source:
         """Whether there is something to read here (a file, a folder, a URL that answers)."""
         return True
 
+    def at_hand(self, offset: int, length: int) -> bool:
+        """Whether those bytes can be read without the network (a local file, memory, parts of
+        a download already cached): a read of them measures no link."""
+        return self.local_path is not None
+
     def read_limited(self, limit: int, *, what: str = "file") -> bytes:
         """The whole source, refusing one larger than ``limit`` bytes (the size is not trusted:
         at most ``limit + 1`` bytes are read)."""
@@ -166,6 +171,9 @@ class BytesSource(Source):
         if offset < 0 or length < 0:
             raise ValueError("offset and length must not be negative")
         return self._data[offset : offset + length]
+
+    def at_hand(self, offset: int, length: int) -> bool:
+        return True
 
 
 class FolderSource(Source):

@@ -128,3 +128,19 @@ def test_a_v3_group_arrives_by_parallel_requests(streams_dir, proxy: FaultProxy)
     videos = {r.path.split("v3/")[1] for r in proxy.requests(r"v3/group\d") if r.method == "GET"}
     assert videos == {f"group{g}/{s}.mp4" for g in (0, 1) for s in range(STREAMS)}
     assert elapsed < 2 * STREAMS * 0.05 * 0.6  # well under the time of serial requests
+
+
+def test_a_replay_plays_the_better_level_it_already_has(layout, local, streams_dir, proxy: FaultProxy, monkeypatch):
+    from tests.net.conftest import fresh_session
+
+    url = _url(proxy, streams_dir, layout / "manifest.json")
+    first = open_manifest(source_for(url), level="medium")  # watched once at the best level
+    assert len([f for f in first.frames_from(0)]) == FRAMES
+    fresh_session(monkeypatch)  # a new run: the disk cache holds every medium segment
+    proxy.clear_log()
+    proxy.set_rate(_bandwidth(layout)["medium"] * 0.3 / 8)  # a link too slow for medium
+    media = open_manifest(source_for(url), adaptive=True)
+    played = [f.payload for f in media.frames_from(0)]
+    assert all(same(p, q) for p, q in zip(played, local["medium"], strict=True))  # medium, from the cache
+    assert media.adaptive.throughput_bps is None  # cached reads measured no link
+    assert not [r for r in proxy.requests("abr-segments/.*mp4") if r.sent > 0]

@@ -254,6 +254,7 @@ def _read(source: Source, offset: int, length: int, what: str, controller: Adapt
     """``length`` bytes of ``source`` from ``offset``, timed for the throughput estimate; a
     failure that is not a holoscope error already (a network error after the source's own
     retries) becomes one, so playback skips the group instead of stopping."""
+    measured = controller is not None and not source.at_hand(offset, length)  # a cached read times no link
     started = time.perf_counter()
     try:
         data = source.read_range(offset, length)
@@ -261,8 +262,8 @@ def _read(source: Source, offset: int, length: int, what: str, controller: Adapt
         raise
     except (OSError, EOFError) as exc:
         raise SourceUnreadable(f"{what} cannot be read ({exc})", path=source.label) from exc
-    if controller is not None:
-        controller.record(len(data), time.perf_counter() - started)
+    if measured:
+        controller.record(len(data), time.perf_counter() - started)  # type: ignore[union-attr]
     return data
 
 
@@ -406,6 +407,12 @@ def open_manifest(source: Source | str | os.PathLike, level: str | None = None, 
 
     def decode_group(index: int) -> Iterator[Any]:
         chosen = controller.choose()
+        for better in range(chosen):  # a better level already downloaded costs nothing (a replay, a loop)
+            entry = levels[better][0].groups[index]
+            segment = segment_source(entry.uri)
+            if segment.local_path is None and segment.at_hand(0, entry.length):
+                chosen = better
+                break
         if media.info.get("level") != levels[chosen][0].preset:
             media.info["level"] = levels[chosen][0].preset
         return readers[chosen].decode_group(index)
