@@ -25,7 +25,7 @@ from holoscope.cli_edges import (
 )
 from holoscope.cli_network import add_cache_command, add_network_options, apply_network_options, network_report
 from holoscope.core.allocator import use_one_malloc_arena
-from holoscope.core.sources import is_url
+from holoscope.core.sources import is_url, resolve_name
 from holoscope.core.errors import InvalidArgument, display_path
 
 DEMO = "demo"
@@ -81,9 +81,19 @@ def _resolve_input(text: str | None) -> Path:
 
         return demo_hashgrid_path()
     
+    text = resolve_name(text)  # file:// to a path; ftp:// and the like refused by name
     if is_url(text):
         return text  # type: ignore[return-value]  # a URL stays a string: Path would fold its '//'
     return Path(text)
+
+
+def _shown_name(path: Path | str) -> str:
+    """A file's printable name, or a URL without its user and password."""
+    if is_url(path):
+        from holoscope.core.http import display_url
+
+        return display_url(str(path))
+    return display_path(path)
 
 
 def _input_bytes(path: Path | str) -> int:
@@ -107,13 +117,13 @@ def _open_splats(path: Path | str, forced: str | None):
     return _checked_splats(_open(path, forced), path)
 
 
-def _checked_splats(media, path: Path | str):
+def _checked_splats(media, path: Path | str, action: str = "rendered"):
     from holoscope.core.errors import FormatNotRecognized
     from holoscope.core.media import MediaKind
 
     if media.kind is not MediaKind.SPLATS:
         media.release()
-        raise FormatNotRecognized(f"{media.format} files cannot be rendered by this command yet", path=path)
+        raise FormatNotRecognized(f"{media.format} files cannot be {action} by this command yet", path=path)
     return media, media.frame(0)
 
 
@@ -275,22 +285,22 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
     probe = _open(path, forced, fps, image_size=image_size)
     if probe.kind is MediaKind.NEURAL_SCENE:
         try:
-            return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+            return {"file": _shown_name(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                     "file_bytes": _input_bytes(path), **{k: _jsonable(v) for k, v in probe.info.items()}}  # fmt: skip
         finally:
             probe.release()
     if probe.kind is MediaKind.SPLAT_SEQUENCE:
         from holoscope.codecs.sequence import describe_sequence
 
-        return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+        return {"file": _shown_name(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                 **describe_sequence(probe)}  # fmt: skip
     if probe.kind in (MediaKind.SPLAT_VIDEO, MediaKind.NEURAL_VIDEO):
-        return {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+        return {"file": _shown_name(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                 "frames": probe.frame_count, "fps": round(probe.fps, 6), "duration": round(probe.duration or 0, 6),
                 **{k: _jsonable(v) for k, v in probe.info.items() if k not in ("first_readable_frame",)}}  # fmt: skip
     if probe.kind is not MediaKind.SPLATS:
         try:
-            report = {"file": display_path(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
+            report = {"file": _shown_name(path), "format": probe.format, "reader": probe.reader, "kind": probe.kind.value,
                       "frames": probe.frame_count, "fps": round(probe.fps, 6), "file_bytes": _input_bytes(path)}  # fmt: skip
             for key in VIDEO_INFO_KEYS:
                 value = probe.info.get(key)
@@ -304,7 +314,7 @@ def describe(path: Path, forced: str | None = None, fps: float | None = None, im
     # a streamed-LOD scene: its index file and the chunk files the full-detail scene was read from
     size = _input_bytes(path) + int(cloud.metadata.get("format_info", {}).get("lod_chunk_bytes", 0))
     return {
-        "file": display_path(path),
+        "file": _shown_name(path),
         "format": media.format,
         "reader": media.reader,
         "kind": media.kind.value,
@@ -383,7 +393,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                               f"{media.format}")  # fmt: skip
     if media.kind.is_timed_splats:
         return _convert_sequence(args, spec, writer, flip, media)
-    media, cloud = _checked_splats(media, args.input)
+    media, cloud = _checked_splats(media, args.input, "converted")
     if args.sh_degree is not None:
         cloud = cloud.with_sh_degree(args.sh_degree)
     if flip is not None:
@@ -582,7 +592,7 @@ def run_gui(argv: list[str]) -> int:
     from holoscope.core.http import check_url
 
     # The demos are made (the video encoded: seconds, once) before the window opens.
-    args.files = [str(_resolve_input(n)) if n in DEMOS else n for n in args.files]
+    args.files = [str(_resolve_input(n)) if n in DEMOS else resolve_name(n) for n in args.files]
     for name in args.files:  # a file the app could never open fails here, before any window
         if is_url(name):
             check_url(name)  # the scheme and form; the server is asked by the app's loader

@@ -51,7 +51,7 @@ from holoscope.app.view_table import Capabilities, make_view
 from holoscope.app.viewport import QtViewport
 from holoscope.core.camera_path import interpolate_keyframes, write_camera_path
 from holoscope.core.clock import PresentationClock
-from holoscope.core.errors import HoloscopeError, display_path
+from holoscope.core.errors import CorruptStream, FormatNotRecognized, HoloscopeError, display_path
 from holoscope.core.media import Media
 from holoscope.core.player import Player, PlayerState
 from holoscope.codecs.inputs import is_sequence_input, open_input
@@ -512,11 +512,15 @@ class MainWindow(QMainWindow):
             reason = "out of memory (lower the decode budget with --max-memory to be refused earlier)"
         elif not isinstance(error, HoloscopeError):
             reason = f"{type(error).__name__}: {reason}"
-        text = f"Cannot open {display_path(Path(path).name)}: {reason}"
+        # a URL by its whole address (the host matters), a file by its name
+        name = display_url(path) if is_url(path) else display_path(Path(path).name)
+        text = f"Cannot open {name}: {reason}"
         if self.error_box is not None:
             self.error_box.close()
         box = QMessageBox(QMessageBox.Icon.Warning, "holoscope", text, QMessageBox.StandardButton.Ok, self)
-        box.setInformativeText(f"Supported formats: {supported_summary()}")
+        if not is_url(path) or isinstance(error, (FormatNotRecognized, CorruptStream)):
+            # (a URL the server would not give says nothing about formats)
+            box.setInformativeText(f"Supported formats: {supported_summary()}")
         box.setModal(False)
         box.setWindowModality(Qt.WindowModality.NonModal)
         box.show()

@@ -44,14 +44,15 @@ _lock = threading.Lock()
 _override: Budget | None = None
 
 
-def parse_bytes(text: str) -> int:
-    """'2G', '512M', '1.5GiB', '800MB', '1048576' -> bytes (binary units: 1G = 2**30)."""
+def parse_bytes(text: str, minimum: int = MIN_BUDGET) -> int:
+    """'2G', '512M', '1.5GiB', '800MB', '1048576' -> bytes (binary units: 1G = 2**30), at least
+    ``minimum`` (a decode budget's floor by default; 0 for sizes such as the cache's)."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
     if not m:
         raise InvalidArgument(f"memory size must look like 2G, 512M or 1500000000, got {text!r}")
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if not MIN_BUDGET <= value <= 1 << 50:
-        raise InvalidArgument(f"memory size {text!r} is out of range ({format_bytes(MIN_BUDGET)} .. 1 PiB)")
+    if not minimum <= value <= 1 << 50:
+        raise InvalidArgument(f"memory size {text!r} is out of range ({format_bytes(minimum)} .. 1 PiB)")
     return int(value)
 
 

@@ -72,7 +72,11 @@ RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the ne
 
 def display_url(url: str) -> str:
     """The URL without user and password, for messages."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:  # not a URL that parses: still no password in a message
+        return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
@@ -367,6 +371,9 @@ class HttpSession:
             except socket.gaierror as exc:  # a name that does not resolve will not on a retry
                 self._drop_connection(url)
                 raise NetworkError(_reason(exc), path=label) from exc
+            except ssl.SSLError as exc:  # https to a plain-HTTP port, no common cipher: not transient
+                self._drop_connection(url)
+                raise SourceUnreadable(f"the TLS handshake failed ({exc.reason or exc})", path=label) from exc
             except (OSError, http.client.HTTPException) as exc:
                 self._drop_connection(url)
                 raise _Retry(_reason(exc)) from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,9 +43,19 @@ def default_root() -> Path:
 
 
 def default_limit() -> int:
+    """``$HOLOSCOPE_CACHE_BYTES`` (2G, 512M or a number of bytes, as ``--max-memory``), else
+    :data:`DEFAULT_LIMIT`; a value that does not parse is said once and the default kept."""
+    given = os.environ.get("HOLOSCOPE_CACHE_BYTES")
+    if not given:
+        return DEFAULT_LIMIT
+    from holoscope.core.budget import parse_bytes
+    from holoscope.core.errors import InvalidArgument
+
     try:
-        return max(0, int(os.environ.get("HOLOSCOPE_CACHE_BYTES", DEFAULT_LIMIT)))
-    except ValueError:
+        return parse_bytes(given, minimum=0)
+    except InvalidArgument:
+        logging.getLogger("holoscope").warning("HOLOSCOPE_CACHE_BYTES=%r is not a size (like 2G or 512M); "
+                                               "the cache keeps %s bytes", given, f"{DEFAULT_LIMIT:,}")  # fmt: skip
         return DEFAULT_LIMIT
 
 

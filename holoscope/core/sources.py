@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from holoscope.core.errors import CorruptStream, NotAFile, SourceNotFound
+from holoscope.core.errors import CorruptStream, NotAFile, SourceNotFound, UnsafeLocation
 from holoscope.core.files import check_regular, open_regular, os_error
 
 
@@ -241,6 +242,26 @@ def is_url(text: object) -> bool:
     """Whether ``text`` is an http(s) URL: what the CLI, the app and :func:`source_for` treat
     as remote (checked without importing the network layer)."""
     return isinstance(text, str) and text[:8].lower().startswith(("http://", "https://"))
+
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def resolve_name(text: str) -> str:
+    """What a user typed, made a path or an http(s) URL: ``file://`` URLs become local paths,
+    http(s) URLs stay, any other scheme (ftp://, s3://, ...) is refused by name rather than
+    taken for a local file called ``ftp:/...``."""
+    m = _SCHEME.match(text) if isinstance(text, str) else None
+    if m is None or is_url(text):
+        return text
+    if m.group(1).lower() == "file":
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(text)
+        if parts.netloc not in ("", "localhost"):
+            raise UnsafeLocation(f"a file:// URL on another machine ({parts.netloc}) cannot be opened", path=text)
+        return unquote(parts.path)
+    raise UnsafeLocation(f"only http and https URLs are opened, not {m.group(1)}://", path=text)
 
 
 def source_for(value: Source | str | os.PathLike[str] | bytes | bytearray | memoryview) -> Source:

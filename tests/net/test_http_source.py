@@ -5,6 +5,7 @@ origin rules and the size checks."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 
@@ -395,3 +396,19 @@ def test_a_host_that_does_not_resolve_fails_at_once(tmp_path):
     with pytest.raises(NetworkError):
         HttpSource("http://no-such-host.invalid/x.ply", sess).size
     assert sess.stats()["retries"] == 0 and time.monotonic() - began < 10
+
+
+def test_https_to_a_plain_http_port_fails_at_once(nginx, tmp_path):
+    sess = session(tmp_path)
+    with pytest.raises(SourceUnreadable, match="TLS handshake failed"):
+        HttpSource(f"https://127.0.0.1:{nginx.port}/samples/splats/lod5.ply", sess).size
+    assert sess.stats()["retries"] == 0
+
+
+def test_info_never_prints_a_password(nginx, capsys):
+    from holoscope.cli import main
+
+    url = nginx.url("samples/splats/lod5.ply").replace("http://", "http://ann:secret@")
+    assert main(["info", url, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "secret" not in out and json.loads(out)["file"] == nginx.url("samples/splats/lod5.ply")
