@@ -354,6 +354,7 @@ class MainWindow(QMainWindow):
             # A large scene costs more per upload: it grows less often, the GUI stays fluid.
             cost_ms = (time.perf_counter() - started) * 1e3
             self._partial_timer.setInterval(int(max(PARTIAL_INTERVAL_MS, 4 * cost_ms)))
+            self._reframe_growing(view)
             self.viewport.update()
         else:
             media = prefix_media(part)
@@ -369,6 +370,21 @@ class MainWindow(QMainWindow):
         total = f" of {part.total // 32:,}" if part.format == "splat" and part.total else ""
         self.statusBar().showMessage(f"Loading {display_path(Path(url).name)}: {part.cloud.count:,}{total} splats so far")
         self.refresh_info()
+
+    def _reframe_growing(self, view: Any) -> None:
+        """While a scene downloads, the camera follows its growth (framed again when the
+        scene's extent has grown by a quarter) as long as the user has not moved it: the first
+        rows of a file are often one corner of the scene."""
+        import numpy as np
+
+        request_id, (pose, fov) = self._streaming  # type: ignore[misc]
+        now_pose, now_fov = self._camera_state()
+        if not (np.allclose(now_pose, pose) and now_fov == fov):
+            return  # the user took the camera: it stays theirs
+        bounds, framed = view.bounds(), self.viewport.rig.bounds
+        if bounds.size > 1.25 * (framed.size if framed is not None else 0.0):
+            self.viewport.rig.set_bounds(bounds)
+            self._streaming = (request_id, self._camera_state())
 
     def _camera_state(self) -> tuple[Any, float]:
         return self.viewport.rig.camera(64, 64).camera_to_world.copy(), self.viewport.rig.fov_y

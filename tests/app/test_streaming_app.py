@@ -405,3 +405,33 @@ def test_a_dropped_link_keeps_its_escapes():
     mime = QMimeData()
     mime.setUrls([QUrl("https://example.org/a%20b/%E2%82%AC.ply?part=%2F1")])
     assert dropped_urls(mime) == ["https://example.org/a%20b/%E2%82%AC.ply?part=%2F1"]
+
+
+def test_the_camera_follows_a_growing_scene(qtbot, served, tmp_path):
+    from holoscope.app.main import create_window
+
+    from holoscope.codecs.formats.ply_inria import write_ply
+
+    cloud = random_cloud(20_000, degree=0, seed=9)
+    cloud.means[:, 0] *= 10  # a long scene ...
+    cloud = cloud.subset(np.argsort(cloud.means[:, 0]))  # ... whose rows go from one end to the other
+    local = tmp_path / "sweep.ply"  # (a PLY keeps the rows' order; .splat sorts them by size)
+    write_ply(cloud, local)
+    data = local.read_bytes()
+    served.files["/sweep.ply"] = data
+    served.slow["/sweep.ply"] = 0.05  # 16 KiB pieces: about 3 s in all
+    served.gate_at["/sweep.ply"] = int(len(data) * 0.9)
+    win = create_window([served.url("/sweep.ply")])
+    qtbot.addWidget(win)
+    win.resize(480, 360)
+    win.show()
+    qtbot.waitExposed(win)
+    try:
+        qtbot.waitUntil(lambda: win.viewport.view is not None, timeout=30000)
+        first = win.viewport.rig.bounds.size
+        qtbot.waitUntil(lambda: win.viewport.view.cloud.count >= 16_000, timeout=30000)  # rows come 4,096 at a time
+        qtbot.wait(600)  # the next partial update (at most every 250 ms)
+        assert win.viewport.rig.bounds.size > 1.25 * first, "framed again for the grown scene"
+    finally:
+        served.gate.set()
+        win.close()
