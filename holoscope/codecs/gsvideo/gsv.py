@@ -396,11 +396,11 @@ def open_manifest(source: Source | str | os.PathLike, level: str | None = None, 
         # The decode budget is asked before a byte comes down (the manifest's length sizes the
         # read); a local file must hold exactly that. A remote one is not probed apart: its
         # read is what the quality controller times, and the checksum catches a wrong one.
-        require(entry.length, what=f"segment {entry.uri!r}", path=segment.label)
         if local:
             size = FileSource(segment.local_path).check().st_size if segment.local_path is not None else segment.size
             if size != entry.length:
                 raise CorruptStream(f"segment is {size:,} bytes, the manifest says {entry.length:,}", path=segment.label)
+        require(entry.length, what=f"segment {entry.uri!r}", path=segment.label)
         return _read(segment, 0, entry.length, f"segment {entry.uri!r}", controller)
 
     readers = [_Reader(h, read_segment, label) for h, _ in levels]
