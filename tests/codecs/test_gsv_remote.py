@@ -173,3 +173,19 @@ def test_fixed_level_does_not_adapt(served, monkeypatch):
     media = open_manifest(link.source("segs/"))
     [f for f in media.frames_from(0)]
     assert set(media.adaptive.history) == {0}
+
+
+def test_a_remote_segment_the_manifest_inflates_is_not_downloaded(served, tmp_path):
+    import shutil
+
+    from holoscope.core.errors import BudgetExceeded
+    from tests.codecs.test_gsvideo_hostile import rewrite_manifest
+
+    root = tmp_path / "served"
+    shutil.copytree(served / "segs", root / "segs")
+    rewrite_manifest(root / "segs", lambda b: b["levels"][0]["header"]["groups"][0].update(length=1 << 40))
+    link = Link(root)
+    media = open_manifest(link.source("segs/manifest.json"), adaptive=False)
+    with pytest.raises(BudgetExceeded, match="segment 'medium/00000.mp4'"):
+        media.frame(0)
+    assert not [n for n in link.names_read() if n.endswith("medium/00000.mp4")]  # asked of the budget first
