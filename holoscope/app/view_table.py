@@ -6,7 +6,7 @@ declares them as class attributes:
 
 - ``interactive``: the camera applies (orbit/pan/zoom, up axis, FOV, keyframes, reset view);
 - ``timed``: frames in time (the timeline, play/pause/step);
-- ``progressive``: the picture refines while the view is still (neural renderers to come);
+- ``progressive``: the picture refines while the view is still (hash-grid scenes, streamed LOD);
 - ``exportable``: File > Export Video can render it headless.
 
 An attribute a view leaves out counts as ``False``. The table holds dotted names, resolved on

@@ -174,8 +174,8 @@ class Frame:
     duration  seconds the frame is shown (1 / fps for constant-rate media)
     payload   the typed frame: SplatCloud, VideoFrame, or a FailedFrame standing in for one
               that could not be decoded
-    device    where the payload lives: "cpu" (numpy) now; a torch device ("cuda:0") for the
-              neural media to come. GL uploads take "cpu" payloads only.
+    device    where the payload lives: "cpu" (numpy), or a torch device ("cuda:0") for
+              neural media decoded on a GPU. GL uploads take "cpu" payloads only.
 
     ``Media.frames_from`` yields these; ``Media.frame(i)`` returns the bare payload. The
     envelope never copies or mutates its payload. When the payload carries its own ``index``
