@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -64,7 +66,10 @@ class ExportJob(QObject):
     progress = Signal(int, int)
     finished = Signal(bool, str)  # ok, message
 
-    def __init__(self, cloud: SplatCloud, path: CameraPath, request: ExportRequest, settings: RenderSettings) -> None:
+    def __init__(self, cloud: SplatCloud | Callable[[], SplatCloud], path: CameraPath, request: ExportRequest,
+                 settings: RenderSettings) -> None:  # fmt: skip
+        """``cloud``: the scene, or a function giving it on the export's thread (a scene that
+        must be read or downloaded first)."""
         super().__init__()
         self.cloud, self.path, self.request, self.settings = cloud, path, request, settings
         self.cancel_event = threading.Event()
@@ -84,8 +89,9 @@ class ExportJob(QObject):
         from holoscope.render.export import ExportOptions, render_to_output
 
         try:
+            cloud = self.cloud() if callable(self.cloud) else self.cloud
             n = render_to_output(
-                self.cloud,
+                cloud,
                 self.path,
                 self.request.output,
                 ExportOptions(codec=self.request.codec, settings=self.settings),

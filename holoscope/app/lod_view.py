@@ -81,11 +81,14 @@ class LodView:
     interactive = True
     timed = False
     progressive = True  # the picture refines (finer chunks arrive) while the view is still
-    exportable = False  # the shown set changes as chunks arrive; `holoscope render` renders LOD scenes
+    exportable = True  # the full-detail scene, as `holoscope render` renders it (export_cloud)
 
     def __init__(self, ctx: moderngl.Context, media: Media, request_repaint: Callable[[], None]) -> None:
         self.media = media
         self.scene = media.lod_scene  # type: ignore[attr-defined]
+        # File > Export Video renders the full-detail scene (what `holoscope render` renders),
+        # not the shown set of the moment; read on the export's thread (it may download).
+        self.export_cloud: Callable[[], SplatCloud] = lambda: media.frame(0)
         self._repaint = request_repaint
         self.gpu_default_budget = default_budget(max_ssbo_bytes(ctx))
         self._dirty = True  # a file arrived or the budget changed: re-select at the next paint

@@ -815,7 +815,7 @@ class MainWindow(QMainWindow):
         except HoloscopeError as exc:
             self.show_error(request.output, exc)
             return None
-        job = ExportJob(view.cloud, cams, request, self.viewport.settings)
+        job = ExportJob(getattr(view, "export_cloud", None) or view.cloud, cams, request, self.viewport.settings)
         job.finished.connect(self._export_finished)
         self.export_job = job
         job.start()

@@ -123,6 +123,25 @@ def test_budget_changes_the_splats_shown(qtbot, window, lod_scene_path):
 
 
 
+def test_export_renders_the_full_detail_scene(qtbot, window, lod_scene_path, tmp_path):
+    from holoscope.app.export import ExportRequest
+    from tests.video_reference import probe_video
+
+    scene = read_lod(lod_scene_path)
+    window.open_path(str(lod_scene_path))
+    wait_for_media(qtbot, window, "lod-meta.json")
+    assert window.export_action.isEnabled()
+    window.viewport.view.streamer.set_budget(scene.counts[-1])  # the view shows the coarsest level ...
+    out = tmp_path / "lod.mp4"
+    job = window.start_export(ExportRequest(str(out), 64, 48, 24.0, "h264", "orbit", frames=3))
+    assert job is not None
+    with qtbot.waitSignal(job.finished, timeout=120000) as blocker:
+        pass
+    assert blocker.args[0] is True, blocker.args
+    assert probe_video(out)["frames"] == 3
+    assert callable(job.cloud) and job.cloud().count == scene.counts[0]  # ... the export all of it
+
+
 def expected_levels(scene, camera, budget) -> np.ndarray:
     """What each leaf shows once everything it needs has arrived: its selected level (or the next
     coarser one it has)."""
