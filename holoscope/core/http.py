@@ -233,6 +233,7 @@ class HttpSession:
         self._local = threading.local()
         self._resources: dict[str, _Resource] = {}
         self._memory: collections.OrderedDict[tuple[str, int], bytes] = collections.OrderedDict()
+        self._inflight: dict[tuple[str, int], threading.Event] = {}  # parts being fetched now
         self._lock = threading.Lock()
         self.meter = _Meter()
         self.counts = collections.Counter()
@@ -290,6 +291,31 @@ class HttpSession:
         if data is not None:
             self._remember_block(key, block, data)
         return data
+
+    def claim(self, res: _Resource, blocks: list[int]) -> tuple[list[int], list[tuple[int, threading.Event]]]:
+        """Split missing parts into those this thread fetches (marked in flight) and those
+        another thread is fetching now (with the event set when it is done)."""
+        key = self._cache_key(res)
+        mine: list[int] = []
+        theirs: list[tuple[int, threading.Event]] = []
+        with self._lock:
+            for b in blocks:
+                event = self._inflight.get((key, b))
+                if event is None:
+                    self._inflight[(key, b)] = threading.Event()
+                    mine.append(b)
+                else:
+                    theirs.append((b, event))
+        return mine, theirs
+
+    def release(self, res: _Resource, blocks: list[int]) -> None:
+        """The parts this thread claimed are stored (or failed): wake whoever waits for them."""
+        key = self._cache_key(res)
+        with self._lock:
+            events = [self._inflight.pop((key, b), None) for b in blocks]
+        for event in events:
+            if event is not None:
+                event.set()
 
     def has_block(self, res: _Resource, block: int) -> bool:
         """Whether a part is at hand, without reading it (nor counting a cache hit)."""
@@ -659,20 +685,32 @@ class HttpSource(Source):
                 missing.append(b)
             else:
                 blocks[b] = data
-        runs = _runs(missing)
-        if runs and self._sequential_to == first:
-            # A reader going through the file in order (PyAV demuxing, a zip member): fetch the
-            # parts after this read in the same request, more each time, so a high-latency link
-            # is not paid once per part.
-            self._ahead = min(max(2 * self._ahead, 1), MAX_READ_AHEAD_BLOCKS)
-            limit = last + self._ahead if res.size is None else min(last + self._ahead, (res.size - 1) // BLOCK)
-            tail = runs[-1]
-            while tail[-1] < limit and not self.session.has_block(res, tail[-1] + 1):
-                tail.append(tail[-1] + 1)
-        elif runs:
-            self._ahead = 0
-        for run in runs:
-            blocks.update(self._fetch_blocks(res, run[0], run[-1]))
+        # Parts another thread is fetching now are waited for, not fetched again.
+        mine, theirs = self.session.claim(res, missing)
+        runs = _runs(mine)
+        try:
+            if runs and self._sequential_to == first:
+                # A reader going through the file in order (PyAV demuxing, a zip member): fetch
+                # the parts after this read in the same request, more each time, so a
+                # high-latency link is not paid once per part.
+                self._ahead = min(max(2 * self._ahead, 1), MAX_READ_AHEAD_BLOCKS)
+                limit = last + self._ahead if res.size is None else min(last + self._ahead, (res.size - 1) // BLOCK)
+                tail = runs[-1]
+                while tail[-1] < limit and not self.session.has_block(res, tail[-1] + 1):
+                    extra, _ = self.session.claim(res, [tail[-1] + 1])
+                    if not extra:
+                        break  # another reader has it in hand
+                    tail.append(tail[-1] + 1)
+            elif runs:
+                self._ahead = 0
+            for run in runs:
+                blocks.update(self._fetch_blocks(res, run[0], run[-1]))
+        finally:
+            self.session.release(res, [b for run in runs for b in run])
+        for b, done in theirs:
+            done.wait(self.session.policy.read_timeout * (self.session.policy.retries + 1))
+            data = self.session.get_block(res, b)
+            blocks[b] = data if data is not None else self._fetch_blocks(res, b, b).get(b, b"")
         self._sequential_to = last + 1 if end == (last + 1) * BLOCK or res.size == end else last
         joined = b"".join(blocks[b] for b in range(first, last + 1) if b in blocks)
         start = offset - first * BLOCK

@@ -412,3 +412,18 @@ def test_info_never_prints_a_password(nginx, capsys):
     assert main(["info", url, "--json"]) == 0
     out = capsys.readouterr().out
     assert "secret" not in out and json.loads(out)["file"] == nginx.url("samples/splats/lod5.ply")
+
+
+def test_readers_in_several_threads_download_each_part_once(proxy, blob, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path, data = blob
+    src = HttpSource(proxy.url(path), session(tmp_path))
+    assert src.size == len(data)
+    proxy.set_rate(2_000_000)  # slow enough that the threads overlap
+    rng = np.random.default_rng(1)
+    reads = [(int(o), int(n)) for o, n in zip(rng.integers(0, len(data), 64), rng.integers(1, 300_000, 64))]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda r: src.read_range(*r), reads))
+    assert all(g == data[o : o + n] for g, (o, n) in zip(got, reads))
+    assert proxy.body_bytes(path) <= len(data) + PROBE_BYTES  # no part twice
