@@ -66,6 +66,7 @@ PROBE_BYTES = 16 << 10
 MEMORY_BLOCKS = 256  # blocks (64 MiB) kept in memory per session
 REVALIDATE_S = 10.0  # seconds a probed URL's size and version are trusted for new sources
 FAILURE_MEMORY = 2.0  # seconds a "not found" answer is reused before the server is asked again
+MIN_BYTES_PER_S = 1024  # the slowest average a body may keep once past the read timeout
 MAX_READ_AHEAD_BLOCKS = 16  # 4 MiB: the most a sequential reader gets ahead in one request
 RETRY_AFTER_CAP = 5.0  # seconds: the longest Retry-After honoured before the next try
 
@@ -217,11 +218,13 @@ class _Response:
 
 
 class _Retry(Exception):
-    """A failure worth another try (timeout, reset, 5xx, a cut-off body)."""
+    """A failure worth another try (timeout, reset, 5xx, a cut-off body). ``slow``: a body
+    that trickled below the minimum pace, counted as a try even though bytes came."""
 
-    def __init__(self, reason: str, wait: float | None = None) -> None:
+    def __init__(self, reason: str, wait: float | None = None, *, slow: bool = False) -> None:
         super().__init__(reason)
         self.wait = wait
+        self.slow = slow
 
 
 class HttpSession:
@@ -733,8 +736,8 @@ class HttpSource(Source):
                 before = len(got)
                 try:
                     done = self._range_into(res, start + len(got), stop, got)
-                except _Retry:
-                    if len(got) > before:
+                except _Retry as exc:
+                    if len(got) > before and not exc.slow:
                         continue
                     raise
                 if done or len(got) == before:
@@ -825,7 +828,7 @@ class HttpSource(Source):
         position = block * BLOCK  # where the part being filled starts
         pending = bytearray(have)  # the bytes of that part received so far
         sent = offset  # bytes before this were given out already
-        tries = 0
+        tries = slow_tries = 0
         while res.size is None or position + len(pending) < res.size:
             at = position + len(pending)  # the next byte to receive
             headers = {"Range": f"bytes={at}-"}
@@ -844,6 +847,7 @@ class HttpSource(Source):
                     raise _status_error(reply, self.label)
                 skip = at if reply.status == 200 else 0  # a server without ranges starts at 0
                 capped = False  # a complete answer that ends before the file does
+                answered, received = time.monotonic(), 0
                 while True:
                     began = time.monotonic()
                     try:
@@ -862,6 +866,12 @@ class HttpSource(Source):
                         break
                     self.session.meter.add(len(data), time.monotonic() - began)
                     self.session._count("bytes", len(data))
+                    received += len(data)
+                    try:
+                        _check_pace(received, answered, self.session.policy)
+                    except _Retry:
+                        reply.discard()
+                        raise
                     if skip:
                         cut = min(skip, len(data))
                         data, skip = data[cut:], skip - cut
@@ -886,6 +896,8 @@ class HttpSource(Source):
                 break
             except _Retry as exc:
                 tries += 1
+                slow_tries += exc.slow  # a trickle is never forgiven by the bytes it brings
+                tries = max(tries, slow_tries)
                 if tries > self.session.policy.retries:
                     raise NetworkError(f"{exc} (gave up after {tries} tries)", path=self.label) from None
                 self.session._count("retries")
@@ -976,11 +988,16 @@ def _read_body(reply: _Response, want: int, session: HttpSession, began: float,
             if not chunk:
                 break
             out += chunk
+            _check_pace(len(out) - start_len, began, session.policy)
     except (OSError, http.client.HTTPException) as exc:
         reply.discard()
         session._count("bytes", len(out) - start_len)
         session.meter.add(len(out) - start_len, time.monotonic() - began)
         raise _Retry(_reason(exc)) from exc
+    except _Retry:
+        reply.discard()
+        session._count("bytes", len(out) - start_len)
+        raise
     got = len(out) - start_len
     session._count("bytes", got)
     session.meter.add(got, time.monotonic() - began)
@@ -988,6 +1005,15 @@ def _read_body(reply: _Response, want: int, session: HttpSession, began: float,
     if got < want and into is not None:
         raise _Retry("the connection closed mid-transfer")
     return bytes(out) if into is None else b""
+
+
+def _check_pace(received: int, began: float, policy: HttpPolicy) -> None:
+    """A server that keeps a body trickling (a byte now and then, each within the read
+    timeout) would hold a read for ever: past the read timeout, a body must have averaged
+    :data:`MIN_BYTES_PER_S`, else it counts as a stalled transfer (retried, then an error)."""
+    elapsed = time.monotonic() - began
+    if elapsed > policy.read_timeout and received < MIN_BYTES_PER_S * elapsed:
+        raise _Retry(f"the server sends too slowly ({received / elapsed:.0f} bytes/s)", slow=True)
 
 
 def _finish(reply: _Response, complete: bool) -> None:

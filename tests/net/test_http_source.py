@@ -254,12 +254,13 @@ class _Quirky:
     as nginx does), ``ranges`` (False: every answer is 200 with the whole file), ``cut`` (close
     after that many body bytes, once)."""
 
-    def __init__(self, data: bytes, *, cap=None, etag='"v1"', ranges=True, cut=None):
+    def __init__(self, data: bytes, *, cap=None, etag='"v1"', ranges=True, cut=None, trickle=False):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         quirky = self
         self.data, self.cap, self.etag, self.ranges, self.cut = data, cap, etag, ranges, cut
+        self.trickle = trickle
         self.requests = []
         self.paths = []
 
@@ -290,6 +291,16 @@ class _Quirky:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("ETag", quirky.etag)
                 self.end_headers()
+                if quirky.trickle and rng and not rng.startswith("bytes=0-"):
+                    # after the first request: ten bytes every 50 ms, each well within any read timeout
+                    try:
+                        for i in range(0, len(body), 10):
+                            self.wfile.write(body[i : i + 10])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    except OSError:
+                        pass
+                    return
                 if quirky.cut is not None:
                     cut, quirky.cut = quirky.cut, None
                     self.wfile.write(body[:cut])
@@ -427,3 +438,14 @@ def test_readers_in_several_threads_download_each_part_once(proxy, blob, tmp_pat
         got = list(pool.map(lambda r: src.read_range(*r), reads))
     assert all(g == data[o : o + n] for g, (o, n) in zip(got, reads))
     assert proxy.body_bytes(path) <= len(data) + PROBE_BYTES  # no part twice
+
+
+def test_a_body_that_trickles_is_given_up_not_waited_for_for_ever(quirky, tmp_path):
+    server = quirky(DATA, trickle=True)
+    policy = HttpPolicy(backoff=0.01, max_backoff=0.05, read_timeout=0.3, retries=2)
+    began = time.monotonic()
+    with pytest.raises(NetworkError, match="sends too slowly"):
+        HttpSource(server.url, session(tmp_path, policy)).read_range(300_000, 100_000)  # by parts
+    with pytest.raises(NetworkError, match="sends too slowly"):
+        b"".join(HttpSource(server.url, session(tmp_path / "b", policy)).iter_chunks())  # streamed
+    assert time.monotonic() - began < 15
