@@ -464,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_network_options(common)
 
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
-    r.add_argument("input", nargs="?", help=f"scene file, or a splat sequence (a folder of frames, a quoted glob, a "
-                                            f"list file); '{DEMO}' or nothing for the built-in demo, "
+    r.add_argument("input", nargs="?", help=f"scene file or http(s) URL, or a splat sequence (a folder of frames, a "
+                                            f"quoted glob, a list file); '{DEMO}' or nothing for the built-in demo, "
                                             f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
                                             f"video / hash-grid scene")
     r.add_argument("-o", "--output", required=True,
@@ -494,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_render)
 
     c = sub.add_parser("convert", parents=[common], help="convert a splat scene between formats (writer chosen by OUT's extension), or a NeRV checkpoint to .nerv")
-    c.add_argument("input", help=f"scene file or splat sequence (folder, quoted glob, list file); '{DEMO}' for the "
+    c.add_argument("input", help=f"scene file or http(s) URL, or splat sequence (folder, quoted glob, list file); "
+                                 f"'{DEMO}' for the "
                                  f"demo, '{DEMO_VIDEO}' for the demo Gaussian video")
     c.add_argument("output", help="output file: .ply, .spz, .splat, .sog; for a sequence a numbered name: out/%%04d.ply")
     c.add_argument("--sh-degree", type=int, help="keep spherical harmonics up to this degree (0-3)")
@@ -525,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
-    i.add_argument("input", nargs="?", help=f"file or splat sequence; '{DEMO}' or nothing for the built-in demo, "
+    i.add_argument("input", nargs="?", help=f"file, http(s) URL or splat sequence; '{DEMO}' or nothing for the "
+                                            f"built-in demo, "
                                             f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
                                             f"video / hash-grid scene")
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
@@ -567,7 +569,7 @@ def run_gui(argv: list[str]) -> int:
     ``demo`` and ``demo-video`` open the built-in demos)."""
     parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
                            epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
-    parser.add_argument("files", nargs="*", help=f"files or folders to open (the first one shown, the rest queued); "
+    parser.add_argument("files", nargs="*", help=f"files, folders or http(s) URLs to open (the first one shown, the rest queued); "
                                                  f"'{DEMO}', '{DEMO_VIDEO}', '{DEMO_NERV}' and '{DEMO_HASHGRID}' for the built-in demos")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
