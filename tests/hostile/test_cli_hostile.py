@@ -1058,3 +1058,67 @@ def test_hostile_hash_grid_scenes(tmp_path):
     cases.append(Case("image size 0x5", ["info", src / "image.msgpack", "--image-size", "0x5"],
                       out_dir=tmp_path / "out" / "size0", needle="--image-size"))  # fmt: skip
     _run(cases)
+
+
+# Streamed-LOD scenes (lod-meta.json and the chunk folders it names) ------------------------------
+
+
+def test_hostile_streamed_lod_scenes(tmp_path):
+    from holoscope.codecs.formats.lod_write import write_lod
+    from tests.codecs.test_lod import spread_cloud
+
+    src = _src(tmp_path)
+    good = src / "good"
+    write_lod(spread_cloud(3000, degree=0), good / "lod-meta.json", chunk_count=1000, chunk_min=100)
+    meta = json.loads((good / "lod-meta.json").read_text())
+    first = meta["filenames"][0]
+
+    def variant(name: str, edit=None, text: str | None = None, remove: str | None = None) -> Path:
+        folder = src / name
+        shutil.copytree(good, folder)
+        body = json.loads(json.dumps(meta))
+        if edit is not None:
+            edit(body)
+        (folder / "lod-meta.json").write_text(text if text is not None else json.dumps(body))
+        if remove is not None:
+            shutil.rmtree(folder / remove.split("/")[0])
+        return folder / "lod-meta.json"
+
+    def first_lod(body: dict) -> dict:
+        node = body["tree"]
+        while "children" in node:
+            node = node["children"][0]
+        return next(iter(node["lods"].values()))
+
+    inputs = [  # label, the lod-meta.json, expected, needle
+        ("intact scene", good / "lod-meta.json", 0, None),
+        ("not JSON", variant("notjson", text="{\"lodLevels\": 2, \"tree\": "), EXIT_ERROR, "lod-meta.json"),
+        ("counts that disagree with the tree", variant("counts", lambda b: b.update(counts=[c + 1 for c in b["counts"]])),
+         EXIT_ERROR, "count"),
+        ("a chunk read past its file's splats", variant("offset", lambda b: first_lod(b).update(offset=10**9)),
+         EXIT_ERROR, "splat"),
+        ("a billion splats claimed", variant("billion", lambda b: (first_lod(b).update(count=10**9),
+                                                                   b.update(count=10**9))),
+         EXIT_ERROR, ("count", "splat")),
+        ("a chunk folder missing", variant("missing", remove=first), EXIT_ERROR, "missing"),
+        ("a file name climbing out with ..", variant("dotdot", lambda b: b["filenames"].__setitem__(0, "../x/meta.json")),
+         EXIT_ERROR, ".."),
+        ("an absolute file name", variant("absolute", lambda b: b["filenames"].__setitem__(0, "/etc/meta.json")),
+         EXIT_ERROR, "outside the scene"),
+        ("zero levels", variant("levels", lambda b: b.update(lodLevels=0)), EXIT_ERROR, "lodLevels"),
+        ("a tree nested without end", variant("deep", text=json.dumps({**meta, "tree": "T"}).replace(
+            '"T"', '{"children": [' * 5000 + "{}" + "]}" * 5000)), EXIT_ERROR, ("tree", "deep", "nest")),
+    ]  # fmt: skip
+    cases = []
+    for label, path, expect, needle in inputs:
+        slug = "".join(ch if ch.isalnum() else "-" for ch in label)[:60]
+        out = tmp_path / "out" / slug
+        need = needle if expect == EXIT_ERROR else None
+        cases += [
+            Case(f"{label} [info]", ["info", path], expect=expect, out_dir=out / "info", needle=need, max_seconds=15),
+            Case(f"{label} [render]", ["render", path, "-o", out / "render" / "out.png", "--size", "24x16"],
+                 expect=expect, out_dir=out / "render", outputs=("out.png",), needle=need, max_seconds=30),
+            Case(f"{label} [convert]", ["convert", path, out / "convert" / "out.ply"], expect=expect,
+                 out_dir=out / "convert", outputs=("out.ply",), needle=need, max_seconds=15),
+        ]  # fmt: skip
+    _run(cases)
