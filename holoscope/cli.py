@@ -32,7 +32,8 @@ DEMO = "demo"
 DEMO_VIDEO = "demo-video"  # the built-in Gaussian video (holoscope.assets.demo_video)
 DEMO_NERV = "demo-nerv"  # the built-in neural video (holoscope.assets.demo_nerv, shipped)
 DEMO_HASHGRID = "demo-hashgrid"  # the built-in hash-grid scene (holoscope.assets.demo_hashgrid, shipped)
-DEMOS = (DEMO, DEMO_VIDEO, DEMO_NERV, DEMO_HASHGRID)
+DEMO_LOD = "demo-lod"  # the demo scene as a streamed-LOD scene (holoscope.assets.demo_lod, made on first use)
+DEMOS = (DEMO, DEMO_VIDEO, DEMO_NERV, DEMO_HASHGRID, DEMO_LOD)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -80,7 +81,11 @@ def _resolve_input(text: str | None) -> Path:
         from holoscope.assets.demo_hashgrid import demo_hashgrid_path
 
         return demo_hashgrid_path()
-    
+    if text == DEMO_LOD and not Path(text).exists():
+        from holoscope.assets.demo_lod import demo_lod_path
+
+        return demo_lod_path()
+
     text = resolve_name(text)  # file:// to a path; ftp:// and the like refused by name
     if is_url(text):
         return text  # type: ignore[return-value]  # a URL stays a string: Path would fold its '//'
@@ -466,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("render", parents=[common], help="render a scene along a camera path to a video, image or image sequence")
     r.add_argument("input", nargs="?", help=f"scene file or http(s) URL, or a splat sequence (a folder of frames, a "
                                             f"quoted glob, a list file); '{DEMO}' or nothing for the built-in demo, "
-                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
-                                            f"video / hash-grid scene")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' / '{DEMO_LOD}' for the demo Gaussian "
+                                            f"video / neural video / hash-grid scene / streamed-LOD scene")
     r.add_argument("-o", "--output", required=True,
                    help="out.mp4|.mkv|.webm|.mov (video), out.png (first camera), or frames/%%04d.png")  # fmt: skip
     g = r.add_mutually_exclusive_group()
@@ -528,8 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", parents=[common], help="describe a file: format, reader, counts, SH degree, bounds (splats); codec, size, rate (video)")
     i.add_argument("input", nargs="?", help=f"file, http(s) URL or splat sequence; '{DEMO}' or nothing for the "
                                             f"built-in demo, "
-                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' for the demo Gaussian video / neural "
-                                            f"video / hash-grid scene")
+                                            f"'{DEMO_VIDEO}' / '{DEMO_NERV}' / '{DEMO_HASHGRID}' / '{DEMO_LOD}' for the demo Gaussian "
+                                            f"video / neural video / hash-grid scene / streamed-LOD scene")
     i.add_argument("--fps", type=float, help="a sequence's frame rate (default 30)")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--format", help="force the input format instead of probing")
@@ -570,7 +575,7 @@ def run_gui(argv: list[str]) -> int:
     parser = OneLineParser(prog="holoscope", description="View and render compressed 3D and neural video.",
                            epilog="commands: holoscope render --help, holoscope info --help")  # fmt: skip
     parser.add_argument("files", nargs="*", help=f"files, folders or http(s) URLs to open (the first one shown, the rest queued); "
-                                                 f"'{DEMO}', '{DEMO_VIDEO}', '{DEMO_NERV}' and '{DEMO_HASHGRID}' for the built-in demos")
+                                                 f"'{DEMO}', '{DEMO_VIDEO}', '{DEMO_NERV}', '{DEMO_HASHGRID}' and '{DEMO_LOD}' for the built-in demos")
     parser.add_argument("--version", action="version", version=f"holoscope {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--max-memory", metavar="SIZE", help=MEMORY_HELP)

@@ -179,6 +179,8 @@ class MainWindow(QMainWindow):
                                              file_menu)  # fmt: skip
         self.demo_hashgrid_action = self._action("Open Demo &Hash-Grid Scene", lambda: self.open_demo(hashgrid=True),
                                                  (), file_menu)  # fmt: skip
+        self.demo_lod_action = self._action("Open Demo Streamed-&LOD Scene", lambda: self.open_demo(lod=True), (),
+                                            file_menu)  # fmt: skip
         file_menu.addSeparator()
         self.screenshot_action = self._action("Save &Screenshot…", self.screenshot_dialog, ("Ctrl+S",), file_menu)
         self.export_action = self._action("&Export Video…", self.export_dialog, ("Ctrl+E",), file_menu)
@@ -411,17 +413,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opened {display_path(Path(url).name)} ({media.reader})", 4000)
         self.refresh_info()
 
-    def open_demo(self, video: bool = False, neural: bool = False, hashgrid: bool = False) -> None:
-        """The built-in demo scene, demo Gaussian video, demo neural video or demo hash-grid
-        scene; the first two are made on first use (the video takes seconds to encode, so that
+    def open_demo(self, video: bool = False, neural: bool = False, hashgrid: bool = False, lod: bool = False) -> None:
+        """The built-in demo scene, demo Gaussian video, demo neural video, demo hash-grid scene
+        or demo streamed-LOD scene; the first two and the last are made on first use (the video takes seconds to encode, so that
         happens on the loader thread, never the GUI thread), the neural ones are shipped."""
         from holoscope.assets.demo import demo_path
         from holoscope.assets.demo_hashgrid import demo_hashgrid_path
+        from holoscope.assets.demo_lod import demo_lod_path
         from holoscope.assets.demo_nerv import demo_nerv_path
         from holoscope.assets.demo_video import demo_video_path
 
         self.playlist, self.playlist_index = [], -1
-        if hashgrid:
+        if lod:
+            self.open_path("demo-lod", locate=demo_lod_path)
+        elif hashgrid:
             self.open_path("demo-hashgrid", locate=demo_hashgrid_path)
         elif neural:
             self.open_path("demo-nerv", locate=demo_nerv_path)

@@ -206,3 +206,16 @@ def test_url_streams_coarse_first(qtbot, window, lod_scene_path, proxy, streams_
     # the app refines directly: the coarsest level, then level 0, no level in between
     finest = {scene.filenames[f].split("/")[0] for f in scene.files_for(0)}
     assert served == coarse | finest
+
+
+def test_the_menu_opens_the_demo_lod_scene(qtbot, window):
+    from holoscope.assets.demo_lod import demo_lod_path
+
+    file_menu = window.menuBar().actions()[0].menu()
+    assert window.demo_lod_action in file_menu.actions()
+    window.demo_lod_action.trigger()
+    wait_for_media(qtbot, window, "lod-meta.json")
+    view = window.viewport.view
+    assert type(view).__name__ == "LodView" and window.media_path == str(demo_lod_path())
+    qtbot.waitUntil(lambda: view.cloud is not None and view.cloud.count > 0, timeout=60000)
+    assert np.isfinite(view.cloud.means).all()
